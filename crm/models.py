@@ -1,0 +1,216 @@
+"""The tenant (Business), its staff memberships, and the CRM records.
+
+Every domain row belongs to exactly one Business through a `business` foreign key
+(`BusinessOwned`); reads go through `Model.objects.for_business(b)` and the admin / staff
+UI scope every queryset and every foreign-key choice to the user's business.
+
+Contacts use multi-table inheritance: `Contact` is what gets billed ("bill-to") and what
+opportunities, tickets and Stripe customers point at; `Individual` and `Organization` add
+their own fields. One foreign key serves both kinds everywhere.
+"""
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+
+currency_validator = RegexValidator(r"^[A-Z]{3}$", "Use a three-letter ISO 4217 code, e.g. USD.")
+country_validator = RegexValidator(r"^[A-Z]{2}$", "Use a two-letter ISO 3166 country code, e.g. GB.")
+
+
+class BusinessQuerySet(models.QuerySet):
+    def for_business(self, business):
+        return self.filter(business=business)
+
+    def for_user(self, user):
+        if user.is_superuser:
+            return self
+        return self.filter(business__memberships__user=user)
+
+
+class Business(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(unique=True)
+    country = models.CharField(max_length=2, validators=[country_validator])
+    default_currency = models.CharField(max_length=3, default="USD", validators=[currency_validator])
+    finance_enabled = models.BooleanField(default=False, help_text="Billing, invoices and the Stripe integration.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "businesses"
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", "Owner"
+    FINANCE = "finance", "Finance"
+    STAFF = "staff", "Staff"
+
+
+# Roles allowed to manage billing (billables, invoices, the Stripe integration).
+FINANCE_ROLES = frozenset({Role.OWNER, Role.FINANCE})
+
+
+class Membership(models.Model):
+    business = models.ForeignKey(Business, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.STAFF)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["business", "user"], name="uniq_membership")]
+
+    def __str__(self):
+        return f"{self.user} @ {self.business} ({self.role})"
+
+    @property
+    def can_manage_finance(self):
+        return self.role in FINANCE_ROLES
+
+
+class BusinessOwned(models.Model):
+    business = models.ForeignKey(Business, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = BusinessQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def check_same_business(self, **related):
+        """A row may only point at rows of its own business (called from clean())."""
+        errors = {}
+        for field, obj in related.items():
+            if obj is not None and self.business_id and obj.business_id != self.business_id:
+                errors[field] = "Belongs to another business."
+        if errors:
+            raise ValidationError(errors)
+
+
+class ContactKind(models.TextChoices):
+    INDIVIDUAL = "individual", "Individual"
+    ORGANIZATION = "organization", "Organization"
+
+
+class Contact(BusinessOwned):
+    """Anything that can be billed. Use Individual / Organization to create one."""
+
+    kind = models.CharField(max_length=16, choices=ContactKind.choices, editable=False)
+    name = models.CharField(max_length=200)
+    phone = models.CharField(max_length=40, blank=True)
+    address_line1 = models.CharField(max_length=200, blank=True)
+    address_line2 = models.CharField(max_length=200, blank=True)
+    city = models.CharField(max_length=100, blank=True)
+    postal_code = models.CharField(max_length=20, blank=True)
+    state = models.CharField(max_length=100, blank=True)
+    country = models.CharField(max_length=2, blank=True, validators=[country_validator])
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["business", "name"])]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def billing_email(self):
+        if self.kind == ContactKind.ORGANIZATION:
+            return self.as_organization.billing_email
+        return self.as_individual.email
+
+    @property
+    def specific(self):
+        return self.as_organization if self.kind == ContactKind.ORGANIZATION else self.as_individual
+
+
+class Organization(Contact):
+    # Named parent links: the default reverse name `contact.organization` would clash
+    # with Individual.organization.
+    contact_ptr = models.OneToOneField(
+        Contact, on_delete=models.CASCADE, parent_link=True, primary_key=True, related_name="as_organization"
+    )
+    billing_email = models.EmailField(blank=True)
+    tax_id = models.CharField("tax / VAT id", max_length=50, blank=True)
+    custom_fields = models.JSONField(default=dict, blank=True)
+
+    def save(self, *args, **kwargs):
+        self.kind = ContactKind.ORGANIZATION
+        super().save(*args, **kwargs)
+
+    def clean(self):
+        if not isinstance(self.custom_fields, dict):
+            raise ValidationError({"custom_fields": "Custom fields are a JSON object of name: value."})
+
+
+class Individual(Contact):
+    contact_ptr = models.OneToOneField(
+        Contact, on_delete=models.CASCADE, parent_link=True, primary_key=True, related_name="as_individual"
+    )
+    email = models.EmailField(blank=True)
+    organization = models.ForeignKey(
+        Organization, null=True, blank=True, on_delete=models.SET_NULL, related_name="people"
+    )
+
+    def save(self, *args, **kwargs):
+        self.kind = ContactKind.INDIVIDUAL
+        super().save(*args, **kwargs)
+
+    def clean(self):
+        self.check_same_business(organization=self.organization)
+
+
+class Opportunity(BusinessOwned):
+    class Stage(models.TextChoices):
+        LEAD = "lead", "Lead"
+        QUALIFIED = "qualified", "Qualified"
+        PROPOSAL = "proposal", "Proposal"
+        WON = "won", "Won"
+        LOST = "lost", "Lost"
+
+    contact = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="opportunities")
+    title = models.CharField(max_length=200)
+    stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.LEAD)
+    value = models.DecimalField(max_digits=18, decimal_places=3, null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True, validators=[currency_validator])
+    close_date = models.DateField(null=True, blank=True)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        verbose_name_plural = "opportunities"
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return self.title
+
+    def clean(self):
+        self.check_same_business(contact=getattr(self, "contact", None))
+
+
+class Ticket(BusinessOwned):
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        PENDING = "pending", "Pending"
+        CLOSED = "closed", "Closed"
+
+    class Priority(models.TextChoices):
+        LOW = "low", "Low"
+        NORMAL = "normal", "Normal"
+        HIGH = "high", "High"
+
+    contact = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="tickets")
+    subject = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    priority = models.CharField(max_length=16, choices=Priority.choices, default=Priority.NORMAL)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return self.subject
+
+    def clean(self):
+        self.check_same_business(contact=getattr(self, "contact", None))

@@ -1,0 +1,61 @@
+from decimal import Decimal
+
+import factory
+
+from crm.tests.factories import BusinessFactory, IndividualFactory
+from finance.models import Billable, Invoice, InvoiceLine, Payment, Refund
+
+
+class BillableFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Billable
+
+    business = factory.SubFactory(BusinessFactory)
+    bill_to = factory.SubFactory(IndividualFactory, business=factory.SelfAttribute("..business"))
+    description = factory.Sequence(lambda n: f"Work item {n}")
+    quantity = Decimal("1")
+    unit_price = Decimal("100.00")
+    currency = "USD"
+
+
+class InvoiceFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Invoice
+
+    business = factory.SubFactory(BusinessFactory)
+    bill_to = factory.SubFactory(IndividualFactory, business=factory.SelfAttribute("..business"))
+    number = factory.Sequence(lambda n: f"INV-{n:05d}")
+    currency = "USD"
+
+
+class InvoiceLineFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = InvoiceLine
+
+    invoice = factory.SubFactory(InvoiceFactory)
+    business = factory.SelfAttribute("invoice.business")
+    description = "Line"
+    quantity = Decimal("1")
+    unit_price = Decimal("100.00")
+    subtotal = Decimal("100.00")
+    total = Decimal("100.00")
+
+
+class PaymentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Payment
+
+    invoice = factory.SubFactory(InvoiceFactory)
+    business = factory.SelfAttribute("invoice.business")
+    amount = Decimal("100.00")
+    currency = "USD"
+
+
+class RefundFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Refund
+
+    payment = factory.SubFactory(PaymentFactory)
+    business = factory.SelfAttribute("payment.business")
+    amount = Decimal("10.00")
+    currency = "USD"

@@ -1,0 +1,1 @@
+"""Stripe connection, object links and sync state (issue 4 onwards)."""
