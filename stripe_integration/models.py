@@ -1,1 +1,79 @@
-"""Stripe connection, object links and sync state (issue 4 onwards)."""
+"""The business's Stripe connection and the platform's Connect webhook endpoint.
+
+Tokens and signing secrets are encrypted at rest (`crypto.EncryptedTextField`). dj-stripe's
+`WebhookEndpoint` would be the natural home for the endpoint, but it keeps the `whsec_`
+secret in plain text; `ConnectWebhookEndpoint` keeps the same facts with the secret
+encrypted.
+"""
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from crm.models import BusinessOwned
+
+from .crypto import EncryptedTextField
+
+
+class ConnectionStatus(models.TextChoices):
+    CONNECTED = "connected", "Connected"
+    DISCONNECTED = "disconnected", "Disconnected"
+    REVOKED = "revoked", "Revoked by Stripe"
+
+
+class StripeConnection(BusinessOwned):
+    stripe_user_id = models.CharField("Stripe account id", max_length=255)
+    livemode = models.BooleanField(default=False)
+    scope = models.CharField(max_length=50, blank=True)
+    status = models.CharField(max_length=16, choices=ConnectionStatus.choices, default=ConnectionStatus.CONNECTED, db_index=True)
+    access_token = EncryptedTextField(blank=True, editable=False)
+    refresh_token = EncryptedTextField(blank=True, editable=False)
+    account_name = models.CharField(max_length=255, blank=True)
+    account_email = models.CharField(max_length=255, blank=True)
+    account_country = models.CharField(max_length=2, blank=True)
+    connected_at = models.DateTimeField(null=True, blank=True)
+    connected_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    disconnected_at = models.DateTimeField(null=True, blank=True)
+    disconnected_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # One active connection per business and mode ...
+            models.UniqueConstraint(
+                fields=["business", "livemode"], condition=Q(status="connected"), name="uniq_active_connection_per_business_mode"
+            ),
+            # ... and a Stripe account serves one business at a time.
+            models.UniqueConstraint(
+                fields=["stripe_user_id", "livemode"], condition=Q(status="connected"), name="uniq_active_connection_per_account"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.stripe_user_id} ({'live' if self.livemode else 'test'}, {self.status})"
+
+    @property
+    def is_active(self):
+        return self.status == ConnectionStatus.CONNECTED
+
+    @property
+    def mode_label(self):
+        return "live" if self.livemode else "test"
+
+
+class ConnectWebhookEndpoint(models.Model):
+    """The platform's one Connect (`connect=true`) webhook endpoint per URL and mode."""
+
+    stripe_id = models.CharField(max_length=255, unique=True)
+    url = models.URLField(max_length=500)
+    livemode = models.BooleanField(default=False)
+    secret = EncryptedTextField(editable=False)
+    enabled_events = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["url", "livemode"], name="uniq_connect_endpoint_url_mode")]
+
+    def __str__(self):
+        return f"{self.stripe_id} -> {self.url}"

@@ -1,0 +1,13 @@
+from django.urls import path
+
+from . import views
+
+app_name = "stripe_integration"
+
+urlpatterns = [
+    path("", views.SettingsView.as_view(), name="settings"),
+    path("connect/", views.ConnectView.as_view(), name="connect"),
+    path("oauth/callback/", views.OAuthCallbackView.as_view(), name="oauth_callback"),
+    path("disconnect/", views.DisconnectView.as_view(), name="disconnect"),
+    path("test/", views.TestConnectionView.as_view(), name="test"),
+]
