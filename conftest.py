@@ -2,6 +2,14 @@
 import pytest
 
 from crm.models import Role
+from tests_support.celery_worker import celery_worker  # noqa: F401  (fixture)
+from tests_support.sandbox import stripe_env, stripe_sandbox_server  # noqa: F401  (fixtures)
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # PBKDF2's deliberate slowness costs ~0.3 s per user created in tests.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
