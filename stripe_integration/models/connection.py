@@ -11,7 +11,7 @@ from django.db.models import Q
 
 from crm.models import BusinessOwned
 
-from .crypto import EncryptedTextField
+from ..crypto import EncryptedTextField
 
 
 class ConnectionStatus(models.TextChoices):
@@ -77,3 +77,46 @@ class ConnectWebhookEndpoint(models.Model):
 
     def __str__(self):
         return f"{self.stripe_id} -> {self.url}"
+
+
+class LineOrder(models.TextChoices):
+    NONE = "none", "As entered"
+    AMOUNT = "amount", "By amount (largest first)"
+    SERVICE = "service", "By service"
+
+
+class IntegrationSettings(BusinessOwned):
+    """Per-business choices for customers and invoices (the settings page)."""
+
+    business = models.OneToOneField("crm.Business", on_delete=models.CASCADE, related_name="stripe_settings")
+    auto_create_customers = models.BooleanField(
+        "Create customers in Stripe automatically", default=True,
+        help_text="Create the Stripe customer on first need; otherwise staff link an existing cus_... id.",
+    )
+    collection_method = models.CharField(
+        max_length=24, default="send_invoice",
+        choices=[("send_invoice", "Send invoice (customer pays on the hosted page)"),
+                 ("charge_automatically", "Charge the saved card automatically")],
+    )
+    days_until_due = models.PositiveSmallIntegerField(default=30)
+    send_due_date = models.BooleanField(default=True, help_text="Show the due date on the Stripe invoice.")
+    only_approved = models.BooleanField(default=False, help_text="Only invoices marked approved are sent.")
+    excluded_line_types = models.JSONField(default=list, blank=True, help_text='Line types left out, e.g. ["credit"].')
+    line_order = models.CharField(max_length=16, choices=LineOrder.choices, default=LineOrder.NONE)
+    po_number_field = models.CharField(
+        "PO number field name", max_length=40, blank=True, default="PO number",
+        help_text="Name of the invoice custom field the PO number is copied into (blank: not sent).",
+    )
+    footer = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        verbose_name = "Stripe integration settings"
+        verbose_name_plural = "Stripe integration settings"
+
+    def __str__(self):
+        return f"Stripe settings of {self.business}"
+
+    @classmethod
+    def for_business(cls, business):
+        obj, _ = cls.objects.get_or_create(business=business)
+        return obj
