@@ -1,0 +1,170 @@
+"""Writes for contacts, opportunities and tickets (STYLE.md: keyword-only, full_clean()
+before save()). The business always comes from the caller's membership, never from input:
+creates take it as an argument and updates refuse to change it; the models' clean()
+refuses related rows of another business."""
+from datetime import date
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from crm.models import Business, Contact, ContactKind, Individual, Membership, Opportunity, Organization, Ticket
+
+ADDRESS_FIELDS = ("phone", "address_line1", "address_line2", "city", "postal_code", "state", "country")
+INDIVIDUAL_FIELDS = ("name", "email", "organization", *ADDRESS_FIELDS)
+ORGANIZATION_FIELDS = ("name", "billing_email", "tax_id", *ADDRESS_FIELDS)
+OPPORTUNITY_FIELDS = ("contact", "title", "stage", "value", "currency", "close_date", "owner")
+TICKET_FIELDS = ("contact", "subject", "description", "status", "priority")
+
+
+def _clean_and_save(instance, *, update_fields=None):
+    instance.full_clean()
+    instance.save(update_fields=update_fields)
+    return instance
+
+
+def _update(instance, *, data: dict, allowed: tuple[str, ...], validate=None):
+    """Set the `allowed` fields present in `data`; save only what changed."""
+    unknown = set(data) - set(allowed)
+    if unknown:
+        raise ValueError(f"Cannot update {', '.join(sorted(unknown))} of {type(instance).__name__}.")
+    changed = []
+    for field, value in data.items():
+        attname = instance._meta.get_field(field).attname
+        current = getattr(instance, attname)
+        new = value.pk if hasattr(value, "_meta") else value
+        if current != new:
+            setattr(instance, field, value)
+            changed.append(field)
+    if not changed:
+        return instance
+    if validate is not None:
+        validate(instance)
+    # MTI: a subclass save writes both tables; update_fields may name either's fields.
+    return _clean_and_save(instance, update_fields=[*changed, "updated_at"])
+
+
+def _address(**address: str) -> dict:
+    return {field: (address.get(field) or "").strip() for field in ADDRESS_FIELDS}
+
+
+def _upper(code: str | None) -> str:
+    return (code or "").strip().upper()
+
+
+# --- contacts ---------------------------------------------------------------------------
+
+@transaction.atomic
+def individual_create(
+    *, business: Business, name: str, email: str = "", organization: Organization | None = None,
+    phone: str = "", address_line1: str = "", address_line2: str = "", city: str = "",
+    postal_code: str = "", state: str = "", country: str = "",
+) -> Individual:
+    individual = Individual(
+        business=business, name=name.strip(), email=email.strip(), organization=organization,
+        **_address(phone=phone, address_line1=address_line1, address_line2=address_line2, city=city,
+                   postal_code=postal_code, state=state, country=_upper(country)),
+    )
+    return _clean_and_save(individual)
+
+
+@transaction.atomic
+def organization_create(
+    *, business: Business, name: str, billing_email: str = "", tax_id: str = "",
+    phone: str = "", address_line1: str = "", address_line2: str = "", city: str = "",
+    postal_code: str = "", state: str = "", country: str = "",
+) -> Organization:
+    organization = Organization(
+        business=business, name=name.strip(), billing_email=billing_email.strip(), tax_id=tax_id.strip(),
+        **_address(phone=phone, address_line1=address_line1, address_line2=address_line2, city=city,
+                   postal_code=postal_code, state=state, country=_upper(country)),
+    )
+    return _clean_and_save(organization)
+
+
+def contact_create(*, business: Business, kind: str, **fields) -> Individual | Organization:
+    """Create an individual or an organization (`kind` is a ContactKind)."""
+    if kind == ContactKind.INDIVIDUAL:
+        return individual_create(business=business, **fields)
+    if kind == ContactKind.ORGANIZATION:
+        return organization_create(business=business, **fields)
+    raise ValueError(f"Unknown contact kind {kind!r}.")
+
+
+def _normalize_contact_data(data: dict) -> dict:
+    data = dict(data)
+    if "country" in data:
+        data["country"] = _upper(data["country"])
+    return data
+
+
+@transaction.atomic
+def individual_update(*, individual: Individual, data: dict) -> Individual:
+    return _update(individual, data=_normalize_contact_data(data), allowed=INDIVIDUAL_FIELDS)
+
+
+@transaction.atomic
+def organization_update(*, organization: Organization, data: dict) -> Organization:
+    return _update(organization, data=_normalize_contact_data(data), allowed=ORGANIZATION_FIELDS)
+
+
+def contact_update(*, contact: Contact, data: dict) -> Individual | Organization:
+    """Update either kind; `contact` may be the Contact or its Individual/Organization."""
+    specific = contact if isinstance(contact, (Individual, Organization)) else contact.specific
+    if isinstance(specific, Organization):
+        return organization_update(organization=specific, data=data)
+    return individual_update(individual=specific, data=data)
+
+
+# --- opportunities ----------------------------------------------------------------------
+
+def _validate_opportunity(opportunity: Opportunity) -> None:
+    errors = {}
+    if opportunity.owner_id is not None and not Membership.objects.filter(
+        business_id=opportunity.business_id, user_id=opportunity.owner_id
+    ).exists():
+        errors["owner"] = "The owner must be a member of this business."
+    if opportunity.value is not None and not opportunity.currency:
+        errors["currency"] = "Give the currency of the value."
+    if errors:
+        raise ValidationError(errors)
+
+
+@transaction.atomic
+def opportunity_create(
+    *, business: Business, contact: Contact, title: str, stage: str = Opportunity.Stage.LEAD,
+    value: Decimal | None = None, currency: str = "", close_date: date | None = None, owner=None,
+) -> Opportunity:
+    opportunity = Opportunity(
+        business=business, contact=contact, title=title.strip(), stage=stage, value=value,
+        currency=_upper(currency), close_date=close_date, owner=owner,
+    )
+    _validate_opportunity(opportunity)
+    return _clean_and_save(opportunity)
+
+
+@transaction.atomic
+def opportunity_update(*, opportunity: Opportunity, data: dict) -> Opportunity:
+    data = dict(data)
+    if "currency" in data:
+        data["currency"] = _upper(data["currency"])
+    return _update(opportunity, data=data, allowed=OPPORTUNITY_FIELDS, validate=_validate_opportunity)
+
+
+# --- tickets ----------------------------------------------------------------------------
+
+@transaction.atomic
+def ticket_create(
+    *, business: Business, contact: Contact, subject: str, description: str = "",
+    status: str = Ticket.Status.OPEN, priority: str = Ticket.Priority.NORMAL,
+) -> Ticket:
+    ticket = Ticket(
+        business=business, contact=contact, subject=subject.strip(), description=description,
+        status=status, priority=priority,
+    )
+    return _clean_and_save(ticket)
+
+
+@transaction.atomic
+def ticket_update(*, ticket: Ticket, data: dict) -> Ticket:
+    return _update(ticket, data=data, allowed=TICKET_FIELDS)

@@ -1,0 +1,81 @@
+"""Finance reads for the staff UI, scoped to one business (see crm.selectors for the
+conventions). Amounts shown in lists are quantity x unit price ("gross", before
+discounts and VAT, negative for credits); the exact breakdown is finance.totals' job."""
+from decimal import Decimal
+
+from django.db.models import Case, Count, Q, DecimalField, ExpressionWrapper, F, QuerySet, Sum, Value, When
+from django.db.models.functions import Coalesce, TruncDate
+
+from crm.models import Business
+from crm.selectors import _filtered
+from finance.filters import BillableFilter
+from finance.models import Billable, BillableStatus, Invoice, InvoiceStatus, LineType, Payment
+
+_GROSS_FIELD = DecimalField(max_digits=30, decimal_places=3)
+
+
+def _signed_gross():
+    gross = ExpressionWrapper(F("quantity") * F("unit_price"), output_field=_GROSS_FIELD)
+    return Case(
+        When(line_type=LineType.CREDIT, then=ExpressionWrapper(-gross, output_field=_GROSS_FIELD)),
+        default=gross, output_field=_GROSS_FIELD,
+    )
+
+
+def _billable_queryset(business: Business) -> QuerySet:
+    return (
+        Billable.objects.for_business(business)
+        .select_related("bill_to", "opportunity", "ticket", "service", "invoice")
+        .annotate(effective_date=Coalesce("service_date", TruncDate("created_at")))
+    )
+
+
+def billable_list(*, business: Business, filters=None, bill_to=None, opportunity=None, ticket=None) -> QuerySet:
+    qs = _billable_queryset(business).order_by("-effective_date", "-created_at", "-pk")
+    if bill_to is not None:
+        qs = qs.filter(bill_to=bill_to)
+    if opportunity is not None:
+        qs = qs.filter(opportunity=opportunity)
+    if ticket is not None:
+        qs = qs.filter(ticket=ticket)
+    return _filtered(BillableFilter, business=business, filters=filters, queryset=qs)
+
+
+def billable_get(*, business: Business, pk) -> Billable:
+    return _billable_queryset(business).get(pk=pk)
+
+
+def unbilled_totals(*, business: Business, bill_to=None) -> list[dict]:
+    """[{"currency": "EUR", "count": 3, "gross": Decimal}, ...] for unbilled billables,
+    one row per currency (amounts in different currencies are never added up)."""
+    qs = Billable.objects.for_business(business).filter(status=BillableStatus.UNBILLED)
+    if bill_to is not None:
+        qs = qs.filter(bill_to=bill_to)
+    rows = (
+        qs.order_by().values("currency")
+        .annotate(count=Count("pk"), gross=Coalesce(Sum(_signed_gross()), Value(Decimal("0")), output_field=_GROSS_FIELD))
+        .order_by("currency")
+    )
+    return list(rows)
+
+
+def invoice_list(*, business: Business, bill_to=None) -> QuerySet:
+    qs = Invoice.objects.for_business(business).select_related("bill_to").order_by("-created_at", "-pk")
+    if bill_to is not None:
+        qs = qs.filter(bill_to=bill_to)
+    return qs
+
+
+def payment_list(*, business: Business, bill_to=None) -> QuerySet:
+    qs = Payment.objects.for_business(business).select_related("invoice").order_by("-created_at", "-pk")
+    if bill_to is not None:
+        qs = qs.filter(invoice__bill_to=bill_to)
+    return qs
+
+
+def invoice_counts(*, business: Business) -> dict:
+    """Invoices in total and those awaiting payment (open or uncollectible)."""
+    return Invoice.objects.for_business(business).aggregate(
+        invoices=Count("pk"),
+        unpaid_invoices=Count("pk", filter=Q(status__in=[InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE])),
+    )
