@@ -217,12 +217,14 @@ class Gateway:
             raise StripeUnavailable("Stripe answered with an error the app could not read.") from exc
 
     # --- Connect OAuth ---
-    def oauth_authorize_url(self, *, redirect_uri: str, state: str, email: str = "", scope: str = "read_write") -> str:
+    def oauth_authorize_url(self, *, redirect_uri: str, state: str, email: str = "", business_name: str = "",
+                            scope: str = "read_write") -> str:
         if not self.client_id:
             raise NotConfigured()
         params: dict[str, Any] = {"response_type": "code", "scope": scope, "redirect_uri": redirect_uri, "state": state}
-        if email:
-            params["stripe_user"] = {"email": email}
+        prefill = {k: v for k, v in (("email", email), ("business_name", business_name)) if v}
+        if prefill:
+            params["stripe_user"] = prefill
         return self._client.oauth.authorize_url(params=params)
 
     def oauth_exchange_code(self, *, code: str) -> OAuthTokens:

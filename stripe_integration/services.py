@@ -74,7 +74,8 @@ def oauth_start(*, session, business: Business, user) -> str:
     session[OAUTH_STATE_SESSION_KEY] = pending[-OAUTH_STATE_MAX_PENDING:]
     redirect_uri = settings.SITE_URL + reverse("stripe_integration:oauth_callback")
     try:
-        return gateway().oauth_authorize_url(redirect_uri=redirect_uri, state=state, email=user.email or "")
+        return gateway().oauth_authorize_url(redirect_uri=redirect_uri, state=state, email=user.email or "",
+                                             business_name=business.name)
     except GatewayError as exc:
         raise ConnectError(exc.user_message) from None
 
