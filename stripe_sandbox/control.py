@@ -1,0 +1,169 @@
+"""The control plane: `/_sandbox/*`, JSON in and out, no auth. Not Stripe's API;
+it lets tests and the demo reset state, watch requests, inject faults, shape
+webhook delivery, move the clock and make connected accounts without the
+consent page. Endpoints are listed in README.md.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Callable
+from urllib.parse import parse_qs
+
+from .accounts import authenticate, connect_account
+from .core import Ctx, Response, new_id
+from .events import publish
+from .oauth import issue_code
+
+_routes: dict[tuple[str, str], Callable] = {}
+
+
+def _control(method: str, path: str):
+    def register(fn):
+        _routes[(method, "/_sandbox" + path)] = fn
+        return fn
+
+    return register
+
+
+def dispatch(sandbox, req) -> Response:
+    fn = _routes.get((req.method, req.path.rstrip("/") or "/"))
+    if fn is None:
+        known = sorted(f"{m} {p}" for m, p in _routes)
+        return Response.json({"error": f"no control endpoint {req.method} {req.path}", "endpoints": known}, 404)
+    try:
+        body = json.loads(req.body or b"{}")
+        if not isinstance(body, dict):
+            raise ValueError("expected a JSON object")
+        query = {k: v[-1] for k, v in parse_qs(req.query).items()}
+        result = fn(sandbox, body, query)
+    except (ValueError, KeyError, TypeError) as exc:
+        return Response.json({"error": f"{type(exc).__name__}: {exc}"}, 400)
+    return result if isinstance(result, Response) else Response.json(result)
+
+
+def _ctx(sandbox, account: str) -> Ctx:
+    return Ctx(sandbox, account=account, platform=account, request_id=None)
+
+
+@_control("GET", "/health")
+def health(sandbox, body, query):
+    return {"ok": True}
+
+
+@_control("POST", "/reset")
+def reset(sandbox, body, query):
+    sandbox.reset()
+    return {"ok": True}
+
+
+@_control("POST", "/save")
+def save(sandbox, body, query):
+    sandbox.save()
+    return {"ok": True, "state_file": sandbox.state_file}
+
+
+@_control("GET", "/requests")
+def requests(sandbox, body, query):
+    entries, next_index = sandbox.requests_since(int(query.get("since", 0)))
+    return {"data": entries, "next": next_index}
+
+
+@_control("GET", "/faults")
+def faults_list(sandbox, body, query):
+    return {"data": sandbox.faults.list()}
+
+
+@_control("POST", "/faults")
+def faults_add(sandbox, body, query):
+    return sandbox.faults.add(body)
+
+
+@_control("DELETE", "/faults")
+def faults_clear(sandbox, body, query):
+    sandbox.faults.clear()
+    return {"ok": True}
+
+
+@_control("POST", "/rate_limit")
+def rate_limit(sandbox, body, query):
+    sandbox.rate_limiter.configure(int(body.get("per_second", 0)))
+    return {"per_second": sandbox.rate_limiter.per_second}
+
+
+@_control("POST", "/clock")
+def clock_advance(sandbox, body, query):
+    return {"now": sandbox.clock.advance(float(body.get("advance_seconds", 0)))}
+
+
+@_control("GET", "/clock")
+def clock_now(sandbox, body, query):
+    return {"now": sandbox.clock.now()}
+
+
+@_control("POST", "/webhooks/chaos")
+def chaos(sandbox, body, query):
+    return sandbox.webhooks.configure_chaos(body)
+
+
+@_control("DELETE", "/webhooks/chaos")
+def chaos_clear(sandbox, body, query):
+    return sandbox.webhooks.configure_chaos({})
+
+
+@_control("POST", "/webhooks/config")
+def webhook_config(sandbox, body, query):
+    return sandbox.webhooks.configure(body)
+
+
+@_control("GET", "/webhooks/deliveries")
+def deliveries(sandbox, body, query):
+    with sandbox.store.lock:
+        data = [
+            d for d in sandbox.store.deliveries
+            if all(str(d.get(k)) == v for k, v in query.items() if k in ("event", "endpoint", "type"))
+        ]
+        pending = len(sandbox.store.delivery_jobs)
+    return {"data": data, "pending": pending}
+
+
+@_control("POST", "/webhooks/drain")
+def drain(sandbox, body, query):
+    """Block until every queued delivery (retries included) is done."""
+    done = sandbox.webhooks.drain(float(body.get("timeout", 10)))
+    return {"drained": done}
+
+
+def _platform(sandbox, secret_key: str) -> str:
+    with sandbox.store.lock:
+        return authenticate(sandbox.store, sandbox.clock.now(), secret_key)["account"]
+
+
+@_control("POST", "/accounts")
+def accounts_create(sandbox, body, query):
+    """A connected account for a platform key, as if it had gone through OAuth."""
+    platform = _platform(sandbox, body["secret_key"])
+    email = body.get("email") or f"{new_id('user').lower()}@example.test"
+    with sandbox.store.lock:
+        ctx = _ctx(sandbox, platform)
+        account = connect_account(
+            ctx, platform, email,
+            business_name=body.get("business_name"),
+            country=body.get("country", "US"),
+            currency=body.get("default_currency", "usd"),
+        )
+        publish(sandbox, ctx)
+    return {"id": account["id"], "email": email, "platform": platform}
+
+
+@_control("POST", "/oauth/code")
+def oauth_code(sandbox, body, query):
+    """A fresh authorization code, as if the user had clicked Authorize."""
+    platform = _platform(sandbox, body["secret_key"])
+    with sandbox.store.lock:
+        code = issue_code(
+            sandbox, client_id=body.get("client_id"), email=body.get("email"),
+            scope=body.get("scope", "read_write"), platform=platform,
+            business_name=body.get("business_name"),
+        )
+    return {"code": code}
