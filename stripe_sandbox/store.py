@@ -67,7 +67,7 @@ class Store:
             self.delivered: dict[str, bool] = {}
             # Delivery attempts, oldest first (webhooks.py caps the list).
             self.deliveries: list[dict] = []
-            # Heap of [due (wall time), seq, job] for webhook workers.
+            # [due (wall time), seq, job] for webhook workers.
             self.delivery_jobs: list[list] = []
             self.requests: list[dict] = []
             self.clock_offset = 0.0
