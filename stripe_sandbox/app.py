@@ -24,7 +24,7 @@ from .accounts import API_VERSION, authenticate, resolve_account
 from .core import Ctx, Response, expand, match, new_id
 from .errors import OAuthError, StripeError
 from .events import publish
-from .faults import Faults, RateLimiter
+from .faults import EDGE_KINDS, Faults, RateLimiter
 from .schema import validate
 from .store import Clock, Store
 from .webhooks import WebhookDispatcher
@@ -117,11 +117,13 @@ class Sandbox:
         route, names = match(req.method, req.path)
         fault = self.faults.pick(f"{req.method} {req.path}")
         try:
-            if fault is not None and fault.kind in ("500", "429"):
+            if fault is not None and fault.kind in EDGE_KINDS:
                 # Refused at the edge: nothing runs, but the log still says for whom.
                 known = self.store.api_keys.get(_secret_key(req) or "")
                 info["account"] = req.header("Stripe-Account") or (known or {}).get("account")
-                resp = _error_response(fault.error(), request_id)
+                error = fault.error()
+                resp = (Response.json(error.body(request_id), error.status) if isinstance(error, OAuthError)
+                        else _error_response(error, request_id))
             else:
                 resp = self._serve(req, route, names, request_id, info)
         except StripeError as exc:

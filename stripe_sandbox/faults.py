@@ -1,7 +1,8 @@
 """Injected faults and Stripe's rate limit, both set through the control plane.
 
 Fault kinds, matched by regex against "METHOD /path":
-* "500": answer 500 api_error WITHOUT performing the change. The answer is not
+* "500": answer 500 api_error WITHOUT performing the change (`"status"` picks another 5xx,
+  e.g. 503). The answer is not
   kept under the request's idempotency key: it models a failure in front of the
   API (Stripe keeps results only once an endpoint "started executing"), so a
   retry with the same key performs the request.
@@ -10,6 +11,9 @@ Fault kinds, matched by regex against "METHOD /path":
 * "timeout": perform and commit, then sleep `delay_ms` before answering, past the
   client's timeout; a retry with the same idempotency key replays the result.
 * "drop": perform and commit, then close the connection without an answer.
+* "oauth_error": answer an OAuth-style error `{"error": <code>, "error_description": ...}`
+  with `"status"` (default 400) WITHOUT performing anything: lets a test send an error
+  code the client library has never heard of, as connect.stripe.com may.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ import re
 import threading
 import time
 
-from .errors import StripeError
+from .errors import OAuthError, StripeError
 
-FAULT_KINDS = ("500", "429", "timeout", "drop")
+FAULT_KINDS = ("500", "429", "timeout", "drop", "oauth_error")
+EDGE_KINDS = ("500", "429", "oauth_error")  # answered before anything runs
 DEFAULT_TIMEOUT_DELAY_MS = 5000
 
 
@@ -36,7 +41,10 @@ class Fault:
         self.regex = re.compile(self.pattern)
         self.rate = float(spec.get("rate", 1.0))
         self.remaining = spec.get("count")
-        self.code = spec.get("code", "rate_limit")
+        self.code = spec.get("code", "server_error" if kind == "oauth_error" else "rate_limit")
+        self.status = int(spec.get("status", 500 if kind == "500" else 400))
+        if kind == "500" and not 500 <= self.status <= 599:
+            raise ValueError("status of a 500 fault must be 5xx")
         self.delay_ms = float(spec.get("delay_ms", DEFAULT_TIMEOUT_DELAY_MS))
         self.hits = 0
         self.rng = random.Random(spec.get("seed", seed))
@@ -44,13 +52,15 @@ class Fault:
     def describe(self) -> dict:
         return {
             "match": self.pattern, "kind": self.kind, "rate": self.rate, "count": self.remaining,
-            "code": self.code, "delay_ms": self.delay_ms, "hits": self.hits,
+            "code": self.code, "status": self.status, "delay_ms": self.delay_ms, "hits": self.hits,
         }
 
-    def error(self) -> StripeError:
+    def error(self) -> StripeError | OAuthError:
+        if self.kind == "oauth_error":
+            return OAuthError(self.status, str(self.code), "Injected by stripe_sandbox.")
         if self.kind == "500":
             return StripeError(
-                500,
+                self.status,
                 "An unknown error occurred while processing your request (injected by stripe_sandbox).",
                 type="api_error",
             )

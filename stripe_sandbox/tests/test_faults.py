@@ -180,3 +180,23 @@ def test_requests_log_with_since(sandbox):
     assert log[0]["account"] == client.v1.accounts.retrieve_current().id
     assert [r["index"] for r in log] == [0, 1, 2]
     assert [r["path"] for r in sandbox.requests(since=2)] == ["/v1/customers/cus_nope", "/v1/account"]
+
+
+def test_faults_500_with_status_503_and_oauth_error_kind(sandbox):
+    import json
+    import urllib.error
+    import urllib.request
+
+    sandbox.fault("POST /oauth/token", kind="500", status=503, count=1)
+    sandbox.fault("POST /oauth/deauthorize", kind="oauth_error", code="never_heard_of_it", status=400)
+    for path, status, check in (
+        ("/oauth/token", 503, lambda body: body["error"]["type"] == "api_error"),
+        ("/oauth/deauthorize", 400, lambda body: body == {"error": "never_heard_of_it", "error_description": "Injected by stripe_sandbox."}),
+    ):
+        req = urllib.request.Request(sandbox.base_url + path, data=b"grant_type=authorization_code&code=x", method="POST")
+        try:
+            urllib.request.urlopen(req, timeout=5)
+            raise AssertionError("expected an error")
+        except urllib.error.HTTPError as exc:
+            assert exc.code == status
+            assert check(json.loads(exc.read()))
