@@ -17,8 +17,11 @@ venv: $(STAMP)
 run: venv
 	@bin/run
 
+# Two test processes (pytest-xdist) on the two cores CI has; PYTEST_ARGS adds options.
+PYTEST_WORKERS ?= 2
+
 test: venv
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 bench: venv
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -2,7 +2,7 @@
 import pytest
 
 from crm.models import Role
-from tests_support.celery_worker import celery_worker  # noqa: F401  (fixture)
+from tests_support.celery_worker import celery_eager_except_worker_tests, celery_worker  # noqa: F401
 from tests_support.sandbox import stripe_env, stripe_sandbox_server  # noqa: F401  (fixtures)
 
 

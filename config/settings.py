@@ -55,7 +55,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-ROOT_URLCONF = "config.urls"
+# Overridable so that bench/webhooks.py can serve its floor view (bench/floor/urls.py) from
+# the same settings and middleware, without any bench code in the app.
+ROOT_URLCONF = env.str("ROOT_URLCONF", default="config.urls")
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
@@ -118,6 +120,15 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")  # one per CI run: no stolen tasks
+# Task modules beyond the apps' `tasks.py` (autodiscovered).
+CELERY_IMPORTS = ["stripe_integration.webhook_tasks"]
+# `celery -A config beat`: the webhook inbox's retry sweep (parked, failed, never-queued
+# deliveries) and the catch-up that lists events Stripe could not deliver.
+CELERY_BEAT_SCHEDULE = {
+    "stripe-webhook-retry": {"task": "stripe_integration.webhook_tasks.webhook_deliveries_retry_task", "schedule": 60.0},
+    "stripe-catch-up": {"task": "stripe_integration.webhook_tasks.stripe_catch_up_task", "schedule": 30 * 60.0},
+}
 
 # --- Encryption at rest (tokens, webhook secrets): Fernet keys, comma-separated, first
 # encrypts, all decrypt (rotation). In DEBUG a key is derived from SECRET_KEY so a fresh
@@ -138,6 +149,30 @@ STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com").r
 STRIPE_CONNECT_BASE = env.str("STRIPE_CONNECT_BASE", default="https://connect.stripe.com").rstrip("/")
 STRIPE_WEBHOOK_URL = env.str("STRIPE_WEBHOOK_URL", default=f"{SITE_URL}/stripe/webhook/")
 STRIPE_WEBHOOK_TOLERANCE = env.int("STRIPE_WEBHOOK_TOLERANCE", default=300)
+# Webhook intake (stripe_integration/webhooks.py). Signing secrets accepted besides the
+# Connect endpoint's own (encrypted in the database): e.g. the previous one while a secret
+# is rolled. Bodies above the size limit are refused with 413 unread.
+STRIPE_WEBHOOK_SECRETS = env.list("STRIPE_WEBHOOK_SECRETS", default=[])
+STRIPE_WEBHOOK_MAX_BYTES = env.int("STRIPE_WEBHOOK_MAX_BYTES", default=1024 * 1024)
+# How far back the periodic catch-up lists events (the command looks back 30 days).
+STRIPE_CATCH_UP_HOURS = env.int("STRIPE_CATCH_UP_HOURS", default=72)
+# --- Stripe calls: one shared limiter, our own retries, the invoice push (issue 6) ---
+# Requests per second for ALL processes together; 0 = Stripe's limit for the key's mode
+# (25 test, 100 live), counted over STRIPE_RATE_LIMIT_WINDOW seconds from each answer (see
+# stripe_integration/ratelimit.py for why from the answer).
+STRIPE_RATE_LIMIT_PER_SECOND = env.int("STRIPE_RATE_LIMIT_PER_SECOND", default=0)
+STRIPE_RATE_LIMIT_WINDOW = env.float("STRIPE_RATE_LIMIT_WINDOW", default=1.01)
+# Where the limiter lives: this Redis, else CELERY_BROKER_URL when it is Redis (and Celery
+# is not eager), else in-process.
+STRIPE_RATE_LIMIT_REDIS_URL = env.str("STRIPE_RATE_LIMIT_REDIS_URL", default="")
+# Retries of one call (429, lock_timeout, Stripe-Should-Retry, connection errors, 5xx),
+# with exponential backoff and jitter from STRIPE_RETRY_BASE_DELAY up to _MAX_DELAY seconds.
+STRIPE_MAX_RETRIES = env.int("STRIPE_MAX_RETRIES", default=6)
+STRIPE_RETRY_BASE_DELAY = env.float("STRIPE_RETRY_BASE_DELAY", default=0.25)
+STRIPE_RETRY_MAX_DELAY = env.float("STRIPE_RETRY_MAX_DELAY", default=8.0)
+STRIPE_HTTP_TIMEOUT = env.float("STRIPE_HTTP_TIMEOUT", default=30)
+# A push not heard from for this long is taken over by the next attempt (a dead worker).
+STRIPE_PUSH_LEASE_SECONDS = env.int("STRIPE_PUSH_LEASE_SECONDS", default=300)
 # dj-stripe: we use its models and admin; its own API keys / webhook intake are not used.
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_USE_NATIVE_JSONFIELD = True
@@ -162,5 +197,6 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # stripe-python logs every request URL at INFO (query strings carry e-mails): WARNING.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "stripe": {"level": "WARNING"}},
 }

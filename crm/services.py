@@ -15,6 +15,10 @@ INDIVIDUAL_FIELDS = ("name", "email", "organization", *ADDRESS_FIELDS)
 ORGANIZATION_FIELDS = ("name", "billing_email", "tax_id", *ADDRESS_FIELDS)
 OPPORTUNITY_FIELDS = ("contact", "title", "stage", "value", "currency", "close_date", "owner")
 TICKET_FIELDS = ("contact", "subject", "description", "status", "priority")
+# What a contact's Stripe customer carries (stripe_integration.customers): a change to one
+# of these is pushed to the customer.
+BILLING_FIELDS = ("name", "email", "billing_email", "tax_id", "address_line1", "address_line2", "city",
+                  "postal_code", "state", "country")
 
 
 def _clean_and_save(instance, *, update_fields=None):
@@ -98,14 +102,33 @@ def _normalize_contact_data(data: dict) -> dict:
     return data
 
 
+def _billing_snapshot(contact: Contact) -> dict:
+    return {field: getattr(contact, field, None) for field in BILLING_FIELDS}
+
+
+def _billing_changed(contact: Contact, before: dict) -> None:
+    """Queue the update of the contact's Stripe customers (after the commit) when a field
+    they carry changed. Imported late: the integration builds on crm, not the reverse."""
+    if _billing_snapshot(contact) != before:
+        from stripe_integration.customers import customer_sync_request
+
+        customer_sync_request(contact=contact)
+
+
 @transaction.atomic
 def individual_update(*, individual: Individual, data: dict) -> Individual:
-    return _update(individual, data=_normalize_contact_data(data), allowed=INDIVIDUAL_FIELDS)
+    before = _billing_snapshot(individual)
+    individual = _update(individual, data=_normalize_contact_data(data), allowed=INDIVIDUAL_FIELDS)
+    _billing_changed(individual, before)
+    return individual
 
 
 @transaction.atomic
 def organization_update(*, organization: Organization, data: dict) -> Organization:
-    return _update(organization, data=_normalize_contact_data(data), allowed=ORGANIZATION_FIELDS)
+    before = _billing_snapshot(organization)
+    organization = _update(organization, data=_normalize_contact_data(data), allowed=ORGANIZATION_FIELDS)
+    _billing_changed(organization, before)
+    return organization
 
 
 def contact_update(*, contact: Contact, data: dict) -> Individual | Organization:

@@ -27,4 +27,9 @@ urlpatterns = [
     path("tickets/<int:pk>/", views.TicketDetailView.as_view(), name="ticket_detail"),
     path("tickets/<int:pk>/edit/", views.TicketUpdateView.as_view(), name="ticket_update"),
     path("billables/", finance_views.BillableListView.as_view(), name="billable_list"),
+    # --- invoices from billables (issue 6) ---
+    path("invoices/preview/", finance_views.InvoicePreviewView.as_view(), name="invoice_preview"),
+    path("invoices/send/", finance_views.InvoiceSendView.as_view(), name="invoice_send"),
+    path("invoices/<int:pk>/", finance_views.InvoiceDetailView.as_view(), name="invoice_detail"),
+    path("invoices/<int:pk>/action/", finance_views.InvoiceActionView.as_view(), name="invoice_action"),
 ]

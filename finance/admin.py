@@ -11,6 +11,7 @@ from django.forms.models import BaseInlineFormSet
 from django.utils.html import format_html
 
 from crm.admin_base import BusinessScopedAdminMixin, BusinessScopedInlineMixin, format_money
+from finance.admin_invoicing import BillableInvoicingMixin, InvoiceStripeMixin  # issue 6: invoices in Stripe
 from finance.models import Billable, BillableStatus, Invoice, InvoiceLine, InvoiceStatus, Payment, Refund
 
 
@@ -79,7 +80,7 @@ class BillableInline(BusinessScopedInlineMixin, admin.TabularInline):
 
 
 @admin.register(Billable)
-class BillableAdmin(BusinessScopedAdminMixin, admin.ModelAdmin):
+class BillableAdmin(BillableInvoicingMixin, BusinessScopedAdminMixin, admin.ModelAdmin):
     finance_only = True
     list_display = (
         "bill_to", "description", "service", "quantity", "unit_price_display", "currency", "discount_display",
@@ -189,7 +190,7 @@ class PaymentInline(BusinessScopedInlineMixin, admin.TabularInline):
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(BusinessScopedAdminMixin, admin.ModelAdmin):
+class InvoiceAdmin(InvoiceStripeMixin, BusinessScopedAdminMixin, admin.ModelAdmin):
     finance_only = True
     stripe_managed_readonly = True
     list_display = (
@@ -197,7 +198,7 @@ class InvoiceAdmin(BusinessScopedAdminMixin, admin.ModelAdmin):
         "amount_remaining_display", "due_date", "created_at", "hosted_invoice_link", "invoice_pdf_link",
     )
     list_select_related = ("bill_to",)
-    list_filter = ("status", "currency", "collection_method", "due_date")
+    list_filter = ("status", "currency", "collection_method", "due_date", "disputed")
     search_fields = ("number", "stripe_invoice_id", "stripe_number", "bill_to__name")
     date_hierarchy = "created_at"
     autocomplete_fields = ("bill_to",)
@@ -206,11 +207,11 @@ class InvoiceAdmin(BusinessScopedAdminMixin, admin.ModelAdmin):
         (None, {"fields": ("business", "number", "bill_to", "currency", "collection_method", "due_date", "status")}),
         ("Amounts", {"fields": (
             "subtotal_display", "discount_total_display", "tax_total_display", "total_display",
-            "amount_paid_display", "amount_remaining_display",
+            "amount_paid_display", "amount_remaining_display", "amount_refunded_display",
         )}),
         ("Stripe", {"fields": (
             "hosted_invoice_link", "invoice_pdf_link", "stripe_invoice_id", "stripe_number", "stripe_customer_id",
-            "finalized_at", "paid_at", "voided_at", "last_error",
+            "finalized_at", "paid_at", "voided_at", "disputed", "disputed_at", "last_error",
         )}),
         ("Record", {"fields": ("created_at", "updated_at")}),
     )
@@ -218,6 +219,8 @@ class InvoiceAdmin(BusinessScopedAdminMixin, admin.ModelAdmin):
         "status", "subtotal_display", "discount_total_display", "tax_total_display", "total_display",
         "amount_paid_display", "amount_remaining_display", "hosted_invoice_link", "invoice_pdf_link",
         "finalized_at", "paid_at", "voided_at", "last_error", "created_at", "updated_at",
+        # Set by Stripe's webhooks (issue 7): refunds and disputes.
+        "amount_refunded_display", "disputed", "disputed_at",
     )
 
     subtotal_display = money_column("subtotal", "subtotal")
@@ -226,6 +229,7 @@ class InvoiceAdmin(BusinessScopedAdminMixin, admin.ModelAdmin):
     total_display = money_column("total", "total")
     amount_paid_display = money_column("amount_paid", "paid")
     amount_remaining_display = money_column("amount_remaining", "remaining")
+    amount_refunded_display = money_column("amount_refunded", "refunded")
 
     @admin.display(description="hosted invoice")
     def hosted_invoice_link(self, obj):

@@ -133,6 +133,32 @@ class CollectionMethod(models.TextChoices):
     CHARGE_AUTOMATICALLY = "charge_automatically", "Charge automatically"
 
 
+# --- invoice push to Stripe (issue 6) ---
+class InvoicePushStatus(models.TextChoices):
+    """Where the CRM invoice is in its push to Stripe, beside Stripe's own `status`.
+
+    pending: built locally, nothing sent yet (or awaiting approval); pushing: a worker
+    owns it (saved BEFORE any Stripe call, so a crash leaves a trace that recovery
+    follows); pushed: created, lines added, finalized, sent (or charged); failed: a
+    Stripe error stopped it (message in `last_error`, Retry offered); mismatch: Stripe's
+    totals differ from the CRM's (differences in `push_mismatch`), stopped before sending.
+    """
+    PENDING = "pending", "Not sent yet"
+    PUSHING = "pushing", "Sending to Stripe"
+    PUSHED = "pushed", "In Stripe"
+    FAILED = "failed", "Failed"
+    MISMATCH = "mismatch", "Totals differ from Stripe"
+
+
+class InvoicePushStep(models.TextChoices):
+    """The last push step known done (recovery re-reads Stripe before trusting it)."""
+    NONE = "", "Nothing yet"
+    CREATED = "created", "Draft created"
+    LINES = "lines", "Lines added"
+    FINALIZED = "finalized", "Finalized"
+    SENT = "sent", "Sent or charged"
+
+
 class Invoice(BusinessOwned):
     number = models.CharField(max_length=40, help_text="Local invoice number.")
     bill_to = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="invoices")
@@ -154,7 +180,23 @@ class Invoice(BusinessOwned):
     finalized_at = models.DateTimeField(null=True, blank=True)
     paid_at = models.DateTimeField(null=True, blank=True)
     voided_at = models.DateTimeField(null=True, blank=True)
+    # Refunds never change Stripe's amount_paid (a refunded invoice stays "paid"); the app
+    # keeps what was given back beside it, so net paid = amount_paid - amount_refunded.
+    amount_refunded = money_field()
+    # A chargeback on one of its payments (charge.dispute.created): staff must respond.
+    disputed = models.BooleanField(default=False, db_index=True)
+    disputed_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    # --- push to Stripe (issue 6): see InvoicePushStatus ---
+    push_status = models.CharField(max_length=10, choices=InvoicePushStatus.choices, default=InvoicePushStatus.PENDING, db_index=True)
+    push_step = models.CharField(max_length=10, choices=InvoicePushStep.choices, default=InvoicePushStep.NONE, blank=True, editable=False)
+    push_attempts = models.PositiveIntegerField(default=0, editable=False)
+    push_claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    push_mismatch = models.JSONField(default=dict, blank=True, editable=False, help_text="CRM vs Stripe totals (minor units) when they differ.")
+    approved = models.BooleanField(default=False, help_text="Needed before sending when the business sends only approved invoices.")
+    po_number = models.CharField("PO number", max_length=100, blank=True)
+    days_until_due = models.PositiveSmallIntegerField(null=True, blank=True)
+    footer = models.CharField(max_length=500, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -165,6 +207,10 @@ class Invoice(BusinessOwned):
 
     def can_transition(self, new_status):
         return new_status == self.status or new_status in INVOICE_TRANSITIONS[self.status]
+
+    @property
+    def net_paid(self):
+        return self.amount_paid - self.amount_refunded
 
     def clean(self):
         self.check_same_business(bill_to=getattr(self, "bill_to", None))
@@ -190,6 +236,9 @@ class InvoiceLine(BusinessOwned):
     tax = money_field()
     total = money_field()
     stripe_line_id = models.CharField(max_length=255, blank=True)
+    # --- push to Stripe (issue 6): what the line was priced with ---
+    discount_percent = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
+    uses_list_price = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["invoice", "position"]

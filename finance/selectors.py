@@ -3,13 +3,14 @@ conventions). Amounts shown in lists are quantity x unit price ("gross", before
 discounts and VAT, negative for credits); the exact breakdown is finance.totals' job."""
 from decimal import Decimal
 
-from django.db.models import Case, Count, Q, DecimalField, ExpressionWrapper, F, QuerySet, Sum, Value, When
+from django.db.models import (Case, Count, DecimalField, Exists, ExpressionWrapper, F, OuterRef, Prefetch, Q,
+                              QuerySet, Sum, Value, When)
 from django.db.models.functions import Coalesce, TruncDate
 
 from crm.models import Business
 from crm.selectors import _filtered
 from finance.filters import BillableFilter
-from finance.models import Billable, BillableStatus, Invoice, InvoiceStatus, LineType, Payment
+from finance.models import Billable, BillableStatus, Invoice, InvoiceStatus, LineType, Payment, PaymentStatus, Refund
 
 _GROSS_FIELD = DecimalField(max_digits=30, decimal_places=3)
 
@@ -60,7 +61,10 @@ def unbilled_totals(*, business: Business, bill_to=None) -> list[dict]:
 
 
 def invoice_list(*, business: Business, bill_to=None) -> QuerySet:
-    qs = Invoice.objects.for_business(business).select_related("bill_to").order_by("-created_at", "-pk")
+    # `payment_processing`: a bank debit under way, shown apart from paid (issue 7).
+    processing = Payment.objects.filter(invoice=OuterRef("pk"), status=PaymentStatus.PROCESSING)
+    qs = (Invoice.objects.for_business(business).select_related("bill_to")
+          .annotate(payment_processing=Exists(processing)).order_by("-created_at", "-pk"))
     if bill_to is not None:
         qs = qs.filter(bill_to=bill_to)
     return qs
@@ -79,3 +83,9 @@ def invoice_counts(*, business: Business) -> dict:
         invoices=Count("pk"),
         unpaid_invoices=Count("pk", filter=Q(status__in=[InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE])),
     )
+
+
+def invoice_payments(*, invoice: Invoice) -> list[Payment]:
+    """The invoice's payment history, oldest first, each with its refunds (issue 7)."""
+    refunds = Prefetch("refunds", queryset=Refund.objects.order_by("created_at", "pk"))
+    return list(invoice.payments.prefetch_related(refunds).order_by("created_at", "pk"))

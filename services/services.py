@@ -20,6 +20,15 @@ from services.models import Service, ServicePrice
 DELETED = "deleted"
 ARCHIVED = "archived"
 
+
+def _sync_to_stripe(service: Service) -> None:
+    """Queue the service's Stripe sync for after the commit (no-op when the business has
+    no Stripe connection). Imported late: the integration builds on this app, not the reverse."""
+    from stripe_integration.catalog import service_sync_request
+
+    service_sync_request(service=service)
+
+
 # What service_update may change. The business never changes: a service belongs to the
 # business that created it (tenancy), and its prices have their own rows.
 UPDATABLE_FIELDS = frozenset({"code", "name", "description", "active"})
@@ -44,6 +53,7 @@ def service_create(
             price = ServicePrice(business=business, service=service, currency=currency, amount=amount)
             price.full_clean()
             price.save()
+        _sync_to_stripe(service)
     return service
 
 
@@ -56,9 +66,17 @@ def service_update(*, service: Service, **fields) -> Service:
         return service
     for name, value in fields.items():
         setattr(service, name, value)
-    service.full_clean()
-    service.save(update_fields=[*fields, "updated_at"])
+    with transaction.atomic():
+        service.full_clean()
+        service.save(update_fields=[*fields, "updated_at"])
+        _sync_to_stripe(service)
     return service
+
+
+def service_prices_changed(*, service: Service) -> None:
+    """Tell the integrations that the service's prices were edited (the admin's price
+    inline saves ServicePrice rows itself)."""
+    _sync_to_stripe(service)
 
 
 def service_archive(*, service: Service) -> Service:

@@ -10,11 +10,18 @@ STRIPE_CONNECT_BASE (the offline sandbox sets the last two; see README).
 """
 from __future__ import annotations
 
+import logging
+import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 import stripe
 from django.conf import settings
+
+from . import ratelimit
+
+log = logging.getLogger(__name__)
 
 
 # --- errors --------------------------------------------------------------------------
@@ -165,13 +172,187 @@ def _get(obj: Any, key: str, default: Any = None) -> Any:
     return default if value is None else value
 
 
+# --- webhooks, payments and refunds (issue 7) ---
+def _plain(obj: Any) -> dict:
+    """A StripeObject as plain nested dicts and lists (what the handlers work with), JSON
+    as Stripe sent it (for_json: the SDK's Decimals of *_decimal fields back to strings)."""
+    return obj.to_dict(for_json=True) if hasattr(obj, "to_dict") else dict(obj)
+
+
+# --- catalog and customers (issue 5) ---
+# Plain results of the product, price and customer calls made by `catalog.py` and
+# `customers.py`. Only the fields the app compares or shows are kept.
+@dataclass(frozen=True)
+class ProductInfo:
+    id: str
+    name: str
+    description: str
+    active: bool
+    default_price: str  # "" when the product has none
+    metadata: dict = field(default_factory=dict)
+    updated: int = 0
+
+
+@dataclass(frozen=True)
+class PriceInfo:
+    id: str
+    product: str
+    currency: str  # lowercase, as Stripe sends it
+    unit_amount: int | None
+    active: bool
+    lookup_key: str  # "" when the price has none
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TaxIdInfo:
+    id: str
+    type: str
+    value: str
+
+
+@dataclass(frozen=True)
+class CustomerInfo:
+    id: str
+    deleted: bool = False
+    name: str = ""
+    email: str = ""
+    metadata: dict = field(default_factory=dict)
+    tax_ids: tuple[TaxIdInfo, ...] = ()
+
+
+def _product_info(obj: Any) -> ProductInfo:
+    default = _get(obj, "default_price", "")
+    if not isinstance(default, str):  # expanded
+        default = _get(default, "id", "")
+    return ProductInfo(
+        id=obj["id"], name=_get(obj, "name", ""), description=_get(obj, "description", ""),
+        active=bool(_get(obj, "active", False)), default_price=default,
+        metadata=dict(_get(obj, "metadata", {}) or {}), updated=int(_get(obj, "updated", 0) or 0),
+    )
+
+
+def _price_info(obj: Any) -> PriceInfo:
+    product = _get(obj, "product", "")
+    if not isinstance(product, str):
+        product = _get(product, "id", "")
+    amount = _get(obj, "unit_amount")
+    return PriceInfo(
+        id=obj["id"], product=product, currency=_get(obj, "currency", ""),
+        unit_amount=int(amount) if amount is not None else None, active=bool(_get(obj, "active", False)),
+        lookup_key=_get(obj, "lookup_key", ""), metadata=dict(_get(obj, "metadata", {}) or {}),
+    )
+
+
+def _customer_info(obj: Any) -> CustomerInfo:
+    if _get(obj, "deleted", False):
+        return CustomerInfo(id=obj["id"], deleted=True)
+    tax_ids = _get(_get(obj, "tax_ids", {}) or {}, "data", []) or []
+    return CustomerInfo(
+        id=obj["id"], name=_get(obj, "name", ""), email=_get(obj, "email", ""),
+        metadata=dict(_get(obj, "metadata", {}) or {}),
+        tax_ids=tuple(TaxIdInfo(id=t["id"], type=_get(t, "type", ""), value=_get(t, "value", "")) for t in tax_ids),
+    )
+
+
+# --- invoices (issue 6) ---
+@dataclass(frozen=True)
+class InvoiceInfo:
+    """A Stripe invoice as the push and the invoice page need it. Amounts are integers in
+    the currency's minor unit; `tax` and `discount` sum `total_taxes` and
+    `total_discount_amounts`."""
+
+    id: str
+    status: str
+    currency: str
+    customer: str
+    number: str = ""
+    collection_method: str = ""
+    subtotal: int = 0
+    discount: int = 0
+    tax: int = 0
+    total_excluding_tax: int = 0
+    total: int = 0
+    amount_due: int = 0
+    amount_paid: int = 0
+    amount_remaining: int = 0
+    hosted_invoice_url: str = ""
+    invoice_pdf: str = ""
+    due_date: int | None = None
+    created: int = 0
+    finalized_at: int | None = None
+    paid_at: int | None = None
+    voided_at: int | None = None
+    metadata: dict = field(default_factory=dict)
+
+
+def _invoice_info(obj: Any) -> InvoiceInfo:
+    customer = _get(obj, "customer", "")
+    if not isinstance(customer, str):
+        customer = _get(customer, "id", "")
+    transitions = _get(obj, "status_transitions", {}) or {}
+    return InvoiceInfo(
+        id=obj["id"], status=_get(obj, "status", ""), currency=_get(obj, "currency", ""), customer=customer,
+        number=_get(obj, "number", ""), collection_method=_get(obj, "collection_method", ""),
+        subtotal=int(_get(obj, "subtotal", 0)),
+        discount=sum(int(_get(d, "amount", 0)) for d in _get(obj, "total_discount_amounts", []) or []),
+        tax=sum(int(_get(t, "amount", 0)) for t in _get(obj, "total_taxes", []) or []),
+        total_excluding_tax=int(_get(obj, "total_excluding_tax", 0)), total=int(_get(obj, "total", 0)),
+        amount_due=int(_get(obj, "amount_due", 0)), amount_paid=int(_get(obj, "amount_paid", 0)),
+        amount_remaining=int(_get(obj, "amount_remaining", 0)),
+        hosted_invoice_url=_get(obj, "hosted_invoice_url", ""), invoice_pdf=_get(obj, "invoice_pdf", ""),
+        due_date=_get(obj, "due_date"), created=int(_get(obj, "created", 0)),
+        finalized_at=_get(transitions, "finalized_at"), paid_at=_get(transitions, "paid_at"),
+        voided_at=_get(transitions, "voided_at"), metadata=dict(_get(obj, "metadata", {}) or {}),
+    )
+
+
+# --- retries (issue 6: one limiter, our own retries) ---
+# Method names of the SDK's services that are safe to repeat as they are: reads (GET) and
+# DELETE (a repeat finds the object gone; Stripe ignores idempotency keys on both).
+_READ_CALLS = frozenset({"retrieve", "retrieve_current", "list", "list_lines", "search", "delete"})
+# OAuth endpoints take no idempotency key: retried only when Stripe performed nothing (429).
+_OAUTH_CALLS = frozenset({"deauthorize", "token"})
+
+
+def _header(exc: Any, name: str) -> str | None:
+    headers = getattr(exc, "headers", None) or {}
+    for key, value in headers.items():
+        if key.lower() == name:
+            return str(value).lower()
+    return None
+
+
+def _should_retry(exc: Exception, *, replay_safe: bool) -> bool:
+    """Stripe's retry advice (docs.stripe.com/error-low-level#idempotency, /rate-limits):
+    429 (rate_limit, lock_timeout) was not performed: always retry, after backing off.
+    `Stripe-Should-Retry` decides next when present. Connection errors, timeouts, 409
+    (idempotency_key_in_use) and 5xx are retried only when replaying is safe: a read, or a
+    write carrying its idempotency key (every write here does, see `_call`)."""
+    status = getattr(exc, "http_status", None)
+    if status == 429:
+        return True
+    advice = _header(exc, "stripe-should-retry")
+    if advice == "false":
+        return False
+    if advice == "true":
+        return replay_safe
+    if isinstance(exc, stripe.APIConnectionError):
+        return replay_safe
+    return replay_safe and status is not None and (status == 409 or status >= 500)
+
+
 # --- the gateway --------------------------------------------------------------------
 class Gateway:
     def __init__(self, *, secret_key: str, client_id: str = "", api_base: str = "", connect_base: str = "",
-                 max_network_retries: int = 2, timeout: float = 30):
+                 max_network_retries: int = 0, timeout: float = 30, max_retries: int | None = None):
         if not secret_key:
             raise NotConfigured()
         self.client_id = client_id
+        # Retries are ours (`_call`): through the shared limiter, counted, with the same
+        # idempotency key; the SDK's own (max_network_retries) stay off.
+        self._limiter = ratelimit.limiter_for(secret_key=secret_key)
+        self._max_retries = getattr(settings, "STRIPE_MAX_RETRIES", 6) if max_retries is None else max_retries
         bases = {}
         if api_base:
             bases["api"] = api_base
@@ -195,6 +376,7 @@ class Gateway:
         return cls(
             secret_key=settings.STRIPE_SECRET_KEY, client_id=settings.STRIPE_CONNECT_CLIENT_ID,
             api_base=settings.STRIPE_API_BASE, connect_base=settings.STRIPE_CONNECT_BASE,
+            timeout=getattr(settings, "STRIPE_HTTP_TIMEOUT", 30),
         )
 
     @staticmethod
@@ -207,14 +389,41 @@ class Gateway:
         return options
 
     def _call(self, fn, *args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except stripe.StripeError as exc:
-            raise _map_error(exc) from None
-        except (AttributeError, TypeError, ValueError) as exc:
-            # stripe-python cannot parse some error bodies (an OAuth error code it does not
-            # know makes it call .get() on a string): treat it as a failed call, not a crash.
-            raise StripeUnavailable("Stripe answered with an error the app could not read.") from exc
+        """Make one Stripe call through the shared rate limiter, retrying what Stripe says
+        may be retried (see `_should_retry`) with backoff and jitter, up to STRIPE_MAX_RETRIES.
+
+        A POST without an idempotency key gets one here, ONCE, so every retry carries the
+        same key and Stripe replays instead of repeating (the SDK would make a new key per
+        attempt). OAuth calls get no key and are retried only when nothing was performed."""
+        name = getattr(fn, "__name__", "")
+        kind = "oauth" if name in _OAUTH_CALLS else "read" if name in _READ_CALLS else "write"
+        if kind == "write":
+            options = dict(kwargs.get("options") or {})
+            if not options.get("idempotency_key"):
+                options["idempotency_key"] = "crm-auto-" + uuid.uuid4().hex
+            kwargs["options"] = options
+        attempt = 0
+        while True:
+            slot = self._limiter.acquire()
+            try:
+                return fn(*args, **kwargs)
+            except stripe.StripeError as exc:
+                if attempt >= self._max_retries or not _should_retry(exc, replay_safe=kind != "oauth"):
+                    raise _map_error(exc) from None
+                delay = ratelimit.backoff_delay(attempt)
+                if getattr(exc, "http_status", None) == 429:
+                    # Everyone sharing the limiter waits, not only this worker.
+                    self._limiter.pause(delay)
+                log.info("Stripe call %s failed (%s, status %s); retry %d in %.2fs", name, type(exc).__name__,
+                         getattr(exc, "http_status", None), attempt + 1, delay)
+                time.sleep(delay)
+                attempt += 1
+            except (AttributeError, TypeError, ValueError) as exc:
+                # stripe-python cannot parse some error bodies (an OAuth error code it does not
+                # know makes it call .get() on a string): treat it as a failed call, not a crash.
+                raise StripeUnavailable("Stripe answered with an error the app could not read.") from exc
+            finally:
+                self._limiter.release(slot)  # the window counts from the answer (see ratelimit)
 
     # --- Connect OAuth ---
     def oauth_authorize_url(self, *, redirect_uri: str, state: str, email: str = "", business_name: str = "",
@@ -229,12 +438,15 @@ class Gateway:
 
     def oauth_exchange_code(self, *, code: str) -> OAuthTokens:
         oauth = self._oauth_client.oauth
+        slot = self._limiter.acquire()  # counted like every call, never retried (codes are single-use)
         try:
             resp = oauth.token(params={"grant_type": "authorization_code", "code": code})
         except stripe.StripeError as exc:
             raise _map_error(exc) from None
         except (AttributeError, TypeError, ValueError) as exc:
             raise OAuthFailed("Stripe refused the connection with an error the app does not know. Try connecting again.") from exc
+        finally:
+            self._limiter.release(slot)
         user_id = _get(resp, "stripe_user_id")
         if not user_id:
             raise OAuthFailed("Stripe's answer did not name the connected account.")
@@ -258,6 +470,257 @@ class Gateway:
             email=_get(acct, "email", ""), country=_get(acct, "country", ""),
             default_currency=_get(acct, "default_currency", ""), charges_enabled=bool(_get(acct, "charges_enabled", False)),
         )
+
+    # --- webhooks, payments and refunds (issue 7) ---
+    # Reads for the event handlers, which fetch the current object rather than trust the
+    # order events arrive in, and for the catch-up; plus the one write a saved card needs.
+    # Plain dicts out (`_plain`), every call scoped to the connected account.
+    def events_list(self, *, account: str, created_gte: int, page_size: int = 100):
+        """Every event of the account created at or after `created_gte` (newest first),
+        paging through all of them; a generator, so a failure mid-way raises GatewayError."""
+        params: dict[str, Any] = {"created": {"gte": int(created_gte)}, "limit": page_size}
+        while True:
+            page = self._call(self._client.v1.events.list, params=params, options=self._options(account))
+            data = list(page.data)
+            for event in data:
+                yield _plain(event)
+            if not page.has_more or not data:
+                return
+            params = {**params, "starting_after": data[-1]["id"]}
+
+    def invoice_retrieve(self, *, account: str, invoice_id: str) -> dict:
+        return _plain(self._call(self._client.v1.invoices.retrieve, invoice_id, options=self._options(account)))
+
+    def invoice_payments_list(self, *, account: str, invoice_id: str | None = None,
+                              payment_intent_id: str | None = None) -> list[dict]:
+        """The invoice payments (basil+: what links a PaymentIntent to its invoice) of an
+        invoice, or the one of a PaymentIntent."""
+        params: dict[str, Any] = {"limit": 100}
+        if invoice_id:
+            params["invoice"] = invoice_id
+        if payment_intent_id:
+            params["payment"] = {"type": "payment_intent", "payment_intent": payment_intent_id}
+        out = []
+        while True:
+            page = self._call(self._client.v1.invoice_payments.list, params=params, options=self._options(account))
+            data = list(page.data)
+            out.extend(_plain(p) for p in data)
+            if not page.has_more or not data:
+                return out
+            params = {**params, "starting_after": data[-1]["id"]}
+
+    def payment_intent_retrieve(self, *, account: str, payment_intent_id: str) -> dict:
+        """With its latest charge and that charge's balance transaction (fee, net)."""
+        return _plain(self._call(
+            self._client.v1.payment_intents.retrieve, payment_intent_id,
+            params={"expand": ["latest_charge.balance_transaction"]}, options=self._options(account),
+        ))
+
+    def refunds_list(self, *, account: str, charge_id: str) -> list[dict]:
+        params: dict[str, Any] = {"charge": charge_id, "limit": 100}
+        out = []
+        while True:
+            page = self._call(self._client.v1.refunds.list, params=params, options=self._options(account))
+            data = list(page.data)
+            out.extend(_plain(r) for r in data)
+            if not page.has_more or not data:
+                return out
+            params = {**params, "starting_after": data[-1]["id"]}
+
+    def setup_intent_retrieve(self, *, account: str, setup_intent_id: str) -> dict:
+        return _plain(self._call(self._client.v1.setup_intents.retrieve, setup_intent_id, options=self._options(account)))
+
+    def payment_method_retrieve(self, *, account: str, payment_method_id: str) -> dict:
+        return _plain(self._call(self._client.v1.payment_methods.retrieve, payment_method_id, options=self._options(account)))
+
+    def customer_retrieve(self, *, account: str, customer_id: str) -> dict:
+        return _plain(self._call(self._client.v1.customers.retrieve, customer_id, options=self._options(account)))
+
+    def customer_default_payment_method_set(self, *, account: str, customer_id: str, payment_method_id: str,
+                                            idempotency_key: str) -> dict:
+        return _plain(self._call(
+            self._client.v1.customers.update, customer_id,
+            params={"invoice_settings": {"default_payment_method": payment_method_id}},
+            options=self._options(account, idempotency_key),
+        ))
+
+    # --- catalog and customers (issue 5) ---
+    # Products, prices and customers of a connected account (`account` on every call).
+    # Writes take the caller's deterministic idempotency key: a retried task replays the
+    # first answer instead of making a second object.
+    def _list_all(self, method, params: dict, account: str) -> list:
+        out = []
+        params = {**params, "limit": 100}
+        while True:
+            page = self._call(method, params=params, options=self._options(account))
+            data = list(page.data)
+            out.extend(data)
+            if not page.has_more or not data:
+                return out
+            params = {**params, "starting_after": data[-1]["id"]}
+
+    def product_create(self, *, account: str, params: dict[str, Any], idempotency_key: str) -> tuple[ProductInfo, PriceInfo | None]:
+        """Create a product (with `default_price_data`, its default price in the same call);
+        returns the product and that price (None without default_price_data)."""
+        product = self._call(
+            self._client.v1.products.create, params={**params, "expand": ["default_price"]},
+            options=self._options(account, idempotency_key),
+        )
+        default = _get(product, "default_price")
+        return _product_info(product), (_price_info(default) if default and not isinstance(default, str) else None)
+
+    def product_update(self, *, account: str, product_id: str, params: dict[str, Any], idempotency_key: str) -> ProductInfo:
+        return _product_info(self._call(
+            self._client.v1.products.update, product_id, params=params, options=self._options(account, idempotency_key),
+        ))
+
+    def product_retrieve(self, *, account: str, product_id: str) -> ProductInfo:
+        return _product_info(self._call(self._client.v1.products.retrieve, product_id, options=self._options(account)))
+
+    def products_list(self, *, account: str) -> list[ProductInfo]:
+        """Every product of the account, active and archived."""
+        return [_product_info(p) for p in self._list_all(self._client.v1.products.list, {}, account)]
+
+    def price_create(self, *, account: str, params: dict[str, Any], idempotency_key: str) -> PriceInfo:
+        return _price_info(self._call(
+            self._client.v1.prices.create, params=params, options=self._options(account, idempotency_key),
+        ))
+
+    def price_update(self, *, account: str, price_id: str, params: dict[str, Any], idempotency_key: str) -> PriceInfo:
+        return _price_info(self._call(
+            self._client.v1.prices.update, price_id, params=params, options=self._options(account, idempotency_key),
+        ))
+
+    def prices_list(self, *, account: str, product_id: str | None = None) -> list[PriceInfo]:
+        """Every price of the account (or of one product), active and archived."""
+        params = {"product": product_id} if product_id else {}
+        return [_price_info(p) for p in self._list_all(self._client.v1.prices.list, params, account)]
+
+    def customer_create(self, *, account: str, params: dict[str, Any], idempotency_key: str) -> CustomerInfo:
+        return _customer_info(self._call(
+            self._client.v1.customers.create, params={**params, "expand": ["tax_ids"]},
+            options=self._options(account, idempotency_key),
+        ))
+
+    def customer_update(self, *, account: str, customer_id: str, params: dict[str, Any], idempotency_key: str) -> CustomerInfo:
+        return _customer_info(self._call(
+            self._client.v1.customers.update, customer_id, params={**params, "expand": ["tax_ids"]},
+            options=self._options(account, idempotency_key),
+        ))
+
+    def customer_fetch(self, *, account: str, customer_id: str) -> CustomerInfo:
+        """The customer as CustomerInfo (`deleted=True` for a deleted one); NotFound when the
+        id does not exist on this account. `tax_ids` is includable: Stripe sends it only when
+        expanded, and a deleted customer cannot be expanded, hence a second read if needed."""
+        customer = self._call(self._client.v1.customers.retrieve, customer_id, options=self._options(account))
+        if not _get(customer, "deleted", False) and _get(customer, "tax_ids") is None:
+            customer = self._call(self._client.v1.customers.retrieve, customer_id, params={"expand": ["tax_ids"]},
+                                  options=self._options(account))
+        return _customer_info(customer)
+
+    def customers_list_by_email(self, *, account: str, email: str) -> list[CustomerInfo]:
+        return [_customer_info(c) for c in self._list_all(self._client.v1.customers.list, {"email": email}, account)]
+
+    def customer_tax_id_create(self, *, account: str, customer_id: str, type: str, value: str,
+                               idempotency_key: str) -> TaxIdInfo:
+        tax_id = self._call(
+            self._client.v1.customers.tax_ids.create, customer_id, params={"type": type, "value": value},
+            options=self._options(account, idempotency_key),
+        )
+        return TaxIdInfo(id=tax_id["id"], type=_get(tax_id, "type", ""), value=_get(tax_id, "value", ""))
+
+    def customer_tax_id_delete(self, *, account: str, customer_id: str, tax_id: str) -> None:
+        self._call(self._client.v1.customers.tax_ids.delete, customer_id, tax_id, options=self._options(account))
+
+    # --- invoices (issue 6) ---
+    # The push of one CRM invoice: create the draft, add every line in one call, finalize,
+    # send (or charge). Each write takes the caller's idempotency key, derived from local
+    # ids, so a retried step replays Stripe's first answer. Recovery lists the customer's
+    # invoices to find one by its metadata (Stripe's list has no metadata filter).
+    def invoice_create(self, *, account: str, params: dict[str, Any], idempotency_key: str) -> InvoiceInfo:
+        return _invoice_info(self._call(self._client.v1.invoices.create, params=params,
+                                        options=self._options(account, idempotency_key)))
+
+    def invoice_add_lines(self, *, account: str, invoice_id: str, lines: list[dict[str, Any]],
+                          invoice_metadata: dict[str, str], idempotency_key: str) -> InvoiceInfo:
+        return _invoice_info(self._call(
+            self._client.v1.invoices.add_lines, invoice_id,
+            params={"lines": lines, "invoice_metadata": invoice_metadata},
+            options=self._options(account, idempotency_key),
+        ))
+
+    def invoice_finalize(self, *, account: str, invoice_id: str, idempotency_key: str) -> InvoiceInfo:
+        # auto_advance off: the app sends (or charges) itself, after checking the totals.
+        return _invoice_info(self._call(self._client.v1.invoices.finalize_invoice, invoice_id,
+                                        params={"auto_advance": False}, options=self._options(account, idempotency_key)))
+
+    def invoice_send(self, *, account: str, invoice_id: str, idempotency_key: str) -> InvoiceInfo:
+        return _invoice_info(self._call(self._client.v1.invoices.send_invoice, invoice_id,
+                                        options=self._options(account, idempotency_key)))
+
+    def invoice_pay(self, *, account: str, invoice_id: str, idempotency_key: str,
+                    paid_out_of_band: bool = False) -> InvoiceInfo:
+        params = {"paid_out_of_band": True} if paid_out_of_band else {}
+        return _invoice_info(self._call(self._client.v1.invoices.pay, invoice_id, params=params,
+                                        options=self._options(account, idempotency_key)))
+
+    def invoice_void(self, *, account: str, invoice_id: str, idempotency_key: str) -> InvoiceInfo:
+        return _invoice_info(self._call(self._client.v1.invoices.void_invoice, invoice_id,
+                                        options=self._options(account, idempotency_key)))
+
+    def invoice_mark_uncollectible(self, *, account: str, invoice_id: str, idempotency_key: str) -> InvoiceInfo:
+        return _invoice_info(self._call(self._client.v1.invoices.mark_uncollectible, invoice_id,
+                                        options=self._options(account, idempotency_key)))
+
+    def invoice_delete(self, *, account: str, invoice_id: str) -> None:
+        self._call(self._client.v1.invoices.delete, invoice_id, options=self._options(account))
+
+    def invoice_fetch(self, *, account: str, invoice_id: str) -> InvoiceInfo:
+        return _invoice_info(self._call(self._client.v1.invoices.retrieve, invoice_id, options=self._options(account)))
+
+    def invoice_find_by_metadata(self, *, account: str, customer: str, metadata: dict[str, str],
+                                 created_gte: int | None = None) -> list[InvoiceInfo]:
+        """The customer's invoices whose metadata holds every pair of `metadata`."""
+        params: dict[str, Any] = {"customer": customer, "limit": 100}
+        if created_gte is not None:
+            params["created"] = {"gte": int(created_gte)}
+        found = []
+        while True:
+            page = self._call(self._client.v1.invoices.list, params=params, options=self._options(account))
+            data = list(page.data)
+            for inv in data:
+                meta = dict(_get(inv, "metadata", {}) or {})
+                if all(meta.get(k) == v for k, v in metadata.items()):
+                    found.append(_invoice_info(inv))
+            if not page.has_more or not data:
+                return found
+            params = {**params, "starting_after": data[-1]["id"]}
+
+    def tax_rate_create(self, *, account: str, percentage: str, inclusive: bool, country: str, display_name: str,
+                        metadata: dict[str, str], idempotency_key: str) -> str:
+        params: dict[str, Any] = {"percentage": percentage, "inclusive": inclusive, "display_name": display_name,
+                                  "metadata": metadata}
+        if country:
+            params["country"] = country
+        rate = self._call(self._client.v1.tax_rates.create, params=params, options=self._options(account, idempotency_key))
+        return rate["id"]
+
+    def coupon_ensure(self, *, account: str, coupon_id: str, params: dict[str, Any], idempotency_key: str) -> str:
+        """Create the coupon with the given id; one that already exists is what we want."""
+        try:
+            coupon = self._call(self._client.v1.coupons.create, params={"id": coupon_id, **params},
+                                options=self._options(account, idempotency_key))
+        except InvalidRequest as exc:
+            if exc.code == "resource_already_exists":
+                return coupon_id
+            raise
+        return coupon["id"]
+
+    def customer_default_payment_method(self, *, account: str, customer_id: str) -> str:
+        """The customer's saved card for invoices ("" when none): what charge_automatically needs."""
+        customer = self._call(self._client.v1.customers.retrieve, customer_id, options=self._options(account))
+        pm = _get(_get(customer, "invoice_settings", {}) or {}, "default_payment_method", "")
+        return pm if isinstance(pm, str) else _get(pm, "id", "")
 
     # --- platform webhook endpoints ---
     def webhook_endpoints_list(self) -> list[WebhookEndpointInfo]:

@@ -10,4 +10,8 @@ urlpatterns = [
     path("oauth/callback/", views.OAuthCallbackView.as_view(), name="oauth_callback"),
     path("disconnect/", views.DisconnectView.as_view(), name="disconnect"),
     path("test/", views.TestConnectionView.as_view(), name="test"),
+    # catalog sync and customers (issue 5)
+    path("settings/", views.IntegrationSettingsView.as_view(), name="integration_settings"),
+    path("catalog/sync/", views.CatalogSyncView.as_view(), name="catalog_sync"),
+    path("customers/<int:pk>/link/", views.CustomerLinkView.as_view(), name="customer_link"),
 ]

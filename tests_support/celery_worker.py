@@ -21,15 +21,16 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
 
-__all__ = ["celery_worker"]
+__all__ = ["celery_worker", "celery_eager_except_worker_tests"]
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-READY_TIMEOUT = 30  # seconds; a cold start here takes about 2
+READY_TIMEOUT = 30  # seconds; a start takes 2-5 s here (more on a busy machine)
 STOP_TIMEOUT = 15
 
 
@@ -85,6 +86,21 @@ def _use_queue(app, queue: str) -> str:
     return previous
 
 
+@contextmanager
+def _queue_of_this_process(app):
+    """The configured queue; under pytest-xdist one per process (each has its own test
+    database, so a worker must never take another process's task)."""
+    xdist_worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not xdist_worker:
+        yield app.conf.task_default_queue
+        return
+    previous = _use_queue(app, f"{app.conf.task_default_queue}.{xdist_worker}")
+    try:
+        yield app.conf.task_default_queue
+    finally:
+        _use_queue(app, previous)
+
+
 def _check_broker_and_purge(app, queue: str) -> None:
     error = None
     try:
@@ -116,45 +132,58 @@ def celery_worker(request, django_db_setup, tmp_path):
     if not settings.CELERY_BROKER_URL:
         pytest.skip("needs CELERY_BROKER_URL (a real broker and worker; .ci/run sets it on the production path)")
 
-    queue = app.conf.task_default_queue
-    xdist_worker = os.environ.get("PYTEST_XDIST_WORKER")
-    previous_queue = None
-    if xdist_worker:
-        previous_queue = _use_queue(app, f"{queue}.{xdist_worker}")
-        queue = app.conf.task_default_queue
-    _check_broker_and_purge(app, queue)
-
-    log_path = tmp_path / "celery-worker.log"
-    env = {
-        **os.environ,
-        "DATABASE_URL": _test_database_url(),
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "CELERY_TASK_DEFAULT_QUEUE": queue,
-        "PYTHONUNBUFFERED": "1",
-    }
-    cmd = [
-        sys.executable, "-m", "celery", "-A", "config", "worker",
-        "--pool=solo", "--concurrency=1", "-Q", queue, "--loglevel=INFO",
-        "--without-gossip", "--without-mingle", "--without-heartbeat",
-        "-n", f"pytest-{uuid.uuid4().hex[:8]}@%h",
-    ]
-    failed_before = request.session.testsfailed
-    with open(log_path, "wb") as log_file:
-        process = subprocess.Popen(cmd, cwd=BASE_DIR, env=env, stdin=subprocess.DEVNULL,
-                                   stdout=log_file, stderr=subprocess.STDOUT)
-    worker = WorkerHandle(process, log_path, queue)
-    try:
-        # "celery@host ready." is logged once the consumer is attached to the queue.
-        worker.wait_for(lambda: " ready." in worker.log(), timeout=READY_TIMEOUT, what="the worker to be ready")
-        yield worker
-    finally:
-        process.terminate()  # SIGTERM = warm shutdown: finish the current task, then exit
+    database_url = _test_database_url()
+    with _queue_of_this_process(app) as queue:
+        _check_broker_and_purge(app, queue)
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            "CELERY_TASK_DEFAULT_QUEUE": queue,
+            "PYTHONUNBUFFERED": "1",
+        }
+        cmd = [
+            sys.executable, "-m", "celery", "-A", "config", "worker",
+            "--pool=solo", "--concurrency=1", "-Q", queue, "--loglevel=INFO",
+            "--without-gossip", "--without-mingle", "--without-heartbeat",
+            "-n", f"pytest-{uuid.uuid4().hex[:8]}@%h",
+        ]
+        log_path = tmp_path / "celery-worker.log"
+        failed_before = request.session.testsfailed
+        with open(log_path, "wb") as log_file:
+            process = subprocess.Popen(cmd, cwd=BASE_DIR, env=env, stdin=subprocess.DEVNULL,
+                                       stdout=log_file, stderr=subprocess.STDOUT)
+        worker = WorkerHandle(process, log_path, queue)
         try:
-            process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if previous_queue is not None:
-            _use_queue(app, previous_queue)
-        if request.session.testsfailed > failed_before:
-            _print_log_uncaptured(request, f"\n--- celery worker log ({request.node.nodeid}) ---\n{worker.log()}\n")
+            # "<node> ready." is logged once the consumer listens on the queue.
+            worker.wait_for(lambda: " ready." in worker.log(), timeout=READY_TIMEOUT,
+                            what="the worker to be ready")
+            yield worker
+        finally:
+            process.terminate()  # SIGTERM = warm shutdown: finish the current task, then exit
+            try:
+                process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            if request.session.testsfailed > failed_before:
+                _print_log_uncaptured(
+                    request, f"\n--- celery worker log ({request.node.nodeid}) ---\n{worker.log()}\n")
+
+
+@pytest.fixture(autouse=True)
+def celery_eager_except_worker_tests(request):
+    """On the production path (CELERY_BROKER_URL set, so Celery is not eager) only
+    `worker` tests use the broker: every other test runs its tasks in-process, as on the
+    default path, instead of leaving them in a queue that no worker reads."""
+    if request.node.get_closest_marker("worker"):
+        yield
+        return
+    from config.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    try:
+        yield
+    finally:
+        app.conf.task_always_eager = previous

@@ -10,3 +10,27 @@ from .connection import (  # noqa: F401
     LineOrder,
     StripeConnection,
 )
+# --- webhooks (issue 7): the inbox of Stripe events ---
+from .webhooks import (  # noqa: F401,E402
+    DONE_STATUSES,
+    DeliverySource,
+    DeliveryStatus,
+    WebhookDelivery,
+)
+# --- catalog and customers (issue 5): links to Stripe products, prices, customers ---
+from .sync import (  # noqa: F401,E402
+    ACTIVE_RUN_STATUSES,
+    SYNC_RUN_TRANSITIONS,
+    SYNC_STATE_TRANSITIONS,
+    CustomerLink,
+    CustomerOrigin,
+    CustomerState,
+    PriceLink,
+    ServiceSync,
+    SyncRun,
+    SyncRunKind,
+    SyncRunStatus,
+    SyncState,
+)
+# --- invoices (issue 6): tax rates, coupons, product the invoice push reuses ---
+from .invoicing import BillingObjectKind, StripeBillingObject  # noqa: F401,E402

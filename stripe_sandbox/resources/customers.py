@@ -11,7 +11,7 @@ import os
 import stripe
 
 from ..core import apply_update, metadata_from, route
-from ..errors import invalid_request
+from ..errors import invalid_request, resource_missing
 from ..schema import shape
 
 # Params copied onto the object as given.
@@ -125,3 +125,47 @@ def list_(ctx, params):
         "customer", params, url="/v1/customers",
         where=(lambda c: c.get("email") == email) if email else None,
     )
+
+
+# --- a customer's tax ids: Stripe's only way to change them after creation ----------
+def _tax_ids(obj: dict) -> list:
+    return obj["tax_ids"]["data"]
+
+
+def _customer_tax_id(ctx, customer: str, tax_id: str) -> tuple[dict, dict]:
+    obj = ctx.get("customer", customer)
+    for item in _tax_ids(obj):
+        if item["id"] == tax_id:
+            return obj, item
+    raise resource_missing("tax_id", tax_id)
+
+
+@route("POST", "/v1/customers/{customer}/tax_ids", params=stripe.params.CustomerCreateTaxIdParams)
+def tax_id_create(ctx, params, customer):
+    obj = ctx.get("customer", customer)
+    item = _tax_id(ctx, customer, params)
+    _tax_ids(obj).append(item)
+    ctx.save(obj)
+    ctx.emit("customer.tax_id.created", item)
+    return item
+
+
+@route("GET", "/v1/customers/{customer}/tax_ids/{tax_id}", params=stripe.params.CustomerRetrieveTaxIdParams)
+def tax_id_retrieve(ctx, params, customer, tax_id):
+    return _customer_tax_id(ctx, customer, tax_id)[1]
+
+
+@route("DELETE", "/v1/customers/{customer}/tax_ids/{tax_id}", params=stripe.params.CustomerDeleteTaxIdParams)
+def tax_id_delete(ctx, params, customer, tax_id):
+    obj, item = _customer_tax_id(ctx, customer, tax_id)
+    obj["tax_ids"]["data"] = [t for t in _tax_ids(obj) if t["id"] != tax_id]
+    ctx.save(obj)
+    ctx.emit("customer.tax_id.deleted", item)
+    return {"id": tax_id, "object": "tax_id", "deleted": True}
+
+
+@route("GET", "/v1/customers/{customer}/tax_ids", params=stripe.params.CustomerListTaxIdsParams)
+def tax_id_list(ctx, params, customer):
+    data = list(reversed(_tax_ids(ctx.get("customer", customer))))  # newest first, as lists are
+    limit = int(params.get("limit") or 10)
+    return {"object": "list", "data": data[:limit], "has_more": len(data) > limit, "url": f"/v1/customers/{customer}/tax_ids"}

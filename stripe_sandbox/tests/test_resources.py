@@ -161,3 +161,22 @@ def test_account_retrieve_platform_and_connected(sandbox):
     assert connected.business_profile.name == "Shop Ltd"
     assert connected.settings.dashboard.display_name == "Shop Ltd"
     assert client.v1.accounts.retrieve(acct).id == acct
+
+
+def test_customer_tax_ids_create_list_delete(sandbox):
+    client = sandbox.client()
+    cus = client.v1.customers.create(params={"name": "Acme", "tax_id_data": [{"type": "eu_vat", "value": "DE123456789"}]})
+    added = client.v1.customers.tax_ids.create(cus.id, params={"type": "gb_vat", "value": "GB123456789"})
+    assert added.id.startswith("txi_") and added.country == "GB" and added.customer == cus.id
+    listed = client.v1.customers.tax_ids.list(cus.id)
+    assert [t.value for t in listed.data] == ["GB123456789", "DE123456789"]
+    first = listed.data[1].id
+    assert client.v1.customers.tax_ids.delete(cus.id, first).deleted is True
+    again = client.v1.customers.retrieve(cus.id, params={"expand": ["tax_ids"]})
+    assert [t.value for t in again.tax_ids.data] == ["GB123456789"]
+    import stripe
+    try:
+        client.v1.customers.tax_ids.retrieve(cus.id, first)
+        raise AssertionError("deleted tax id still retrievable")
+    except stripe.InvalidRequestError as exc:
+        assert exc.http_status == 404

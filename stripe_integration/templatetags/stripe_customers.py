@@ -1,0 +1,21 @@
+"""`{% stripe_customer_section contact %}`: the contact page's Stripe customer box (finance
+and owner roles only), so the CRM's contact view needs no knowledge of the integration."""
+from django import template
+
+from ..customers import customer_link_for
+from ..forms import CustomerLinkForm
+from ..models import IntegrationSettings
+
+register = template.Library()
+
+
+@register.inclusion_tag("stripe_integration/_contact_customer.html", takes_context=True)
+def stripe_customer_section(context, contact):
+    business = context.get("current_business")
+    if not context.get("can_manage_finance") or business is None or contact.business_id != business.pk:
+        return {"show": False}
+    connection, link = customer_link_for(business=business, contact=contact)
+    settings_row = IntegrationSettings.objects.filter(business=business).first()
+    return {"show": True, "contact": contact, "connection": connection, "link": link, "form": CustomerLinkForm(),
+            "auto_create": settings_row.auto_create_customers if settings_row else True,
+            "csrf_token": context.get("csrf_token")}
