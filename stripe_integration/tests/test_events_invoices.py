@@ -86,6 +86,10 @@ def test_declined_card_then_good_card(connected):
     invoice.refresh_from_db()
     assert invoice.status == InvoiceStatus.OPEN and invoice.amount_paid == 0
     assert not Payment.objects.filter(status=PaymentStatus.SUCCEEDED).exists()
+    # Staff see both failed attempts (the hosted page's and the saved card's), with why.
+    failed = Payment.objects.filter(invoice=invoice, status=PaymentStatus.FAILED)
+    assert failed.count() == 2
+    assert all("declined" in p.failure_message.lower() for p in failed)
     assert set(invoice.billables.values_list("status", flat=True)) == {BillableStatus.INVOICED}
     assert WebhookDelivery.objects.filter(type="invoice.payment_failed", status=DeliveryStatus.PROCESSED).exists()
 
@@ -96,6 +100,7 @@ def test_declined_card_then_good_card(connected):
     assert invoice.status == InvoiceStatus.PAID
     payment = Payment.objects.get(status=PaymentStatus.SUCCEEDED)
     assert (payment.card_brand, payment.card_last4, payment.amount) == ("mastercard", "4444", Decimal("50.00"))
+    assert Payment.objects.filter(invoice=invoice, status=PaymentStatus.FAILED).count() == 2
     assert_inbox_exact(connected, since=invoice.created_at)
 
 

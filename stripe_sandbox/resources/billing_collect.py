@@ -235,7 +235,7 @@ def invoice_apply_payment(ctx, invoice_id: str, *, payment_intent: dict, charge:
     the same PaymentIntent twice changes nothing. Returns the invoice (a copy)."""
     invoice = get_invoice(ctx, invoice_id)
     pi_id = payment_intent["id"]
-    if any(p["payment"]["payment_intent"] == pi_id for p in invoice["payments"]["data"]):
+    if any(p["payment"]["payment_intent"] == pi_id and p["status"] == "paid" for p in invoice["payments"]["data"]):
         return public(invoice)
     if invoice["status"] == "paid":
         raise unexpected_state("Invoice is already paid")
@@ -248,20 +248,9 @@ def invoice_apply_payment(ctx, invoice_id: str, *, payment_intent: dict, charge:
     amount = payment_intent.get("amount_received") or payment_intent["amount"]
     now = ctx.now()
     before = snapshot(invoice)
-    payment = shape(
-        "invoice_payment",
-        id=ctx.new_id("inpay"),
-        amount_paid=amount,
-        amount_requested=payment_intent["amount"],
-        created=now,
-        currency=invoice["currency"],
-        invoice=invoice["id"],
-        is_default=not invoice["payments"]["data"],
-        livemode=False,
-        payment={"type": "payment_intent", "payment_intent": pi_id},
-        status="paid",
-        status_transitions={"paid_at": now, "canceled_at": None},
-    )
+    # An earlier failed attempt of the same PaymentIntent is that payment, now paid.
+    invoice["payments"]["data"] = [p for p in invoice["payments"]["data"] if p["payment"]["payment_intent"] != pi_id]
+    payment = _invoice_payment(ctx, invoice, payment_intent, status="paid", amount_paid=amount)
     ctx.insert(payment)
     invoice["payments"]["data"].append(dict(payment))
     invoice["amount_paid"] += amount
@@ -283,6 +272,24 @@ def invoice_apply_payment(ctx, invoice_id: str, *, payment_intent: dict, charge:
     return public(invoice)
 
 
+def _invoice_payment(ctx, invoice: dict, payment_intent: dict, *, status: str, amount_paid: int) -> dict:
+    now = ctx.now()
+    return shape(
+        "invoice_payment",
+        id=ctx.new_id("inpay"),
+        amount_paid=amount_paid,
+        amount_requested=payment_intent["amount"],
+        created=now,
+        currency=invoice["currency"],
+        invoice=invoice["id"],
+        is_default=not invoice["payments"]["data"],
+        livemode=False,
+        payment={"type": "payment_intent", "payment_intent": payment_intent["id"]},
+        status=status,
+        status_transitions={"paid_at": now if status == "paid" else None, "canceled_at": None},
+    )
+
+
 def invoice_record_failed_attempt(ctx, invoice_id: str, *, payment_intent: dict, error: dict) -> dict:
     """Record a declined payment attempt: attempted=true, attempt_count counts it
     (see invoice_apply_payment), last_finalization_error untouched. Emits
@@ -291,6 +298,14 @@ def invoice_record_failed_attempt(ctx, invoice_id: str, *, payment_intent: dict,
     before = snapshot(invoice)
     invoice["attempted"] = True
     invoice["attempt_count"] = max(invoice["attempt_count"], 1)
+    # The attempt stays on the invoice as an `open` invoice payment of its PaymentIntent:
+    # with invoices no longer naming a payment_intent (API 2025-03-31), this is how a
+    # failed PaymentIntent is traced to its invoice.
+    pi_id = payment_intent["id"]
+    if not any(p["payment"]["payment_intent"] == pi_id for p in invoice["payments"]["data"]):
+        attempt = _invoice_payment(ctx, invoice, payment_intent, status="open", amount_paid=0)
+        ctx.insert(attempt)
+        invoice["payments"]["data"].append(dict(attempt))
     ctx.save(invoice)
     emit(ctx, "invoice.payment_failed", invoice)
     emit(ctx, "invoice.updated", invoice, changes(before, invoice))

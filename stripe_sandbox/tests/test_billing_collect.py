@@ -340,7 +340,11 @@ def test_pay_declined_card_is_402_and_records_attempt(billing):
     assert body["payment_intent"]["status"] == "requires_payment_method"
     after = c.v1.invoices.retrieve(inv.id)
     assert (after.status, after.attempted, after.attempt_count, after.amount_paid) == ("open", True, 1, 0)
-    assert after.last_finalization_error is None and after.payments.data == []
+    assert after.last_finalization_error is None
+    # The failed attempt is an `open` invoice payment of the declined PaymentIntent.
+    [attempt] = after.payments.data
+    assert (attempt.status, attempt.amount_paid) == ("open", 0)
+    assert attempt.payment.payment_intent == body["payment_intent"]["id"]
     types = _types_since(c, mark)
     assert "payment_intent.payment_failed" in types
     assert types[-2:] == ["invoice.payment_failed", "invoice.updated"]
