@@ -79,8 +79,19 @@ class BillableInline(BusinessScopedInlineMixin, admin.TabularInline):
     select_related_fields = ("service", "invoice")
 
 
+class DefaultCurrencyMixin:
+    """New rows start in the business's default currency."""
+
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        business = self.get_scope_business(request)
+        if business is not None:
+            initial.setdefault("currency", business.default_currency)
+        return initial
+
+
 @admin.register(Billable)
-class BillableAdmin(BillableInvoicingMixin, BusinessScopedAdminMixin, admin.ModelAdmin):
+class BillableAdmin(BillableInvoicingMixin, DefaultCurrencyMixin, BusinessScopedAdminMixin, admin.ModelAdmin):
     finance_only = True
     list_display = (
         "bill_to", "description", "service", "quantity", "unit_price_display", "currency", "discount_display",
@@ -121,12 +132,6 @@ class BillableAdmin(BillableInvoicingMixin, BusinessScopedAdminMixin, admin.Mode
         allowed = super().has_delete_permission(request, obj)
         return allowed and (obj is None or obj.status == BillableStatus.UNBILLED)
 
-    def get_changeform_initial_data(self, request):
-        initial = super().get_changeform_initial_data(request)
-        business = self.get_scope_business(request)
-        if business is not None:
-            initial.setdefault("currency", business.default_currency)
-        return initial
 
 
 # --- invoices -------------------------------------------------------------------------
@@ -190,7 +195,7 @@ class PaymentInline(BusinessScopedInlineMixin, admin.TabularInline):
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(InvoiceStripeMixin, BusinessScopedAdminMixin, admin.ModelAdmin):
+class InvoiceAdmin(InvoiceStripeMixin, DefaultCurrencyMixin, BusinessScopedAdminMixin, admin.ModelAdmin):
     finance_only = True
     stripe_managed_readonly = True
     list_display = (
@@ -250,12 +255,6 @@ class InvoiceAdmin(InvoiceStripeMixin, BusinessScopedAdminMixin, admin.ModelAdmi
         allowed = super().has_delete_permission(request, obj)
         return allowed and (obj is None or (obj.status == InvoiceStatus.DRAFT and not obj.stripe_invoice_id))
 
-    def get_changeform_initial_data(self, request):
-        initial = super().get_changeform_initial_data(request)
-        business = self.get_scope_business(request)
-        if business is not None:
-            initial.setdefault("currency", business.default_currency)
-        return initial
 
 
 # --- payments and refunds -------------------------------------------------------------

@@ -81,34 +81,39 @@ class OAuthCallbackView(FinanceView):
         return redirect("stripe_integration:settings")
 
 
-class DisconnectView(FinanceView):
+class ConnectionActionView(FinanceView):
+    """A POST action on the business's active connection; without one, say so."""
+
     def post(self, request):
         connection = services.connection_get_active(business=self.business)
         if connection is None:
             messages.info(request, "This business is not connected to Stripe.")
-            return redirect("stripe_integration:settings")
+        else:
+            self.act(request, connection)
+        return redirect("stripe_integration:settings")
+
+    def act(self, request, connection):
+        raise NotImplementedError
+
+
+class DisconnectView(ConnectionActionView):
+    def act(self, request, connection):
         try:
             services.connection_disconnect(connection=connection, user=request.user)
         except services.ConnectError as exc:
             messages.error(request, exc.message)
         else:
             messages.success(request, f"Disconnected Stripe account {connection.stripe_user_id}.")
-        return redirect("stripe_integration:settings")
 
 
-class TestConnectionView(FinanceView):
-    def post(self, request):
-        connection = services.connection_get_active(business=self.business)
-        if connection is None:
-            messages.info(request, "This business is not connected to Stripe.")
-            return redirect("stripe_integration:settings")
+class TestConnectionView(ConnectionActionView):
+    def act(self, request, connection):
         try:
             info = services.connection_test(connection=connection)
         except services.ConnectError as exc:
             messages.error(request, f"Connection test failed: {exc.message}")
         else:
             messages.success(request, f"Connection works: Stripe account {info.display_name} ({info.id}), charges {'enabled' if info.charges_enabled else 'not enabled yet'}.")
-        return redirect("stripe_integration:settings")
 
 
 # --- catalog sync and customers (issue 5) ---
