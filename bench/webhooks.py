@@ -39,6 +39,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from stripe_integration.gateway_types import WEBHOOK_SECRET_PREFIX
 
 BASE = Path(__file__).resolve().parent.parent
 VENV_BIN = BASE / ".venv" / "bin"
@@ -289,7 +290,7 @@ def main() -> int:
     db_name = f"crm_bench_webhooks_{run}"
     db_url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + db_name
     queue_name = f"bench-webhooks-{run}"
-    secret = "whsec_" + secrets.token_hex(24)
+    secret = WEBHOOK_SECRET_PREFIX + secrets.token_hex(24)
     env = django_env(db_url, queue_name, secret)
     import redis
 

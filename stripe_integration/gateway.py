@@ -20,6 +20,9 @@ from django.conf import settings
 
 from . import ratelimit
 from .gateway_types import (  # noqa: F401  (re-exported: the app imports them from here)
+    LIVE_KEY_PREFIXES,
+    WEBHOOK_SECRET_PREFIX,
+    is_live_key,
     AccessRevoked,
     AccountInfo,
     AuthenticationFailed,
@@ -152,7 +155,7 @@ class Gateway:
             secret_key, client_id=client_id or None, base_addresses=bases,
             max_network_retries=0, http_client=http_client,
         )
-        self.livemode = secret_key.startswith(("sk_live_", "rk_live_"))
+        self.livemode = is_live_key(secret_key)
 
     @classmethod
     def from_settings(cls) -> "Gateway":

