@@ -4,9 +4,7 @@ import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-# The gateway, and the sandbox's own benchmark (it measures the sandbox through
-# stripe-python, as the sandbox's tests do).
-ALLOWED = {ROOT / "stripe_integration" / "gateway.py", ROOT / "bench" / "sandbox_throughput.py"}
+ALLOWED = {ROOT / "stripe_integration" / "gateway.py"}
 SKIP_DIRS = {".venv", "venv", "stripe_sandbox", "node_modules", ".git"}
 
 
