@@ -162,7 +162,23 @@ def connection_connect(*, business: Business, user, code: str) -> StripeConnecti
     except GatewayError as exc:
         connection.last_error = f"Webhook endpoint: {exc.user_message}"
         connection.save(update_fields=["last_error", "updated_at"])
+    _first_catalog_sync(business=business, user=user)
     return connection
+
+
+def _first_catalog_sync(*, business: Business, user) -> None:
+    """A newly connected business's catalog goes to Stripe at once (a queued whole-catalog
+    sync; it sends only what Stripe does not hold yet, so reconnecting costs reads)."""
+    from services.models import Service
+
+    from .catalog import CatalogSyncError, catalog_sync_start
+
+    if not Service.objects.filter(business=business).exists():
+        return
+    try:
+        catalog_sync_start(business=business, user=user)
+    except CatalogSyncError as exc:  # one is already running: it covers this too
+        log.info("First catalog sync of %s not queued: %s", business.slug, exc)
 
 
 def connection_test(*, connection: StripeConnection):

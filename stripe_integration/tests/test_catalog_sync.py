@@ -315,3 +315,16 @@ def test_catalog_price_id_for_only_exact_synced_list_amount(conn, business_a, st
     assert catalog.price_id_for(connection=conn, service=audit, currency="USD", amount=Decimal("12.501")) is None
     assert catalog.price_id_for(connection=conn, service=audit, currency="EUR", amount=Decimal("12.50")) is None
     assert catalog.price_id_for(connection=conn, service=audit, currency="JPY", amount=Decimal("1500"))
+
+
+def test_catalog_sync_starts_by_itself_when_a_business_connects(client, finance_a, business_a, stripe_env,
+                                                                 django_capture_on_commit_callbacks):
+    _service(business_a, code="AUDIT", usd="1200.00", eur="1100.00")
+    _service(business_a, code="TAX", jpy="50000")
+    with django_capture_on_commit_callbacks(execute=True):
+        conn = connect(client, finance_a, business_a)
+    run = SyncRun.objects.get(business=business_a)
+    assert run.status == "succeeded" and run.started_by == finance_a
+    assert ServiceSync.objects.filter(connection=conn, state=SyncState.SYNCED).count() == 2
+    assert len(stripe_env.requests(method="POST", path="/v1/products")) == 2
+    assert PriceLink.objects.filter(service__business=business_a, active=True).count() == 3
