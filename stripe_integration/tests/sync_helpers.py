@@ -7,6 +7,7 @@ import requests
 
 from stripe_integration.models import StripeConnection
 from stripe_integration.tests import oauth_helpers as oauth
+from stripe_integration.tests.stripe_http import form_encode
 
 TIMEOUT = 15
 
@@ -17,23 +18,10 @@ def connect(client, user, business) -> StripeConnection:
     return StripeConnection.objects.get(business=business, status="connected")
 
 
-def _encode(params: dict, prefix: str = "") -> list[tuple[str, str]]:
-    pairs = []
-    for key, value in params.items():
-        name = f"{prefix}[{key}]" if prefix else key
-        if isinstance(value, dict):
-            pairs += _encode(value, name)
-        elif isinstance(value, bool):
-            pairs.append((name, "true" if value else "false"))
-        elif value is not None:
-            pairs.append((name, str(value)))
-    return pairs
-
-
 def stripe_call(stripe_env, method: str, path: str, *, account: str, params: dict | None = None) -> dict:
     """One Stripe API call with the platform key on the connected account."""
     headers = {"Authorization": f"Bearer {stripe_env.secret_key}", "Stripe-Account": account}
-    data = _encode(params or {})
+    data = form_encode(params or {})
     if method == "GET":
         resp = requests.get(stripe_env.base_url + path, params=data, headers=headers, timeout=TIMEOUT)
     else:
