@@ -476,6 +476,15 @@ def shape(object_name: str, **given) -> dict:
     return out
 
 
+def resource_url(object_name: str, oid: str | None) -> str | None:
+    """`/v1/<collection>/<id>` for a top-level resource, else None."""
+    try:
+        layout = _layout(resource_class(object_name), object_name)
+    except (KeyError, ImportError, AttributeError):
+        return None
+    return f"{layout.class_url}/{oid}" if oid and layout.class_url else None
+
+
 def deleted_stub(object_name: str, object_id: str) -> dict:
     """What Stripe answers to DELETE (and, for customers, to later retrieves)."""
     return {"id": object_id, "object": object_name, "deleted": True}
