@@ -51,7 +51,11 @@ class StripeError(Exception):
             "request_log_url": f"https://dashboard.stripe.com/test/logs/{request_id}",
             "type": self.type,
         }
-        err.update(self.extra)
+        if self.extra:
+            from .spec_shapes import conform  # errors.py is imported by schema.py
+
+            # Card errors carry the intent and payment method as the spec writes them.
+            err.update({k: conform(v) for k, v in self.extra.items()})
         # Stripe leaves out what does not apply (no `code`, `param`, `doc_url: null`).
         return {"error": {k: v for k, v in err.items() if v is not None}}
 
