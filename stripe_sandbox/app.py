@@ -199,7 +199,7 @@ class Sandbox:
                     paths = params.get("expand") or []
                     if isinstance(paths, dict):
                         paths = list(paths.values())
-                    resp = Response.json(conform(expand(ctx, result, paths)))
+                    resp = Response.json(conform(expand(ctx, result, paths), paths))
             except StripeError as exc:
                 # A request that fails changes nothing and emits nothing, but its
                 # answer is kept under its idempotency key like any other result.

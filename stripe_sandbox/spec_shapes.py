@@ -41,6 +41,16 @@ KEPT_OUTSIDE_SPEC: dict[str, frozenset[str]] = {
 }
 
 
+# "Includable" fields: optional in the spec, and sent by Stripe only when asked
+# for with `expand[]` (API reference: "This field is not included by default").
+INCLUDABLE: dict[str, frozenset[str]] = {
+    "customer": frozenset({"cash_balance", "invoice_credit_balance", "sources", "subscriptions",
+                           "tax", "tax_ids"}),
+    "price": frozenset({"currency_options", "tiers"}),
+    "coupon": frozenset({"applies_to", "currency_options"}),
+}
+
+
 @lru_cache(maxsize=1)
 def table() -> dict:
     return json.loads(TABLE_FILE.read_text())
@@ -158,14 +168,20 @@ def _value(kind: str, refs: tuple[str, ...], v, url, key):
     return v
 
 
-def conform(obj):
-    """An answer as the spec writes it: a resource, a deleted stub or a list."""
+def conform(obj, expand=()):
+    """An answer as the spec writes it: a resource, a deleted stub or a list.
+    `expand`: the request's `expand[]` paths (includable fields asked for stay)."""
     if not isinstance(obj, dict):
         return obj
     if obj.get("object") in ("list", "search_result"):
         out = dict(obj)
-        out["data"] = [conform(o) for o in obj.get("data", [])]
+        inner = [p[5:] for p in expand if p.startswith("data.")]
+        out["data"] = [conform(o, inner) for o in obj.get("data", [])]
         return out
+    includable = INCLUDABLE.get(obj.get("object"))
+    if includable:
+        asked = {p.split(".", 1)[0] for p in expand}
+        obj = {k: v for k, v in obj.items() if k not in includable or k in asked}
     if obj.get("object") == "event" and isinstance(obj.get("data"), dict):
         out = conform_as("event", obj)
         out["data"] = {**out["data"], "object": conform(obj["data"].get("object"))}

@@ -64,7 +64,7 @@ def answer(ctx, obj: dict, params: dict, *, extra=None) -> Response:
         out = _expand(ctx, out, parts, path)
     if extra is not None:
         extra(out, paths)
-    return Response.json(conform(out))
+    return Response.json(conform(out, paths))
 
 
 def _expand(ctx, node, parts: list[str], full: str):

@@ -247,7 +247,7 @@ def test_pay_out_of_band(billing):
     assert (paid.status, paid.amount_paid, paid.amount_remaining) == ("paid", 4200, 0)
     assert paid.status_transitions.paid_at is not None
     assert paid.payments.data == []
-    assert paid.amount_paid_off_stripe is None  # includable: only with expand[]
+    assert paid.amount_paid_off_stripe == 4200  # required in the spec: always sent
     shown = c.v1.invoices.retrieve(inv.id, params={"expand": ["amount_paid_off_stripe"]})
     assert shown.amount_paid_off_stripe == 4200
     assert _types_since(c, mark) == ["invoice.updated", "invoice.paid"]
