@@ -62,12 +62,13 @@ def schemas() -> dict:
 
 @lru_cache(maxsize=1)
 def _by_object() -> dict[str, str]:
+    """`object` value -> component schema (the resource's own schema wins over
+    nested look-alikes; deleted_* stubs are picked by `schema_for`)."""
     out: dict[str, str] = {}
     for name, entry in schemas().items():
         obj = entry.get("o")
-        if obj and obj != "list" and "." not in name.replace(obj, "") and not name.startswith("deleted_"):
+        if obj and obj != "list" and not name.startswith("deleted_"):
             out.setdefault(obj, name)
-    # The resource schemas themselves win over nested look-alikes.
     for name, entry in schemas().items():
         if entry.get("o") == name:
             out[name] = name

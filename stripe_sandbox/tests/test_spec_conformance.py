@@ -267,6 +267,14 @@ def test_readme_names_every_endpoint_with_its_spec_path():
     assert (missing, wrong) == ([], [])
 
 
+def test_shape_table_is_derived_from_the_spec():
+    """The committed spec_shapes.json is what spec_build.py makes of the spec."""
+    spec_check.require_spec()
+    from stripe_sandbox import spec_build, spec_shapes
+
+    assert spec_build.build(spec_check.checker().spec) == json.loads(spec_shapes.TABLE_FILE.read_text())
+
+
 def test_validator_rejects_what_stripe_would_not_send():
     """The checker itself: null on a non-nullable field, an unknown key, a missing
     required one and an error body with `code: null` are all caught."""
