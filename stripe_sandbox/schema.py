@@ -459,7 +459,9 @@ def _shape_nested(cls, given: dict) -> dict:
 
 
 def shape(object_name: str, **given) -> dict:
-    """A response object of type `object_name` ("customer", "invoice", ...).
+    """An object of type `object_name` ("customer", "invoice", ...) in its stored
+    form, with every field stripe-python declares; what is answered is this object
+    shaped by Stripe's OpenAPI spec (`spec_shapes.conform`, applied by the pipeline).
 
     Fields not given get Stripe's empty value: None for nullable fields, {} for
     metadata, [] for arrays, an empty list object for sub-lists, a filled-in
