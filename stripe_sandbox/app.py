@@ -22,6 +22,7 @@ import traceback
 from . import control, forms
 from .accounts import API_VERSION, authenticate, resolve_account
 from .core import Ctx, Response, expand, match, new_id
+from .spec_shapes import conform
 from .errors import OAuthError, StripeError
 from .events import publish
 from .faults import EDGE_KINDS, Faults, RateLimiter
@@ -198,7 +199,7 @@ class Sandbox:
                     paths = params.get("expand") or []
                     if isinstance(paths, dict):
                         paths = list(paths.values())
-                    resp = Response.json(expand(ctx, result, paths))
+                    resp = Response.json(conform(expand(ctx, result, paths), paths))
             except StripeError as exc:
                 # A request that fails changes nothing and emits nothing, but its
                 # answer is kept under its idempotency key like any other result.

@@ -2,7 +2,8 @@
 
 Raise `StripeError` (or one of the helpers below) anywhere inside a route handler;
 the framework turns it into Stripe's JSON error body and status code. The body is
-`{"error": {"type", "code", "message", "param", "doc_url", "request_log_url"}}`;
+`{"error": {"type", "code", "message", "param", "doc_url", "request_log_url"}}`,
+the keys that do not apply left out (Stripe's `api_errors` schema);
 stripe-python picks its exception class from the status code (400/404 ->
 InvalidRequestError, 401 -> AuthenticationError, 402 -> CardError, 403 ->
 PermissionError, 429 -> RateLimitError, others -> APIError) and from
@@ -50,8 +51,13 @@ class StripeError(Exception):
             "request_log_url": f"https://dashboard.stripe.com/test/logs/{request_id}",
             "type": self.type,
         }
-        err.update(self.extra)
-        return {"error": err}
+        if self.extra:
+            from .spec_shapes import conform  # errors.py is imported by schema.py
+
+            # Card errors carry the intent and payment method as the spec writes them.
+            err.update({k: conform(v) for k, v in self.extra.items()})
+        # Stripe leaves out what does not apply (no `code`, `param`, `doc_url: null`).
+        return {"error": {k: v for k, v in err.items() if v is not None}}
 
 
 class OAuthError(Exception):

@@ -18,6 +18,7 @@ import fnmatch
 from .accounts import API_VERSION, platform_of
 from .core import copy_json, new_id
 from .schema import shape
+from .spec_shapes import conform
 
 EVENT_RETENTION_SECONDS = 30 * 24 * 3600  # "Events are kept for 30 days" (API reference)
 
@@ -50,6 +51,8 @@ def emit(ctx, event_type: str, obj: dict, previous_attributes: dict | None = Non
     if previous_attributes is None:
         # Stripe sends previous_attributes only on *.updated events.
         del event["data"]["previous_attributes"]
+    # Stored and delivered as the spec writes events (data.object included).
+    event = conform(event)
     ctx.pending_events.append((scope, event))
     return event
 

@@ -459,7 +459,9 @@ def _shape_nested(cls, given: dict) -> dict:
 
 
 def shape(object_name: str, **given) -> dict:
-    """A response object of type `object_name` ("customer", "invoice", ...).
+    """An object of type `object_name` ("customer", "invoice", ...) in its stored
+    form, with every field stripe-python declares; what is answered is this object
+    shaped by Stripe's OpenAPI spec (`spec_shapes.conform`, applied by the pipeline).
 
     Fields not given get Stripe's empty value: None for nullable fields, {} for
     metadata, [] for arrays, an empty list object for sub-lists, a filled-in
@@ -474,6 +476,15 @@ def shape(object_name: str, **given) -> dict:
     out = layout.build(given, owner_url)
     out["object"] = object_name
     return out
+
+
+def resource_url(object_name: str, oid: str | None) -> str | None:
+    """`/v1/<collection>/<id>` for a top-level resource, else None."""
+    try:
+        layout = _layout(resource_class(object_name), object_name)
+    except (KeyError, ImportError, AttributeError):
+        return None
+    return f"{layout.class_url}/{oid}" if oid and layout.class_url else None
 
 
 def deleted_stub(object_name: str, object_id: str) -> dict:

@@ -26,7 +26,7 @@ Payments: `pay` charges a card through payments.collect_payment and records the
 result with `invoice_apply_payment`, or records a decline with
 `invoice_record_failed_attempt` and answers Stripe's 402 card error.
 `paid_out_of_band=true` marks the invoice paid without a payment; the amount counts
-in `amount_paid` (basil and later) and in the includable `amount_paid_off_stripe`.
+in `amount_paid` (basil and later) and in `amount_paid_off_stripe` (required in the spec).
 """
 
 from __future__ import annotations
@@ -211,6 +211,7 @@ def _pay_out_of_band(ctx, invoice: dict) -> None:
     amount = invoice["amount_remaining"]
     invoice["amount_paid"] += amount
     invoice["_paid_off_stripe"] = invoice.get("_paid_off_stripe", 0) + amount
+    invoice["amount_paid_off_stripe"] = invoice["_paid_off_stripe"]
     invoice["attempted"] = True
     _mark_paid(invoice, ctx.now())
     ctx.save(invoice)

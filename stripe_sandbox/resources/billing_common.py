@@ -17,6 +17,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from ..core import Response, apply_update, copy_json
 from ..errors import StripeError, invalid_request
+from ..spec_shapes import conform
 
 _MAX_EXPAND_DEPTH = 4
 
@@ -63,7 +64,7 @@ def answer(ctx, obj: dict, params: dict, *, extra=None) -> Response:
         out = _expand(ctx, out, parts, path)
     if extra is not None:
         extra(out, paths)
-    return Response.json(out)
+    return Response.json(conform(out, paths))
 
 
 def _expand(ctx, node, parts: list[str], full: str):

@@ -178,7 +178,7 @@ def _new_price(ctx, params: dict, *, param: str = "") -> dict:
         product=params["product"],
         recurring=recurring,
         tax_behavior=params.get("tax_behavior", "unspecified"),
-        tiers=params.get("tiers"),
+        tiers=_tiers(params.get("tiers")),
         tiers_mode=params.get("tiers_mode"),
         transform_quantity=params.get("transform_quantity"),
         type="recurring" if recurring else "one_time",
@@ -241,3 +241,24 @@ def list_prices(ctx, params):
         )
 
     return ctx.list("price", params, url="/v1/prices", where=where)
+
+
+def _tiers(tiers: list | None) -> list | None:
+    """Price tiers as Stripe answers them: the last tier's `up_to: "inf"` is null,
+    amounts given one way are mirrored the other (`unit_amount_decimal` as a string)."""
+    if not tiers:
+        return None
+    out = []
+    for tier in tiers:
+        row = {}
+        for name in ("flat_amount", "unit_amount"):
+            whole, dec = tier.get(name), tier.get(f"{name}_decimal")
+            if whole is None and dec not in (None, ""):
+                row[name], row[f"{name}_decimal"] = None, str(dec)
+            else:
+                row[name] = whole
+                row[f"{name}_decimal"] = None if whole is None else str(whole)
+        up_to = tier.get("up_to")
+        row["up_to"] = None if up_to in (None, "inf") else int(up_to)
+        out.append(row)
+    return out

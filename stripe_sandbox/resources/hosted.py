@@ -30,10 +30,13 @@ _PAGE = """<!doctype html>
 <title>{title}</title>
 <style>
 body{{font-family:system-ui,sans-serif;background:#f6f9fc;color:#1a1f36;margin:0}}
-main{{max-width:36rem;margin:3rem auto;background:#fff;border-radius:8px;padding:2rem;
+main{{max-width:44rem;margin:3rem auto;background:#fff;border-radius:8px;padding:2rem;
 box-shadow:0 2px 8px rgba(0,0,0,.08)}}
-table{{width:100%;border-collapse:collapse;margin:1rem 0}} td,th{{padding:.35rem 0;text-align:left}}
-th{{color:#697386;font-weight:500;border-bottom:1px solid #e3e8ee}} .num{{text-align:right}}
+table{{width:100%;border-collapse:collapse;margin:1rem 0}}
+td,th{{padding:.4rem .6rem;text-align:left;vertical-align:top}} td:first-child,th:first-child{{padding-left:0}}
+td:last-child,th:last-child{{padding-right:0}}
+th{{color:#697386;font-weight:500;border-bottom:1px solid #e3e8ee}}
+.num{{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}}
 tr.total td{{font-weight:600;border-top:1px solid #e3e8ee}}
 label{{display:block;margin-top:.8rem}} input{{width:100%;padding:.5rem;box-sizing:border-box}}
 .row{{display:flex;gap:1rem}} .row label{{flex:1}}
@@ -130,6 +133,29 @@ def _unit_amount(line: dict) -> str:
     return f"{line['currency'].upper()} {major.normalize():f}"
 
 
+def _quantity(line: dict) -> str:
+    """The quantity as given (`quantity_decimal` "28.5", not the truncated 28)."""
+    q = line.get("quantity_decimal")
+    if q not in (None, ""):
+        value = Decimal(str(q))
+        return format(value.normalize() if value != value.to_integral_value() else value.to_integral_value(), "f")
+    return "" if line.get("quantity") is None else str(line["quantity"])
+
+
+def _summary(ctx, inv: dict, lines: list[dict]) -> list[tuple[str, int, str]]:
+    """(label, amount, key) rows under the lines, adding up to the total: the sum of
+    the lines' amounts (before any discount), every discount (line and invoice
+    level, as in `total_discount_amounts`), exclusive taxes; inclusive taxes are
+    shown as included and not added. Stripe's own `subtotal` already has the line
+    discounts taken off, so it would count them twice above a discount list."""
+    rows = [("Subtotal", sum(ln["amount"] for ln in lines), "subtotal")]
+    for d in inv.get("total_discount_amounts") or []:
+        rows.append((_discount_label(ctx, d.get("discount")), -d["amount"], "discount"))
+    for t in inv.get("total_taxes") or []:
+        rows.append((_tax_label(ctx, t), t["amount"], "tax"))
+    return rows
+
+
 def _discount_label(ctx, discount_id) -> str:
     discount = ctx.find(discount_id) if isinstance(discount_id, str) else discount_id
     coupon = None
@@ -180,16 +206,13 @@ def _invoice_page(ctx, token: str, raw: dict, *, error: str | None = None, value
     inv = invoice_get(ctx, raw["id"])
     cur = inv["currency"]
     money = lambda amount: format_amount(amount, cur)  # noqa: E731
+    lines = _lines(ctx, raw, inv)
     rows = "".join(
-        f"<tr><td>{esc(ln.get('description') or '')}</td><td class=num>{ln.get('quantity') or ''}</td>"
+        f"<tr><td>{esc(ln.get('description') or '')}</td><td class=num>{_quantity(ln)}</td>"
         f"<td class=num>{_unit_amount(ln)}</td><td class=num>{money(ln['amount'])}</td></tr>"
-        for ln in _lines(ctx, raw, inv)
+        for ln in lines
     )
-    totals = [("Subtotal", money(inv["subtotal"]), "subtotal")]
-    for d in inv.get("total_discount_amounts") or []:
-        totals.append((_discount_label(ctx, d.get("discount")), money(-d["amount"]), "discount"))
-    for t in inv.get("total_taxes") or []:
-        totals.append((_tax_label(ctx, t), money(t["amount"]), "tax"))
+    totals = [(label, money(amount), key) for label, amount, key in _summary(ctx, inv, lines)]
     totals.append(("Total", money(inv["total"]), "total"))
     if inv["amount_paid"]:
         totals.append(("Amount paid", money(inv["amount_paid"]), "amount-paid"))
@@ -321,11 +344,11 @@ def invoice_pdf(ctx, params, token):
         f"Billed to: {inv.get('customer_name') or inv.get('customer_email') or inv.get('customer')}",
         "",
     ]
-    for ln in _lines(ctx, raw, inv):
-        text.append(f"{ln.get('description') or ''}  x{ln.get('quantity') or 1}  {money(ln['amount'])}")
-    text += ["", f"Subtotal: {money(inv['subtotal'])}"]
-    text += [f"Discount: {money(-d['amount'])}" for d in inv.get("total_discount_amounts") or []]
-    text += [f"Tax: {money(t['amount'])}" for t in inv.get("total_taxes") or []]
+    lines = _lines(ctx, raw, inv)
+    for ln in lines:
+        text.append(f"{ln.get('description') or ''}  x{_quantity(ln) or 1}  {money(ln['amount'])}")
+    text.append("")
+    text += [f"{html.unescape(label)}: {money(amount)}" for label, amount, _ in _summary(ctx, inv, lines)]
     text += [f"Total: {money(inv['total'])}", f"Amount due: {money(inv['amount_remaining'])}"]
     name = f"Invoice-{inv.get('number') or inv['id']}.pdf"
     return Response(200, pdf_document(text), {"Content-Type": "application/pdf",

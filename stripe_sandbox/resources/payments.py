@@ -87,7 +87,9 @@ def new_payment_intent(ctx, *, amount: int, currency: str, customer: str | None,
         id=pid,
         amount=amount,
         amount_capturable=0,
-        amount_details={"tip": {}},
+        amount_details={"tip": {}, "line_items": {
+            "object": "list", "data": [], "has_more": False,
+            "url": f"/v1/payment_intents/{pid}/amount_details_line_items"}},
         amount_received=0,
         automatic_payment_methods=automatic,
         # The default of API versions since 2024-04-10.

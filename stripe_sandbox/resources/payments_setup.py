@@ -59,7 +59,7 @@ def confirm_setup(ctx, si: dict, pm: dict) -> dict:
     check_owner(pm, si["customer"])
     decline = decline_of(behaviour_of(ctx, pm), charging=False)
     error = decline_error(decline) if decline else None
-    details = error_details(error, decline, pm, setup_intent=si["id"]) if error else None
+    details = error_details(error, decline, pm) if error else None
     card = pm["card"]
     attempt = shape(
         "setup_attempt",

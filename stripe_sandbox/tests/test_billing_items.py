@@ -5,11 +5,8 @@ from decimal import Decimal
 import pytest
 import stripe
 
-from stripe_sandbox.schema import declared_fields
+from .spec_check import key_problems
 
-
-def _declared(name):
-    return declared_fields(name) - {"deleted"}
 
 
 def _events(client, limit=100):
@@ -29,8 +26,8 @@ def test_invoiceitem_create_pending_with_amount(billing):
                                            "description": "Setup fee", "metadata": {"crm": "42"}})
     assert ii.id.startswith("ii_") and ii.object == "invoiceitem"
     assert (ii.amount, ii.currency, ii.invoice, ii.quantity, ii.discountable) == (2500, "usd", None, 1, True)
-    assert ii.pricing.unit_amount_decimal == Decimal("2500") and ii.pricing.price_details is None
-    assert set(ii.to_dict()) == _declared("invoiceitem")
+    assert ii.pricing.unit_amount_decimal == Decimal("2500") and "price_details" not in ii.pricing
+    assert key_problems(ii.to_dict(), "invoiceitem") == []
     assert [e.type for e in _events(c)][-1] == "invoiceitem.created"
 
 
@@ -207,4 +204,4 @@ def test_invoiceitem_line_discount_creates_discount_object(billing):
     assert discount.object == "discount" and discount.invoice_item == ii.id
     assert discount.source.coupon == coupon.id
     assert inv.total == 500 and inv.subtotal == 500
-    assert set(discount.to_dict()) == _declared("discount")
+    assert key_problems(discount.to_dict(), "discount") == []

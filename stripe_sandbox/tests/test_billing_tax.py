@@ -3,12 +3,8 @@
 import pytest
 import stripe
 
-from stripe_sandbox.schema import declared_fields
+from .spec_check import key_problems
 
-
-def _declared(name):
-    """The fields stripe-python's class declares (`deleted` only on deleted stubs)."""
-    return declared_fields(name) - {"deleted"}
 
 
 def _event_types(client):
@@ -24,7 +20,7 @@ def test_tax_rate_create_retrieve_and_shape(sandbox):
     assert rate.id.startswith("txr_")
     assert (rate.percentage, rate.inclusive, rate.active, rate.country) == (19.0, False, True, "DE")
     assert rate.metadata.to_dict() == {"k": "v"}
-    assert set(rate.to_dict()) == _declared("tax_rate")
+    assert key_problems(rate.to_dict(), "tax_rate") == []
     assert c.v1.tax_rates.retrieve(rate.id).display_name == "VAT"
     assert _event_types(c) == ["tax_rate.created"]
 
@@ -82,7 +78,7 @@ def test_coupon_percent_off_create_retrieve_update_delete(sandbox):
     coupon = c.v1.coupons.create(params={"percent_off": 25.5, "duration": "forever", "name": "Quarter",
                                          "id": "QUARTER", "metadata": {"k": "v"}})
     assert (coupon.id, coupon.percent_off, coupon.amount_off, coupon.valid) == ("QUARTER", 25.5, None, True)
-    assert set(coupon.to_dict()) == _declared("coupon")
+    assert key_problems(coupon.to_dict(), "coupon") == []
     renamed = c.v1.coupons.update("QUARTER", params={"name": "Quarter off"})
     assert renamed.name == "Quarter off"
     deleted = c.v1.coupons.delete("QUARTER")

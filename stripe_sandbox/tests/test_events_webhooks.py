@@ -34,7 +34,7 @@ def test_events_emitted_for_each_change(sandbox):
     assert created.data.object.id == cus.id and created.livemode is False
     request = created["request"]  # `.request` is a StripeObject method
     assert request["idempotency_key"] == "evt-k" and request["id"].startswith("req_")
-    assert created.api_version and created.pending_webhooks == 0 and created.account is None
+    assert created.api_version and created.pending_webhooks == 0 and "account" not in created
     assert "previous_attributes" not in created.data
     updated = events[-2]
     assert updated.data.previous_attributes.to_dict() == {"name": None, "metadata": {"a": None}}
@@ -81,7 +81,7 @@ def test_webhooks_signed_deliveries_verify_with_stripe_python(sandbox, webhook_r
     client = sandbox.client()
     we = endpoint(client, webhook_receiver.url, ["customer.created"])
     assert we.secret.startswith(SECRET_PREFIX) and we.status == "enabled"
-    assert client.v1.webhook_endpoints.retrieve(we.id).secret is None  # shown at creation only
+    assert "secret" not in client.v1.webhook_endpoints.retrieve(we.id)  # shown at creation only
     cus = client.v1.customers.create(params={"email": "hook@example.test"})
     client.v1.products.create(params={"name": "not subscribed"})
     (delivery,) = webhook_receiver.wait_for(1)
@@ -211,7 +211,7 @@ def test_webhook_endpoints_crud_and_validation(sandbox):
                   metadata={"k": "v"})
     assert list(we.enabled_events) == ["customer.created", "invoice.paid"] and we.application is None
     got = client.v1.webhook_endpoints.update(we.id, params={"url": "https://example.test/other", "description": "e"})
-    assert got.url == "https://example.test/other" and got.description == "e" and got.secret is None
+    assert got.url == "https://example.test/other" and got.description == "e" and "secret" not in got
     assert [w.id for w in client.v1.webhook_endpoints.list().data] == [we.id]
     with pytest.raises(stripe.InvalidRequestError) as exc:
         endpoint(client, "https://example.test/x", ["customer.exploded"])

@@ -247,3 +247,45 @@ def test_hosted_pages_in_headless_browser(sandbox):
             browser.close()
     assert client.v1.invoices.retrieve(inv.id).status == "paid"
     assert client.v1.checkout.sessions.retrieve(session.id).status == "complete"
+
+
+def _amount(text: str) -> int:
+    """'-$12.34' -> -1234 (usd)."""
+    sign = -1 if text.strip().startswith("-") else 1
+    return sign * int(round(float(re.sub(r"[^0-9.]", "", text)) * 100))
+
+
+def test_hosted_invoice_decimal_quantity_and_totals_that_add_up(sandbox):
+    """28.5 hours show as 28.5; the subtotal is the sum of the lines, and subtotal -
+    discounts (line and invoice level) + exclusive tax is the total shown."""
+    c = sandbox.client()
+    cus = c.v1.customers.create(params={"email": "ada@example.test", "name": "Ada Lovelace"})
+    prod = c.v1.products.create(params={"name": "Consulting"})
+    price = c.v1.prices.create(params={"product": prod.id, "currency": "usd", "unit_amount": 8000})
+    rate = c.v1.tax_rates.create(params={"display_name": "VAT", "percentage": 20, "inclusive": False})
+    line_coupon = c.v1.coupons.create(params={"amount_off": 1000, "currency": "usd", "name": "Loyalty"})
+    invoice_coupon = c.v1.coupons.create(params={"percent_off": 10, "name": "Autumn"})
+    inv = c.v1.invoices.create(params={"customer": cus.id, "collection_method": "send_invoice",
+                                       "days_until_due": 30, "discounts": [{"coupon": invoice_coupon.id}],
+                                       "default_tax_rates": [rate.id]})
+    c.v1.invoice_items.create(params={"customer": cus.id, "invoice": inv.id, "pricing": {"price": price.id},
+                                      "quantity_decimal": "28.5", "description": "Hours",
+                                      "discounts": [{"coupon": line_coupon.id}]})
+    c.v1.invoice_items.create(params={"customer": cus.id, "invoice": inv.id, "amount": 5000,
+                                      "currency": "usd", "description": "Travel"})
+    inv = c.v1.invoices.finalize_invoice(inv.id)
+    status, _, body = get(inv.hosted_invoice_url)
+    page = body.decode()
+    assert status == 200
+    rows = re.findall(r"<tr><td>(.*?)</td><td class=num>(.*?)</td><td class=num>.*?</td>"
+                      r"<td class=num>(.*?)</td></tr>", page)
+    assert ("Hours", "28.5") in [(d, q) for d, q, _ in rows]
+    line_sum = sum(_amount(a) for _, _, a in rows)
+    assert line_sum == 28.5 * 8000 + 5000
+    subtotal = _amount(text_of(page, "subtotal"))
+    discounts = [_amount(a) for a in re.findall(r"id=discount>(.*?)</td>", page)]
+    taxes = [_amount(a) for a in re.findall(r"id=tax>(.*?)</td>", page)]
+    assert subtotal == line_sum and len(discounts) == 2 and all(d < 0 for d in discounts)
+    assert subtotal + sum(discounts) + sum(taxes) == _amount(text_of(page, "total")) == inv.total
+    # Columns: cells have room between them, amounts do not wrap.
+    assert "td,th{padding:.4rem .6rem" in page and "white-space:nowrap" in page

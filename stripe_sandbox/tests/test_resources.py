@@ -12,6 +12,7 @@ def test_customers_crud(sandbox):
         "email": "ada@example.test", "name": "Ada", "address": {"country": "GB", "line1": "1 Road"},
         "invoice_settings": {"footer": "Thanks"}, "preferred_locales": ["en"],
         "tax_id_data": [{"type": "eu_vat", "value": "DE123456789"}],
+        "expand": ["tax_ids"],  # includable: sent only when asked for
     })
     assert cus.object == "customer" and cus.livemode is False
     assert cus.address.country == "GB" and cus.address.city is None
