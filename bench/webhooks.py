@@ -39,7 +39,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from stripe_integration.gateway_types import WEBHOOK_SECRET_PREFIX
+from stripe_integration.gateway.types import WEBHOOK_SECRET_PREFIX
 
 BASE = Path(__file__).resolve().parent.parent
 VENV_BIN = BASE / ".venv" / "bin"

@@ -121,8 +121,9 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")  # one per CI run: no stolen tasks
-# Task modules beyond the apps' `tasks.py` (autodiscovered).
-CELERY_IMPORTS = ["stripe_integration.webhook_tasks"]
+# Task modules beyond the apps' `tasks.py` (autodiscovered). Moved tasks keep their
+# registered names (`name=` on each task), which the schedule below still uses.
+CELERY_IMPORTS = ["stripe_integration.webhooks.tasks", "stripe_integration.invoicing.tasks"]
 # `celery -A config beat`: the webhook inbox's retry sweep (parked, failed, never-queued
 # deliveries) and the catch-up that lists events Stripe could not deliver.
 CELERY_BEAT_SCHEDULE = {

@@ -13,7 +13,8 @@ retry is there instead (as for the invoice push, tasks_invoicing.py).
 from celery import shared_task
 from django.db import transaction
 
-from . import catalog, customers
+from .catalog import sync as catalog
+from .customers import links as customers
 
 RETRY_BACKOFF = 10  # seconds, doubled per retry, capped
 RETRY_BACKOFF_MAX = 600
@@ -60,5 +61,6 @@ def customer_push_task(self, link_id: int) -> str:
     return link.state if link else "skipped"
 
 
-# --- invoices (issue 6): registered with Celery through this module ---
-from . import tasks_invoicing  # noqa: E402,F401
+# --- the invoice push and the webhook inbox: registered with Celery through this module ---
+from .invoicing import tasks as invoicing_tasks  # noqa: E402,F401
+from .webhooks import tasks as webhook_tasks  # noqa: E402,F401
