@@ -42,6 +42,7 @@ from .types import (  # noqa: F401  (re-exported: the app imports them from here
     StripeUnavailable,
     TaxIdInfo,
     WebhookEndpointInfo,
+    WebhookSignatureInvalid,
     _OAUTH_MESSAGES,
     _customer_info,
     _get,
@@ -536,3 +537,26 @@ class Gateway:
             enabled_events=tuple(_get(ep, "enabled_events", []) or []), livemode=bool(_get(ep, "livemode", False)),
             metadata=dict(_get(ep, "metadata", {}) or {}), secret=_get(ep, "secret"),
         )
+
+
+def webhook_verify(*, payload: bytes, header: str | None, secrets, tolerance: int) -> None:
+    """Check a webhook delivery's `Stripe-Signature` with stripe-python's own verifier
+    (`stripe.WebhookSignature.verify_header`: HMAC-SHA256 of "<t>.<body>", constant-time
+    compare, `t` no older than `tolerance` seconds) under each secret in turn, as the
+    endpoint may have several active (a secret being rolled). Raise WebhookSignatureInvalid
+    when none verifies. Stripe's verifier does not refuse a timestamp in the future: the
+    intake checks that itself."""
+    reason = "No signature matches the payload under any active secret."
+    try:
+        payload.decode("utf-8")  # Stripe signs UTF-8 JSON; its verifier would raise on anything else
+    except UnicodeDecodeError:
+        raise WebhookSignatureInvalid("The payload is not UTF-8, so Stripe did not sign it.") from None
+    for secret in secrets:
+        try:
+            stripe.WebhookSignature.verify_header(payload, header, secret, tolerance)
+        except stripe.SignatureVerificationError as exc:
+            # Only Stripe's own wording; neither the secret nor the payload is kept.
+            reason = str(exc.user_message or reason)
+            continue
+        return
+    raise WebhookSignatureInvalid(reason)

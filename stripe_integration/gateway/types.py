@@ -261,3 +261,8 @@ def _invoice_info(obj: Any) -> InvoiceInfo:
         finalized_at=_get(transitions, "finalized_at"), paid_at=_get(transitions, "paid_at"),
         voided_at=_get(transitions, "voided_at"), metadata=dict(_get(obj, "metadata", {}) or {}),
     )
+
+
+class WebhookSignatureInvalid(Exception):
+    """A webhook's Stripe-Signature does not verify under any of the secrets given
+    (missing or malformed header, no matching signature, or older than the tolerance)."""
