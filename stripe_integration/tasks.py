@@ -8,7 +8,10 @@ so it never makes a second product, price or customer. Any other failure is alre
 recorded on its row (state "error" with Stripe's message, shown in the admin with a retry
 action), so the task ends there. Eager Celery (the embedded default, where the task runs
 inside the web request) does not retry: the request would hang on the backoff; the admin's
-retry is there instead (as for the invoice push, tasks_invoicing.py).
+retry is there instead (as for the invoice push, invoicing/tasks.py).
+
+The Celery entry point of the app: autodiscovery imports only `<app>.tasks`, so the
+capability task modules are imported at the end (also in settings.CELERY_IMPORTS).
 """
 from celery import shared_task
 from django.db import transaction

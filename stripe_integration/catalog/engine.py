@@ -1,7 +1,7 @@
 """The catalog sync's machinery: one service's product and prices brought to the app's
 version (`ServiceSyncer`), the states compared for drift, the names Stripe sees.
 
-The rules are described in `catalog.py`, which holds the services that use this.
+The rules are described in `sync.py`, which holds the services that use this.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Forms of the integration's pages. Writes go through the services (customers.py)."""
+"""Forms of the integration's pages. Writes go through the services (customers/links.py)."""
 from django import forms
 
 from finance.models import LineType

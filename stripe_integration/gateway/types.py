@@ -1,8 +1,8 @@
 """What the gateway hands back: its exceptions and its plain results.
 
-Split from `gateway.py` (the only module that imports `stripe`) to keep that module to
+Split from `client.py` (the only module that imports `stripe`) to keep that module to
 the calls themselves; nothing here needs the SDK. Import these names from
-`stripe_integration.gateway`, which re-exports them.
+`stripe_integration.gateway.client`, which re-exports them.
 """
 from __future__ import annotations
 
@@ -136,8 +136,8 @@ def _plain(obj: Any) -> dict:
 
 
 # --- catalog and customers (issue 5) ---
-# Plain results of the product, price and customer calls made by `catalog.py` and
-# `customers.py`. Only the fields the app compares or shows are kept.
+# Plain results of the product, price and customer calls made by `catalog/` and
+# `customers/`. Only the fields the app compares or shows are kept.
 @dataclass(frozen=True)
 class ProductInfo:
     id: str

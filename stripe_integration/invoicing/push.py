@@ -30,13 +30,13 @@ exclude), one add_lines, finalize (auto_advance off), send or pay = 4; a recover
 read. Customers, tax rates, coupons and the inline product are made once, then reused.
 
 Totals: after add_lines (the draft) and again after finalize, Stripe's subtotal, discount,
-tax and total must equal the CRM's to the minor unit (`invoicing_lines`); otherwise the
+tax and total must equal the CRM's to the minor unit (`lines.py`); otherwise the
 push stops before finalizing / sending with the differences saved on the invoice.
 
 Nothing here holds a database transaction across a Stripe call (SQLite's IMMEDIATE
 transactions would block every writer meanwhile): short locked updates before and after.
 The actions on a pushed invoice (void, mark uncollectible, paid outside Stripe, resend,
-delete draft) are in `invoicing_actions`.
+delete draft) are in `actions.py`.
 """
 from __future__ import annotations
 

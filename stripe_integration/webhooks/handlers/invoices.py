@@ -1,5 +1,5 @@
 """Handlers of invoice events: each one reconciles the invoice with Stripe's current
-state (`events_common.invoice_reconcile`), so a late `invoice.finalized` after
+state (`..context.invoice_reconcile`), so a late `invoice.finalized` after
 `invoice.paid` reads a paid invoice and changes nothing."""
 from __future__ import annotations
 
