@@ -1,6 +1,7 @@
 """Thin Celery tasks of the invoice push (STYLE.md 7): take ids, call one service, own the
 retry policy. Registered with Celery through `stripe_integration.tasks` (which imports
-this module), since autodiscovery only looks at `tasks.py`.
+this module), since autodiscovery only looks at `tasks.py`. The task keeps the name it had
+in `stripe_integration.tasks_invoicing` (`name=`), so queued messages still find it.
 
 Retry policy: a push that failed on something Stripe calls retryable (unavailable, rate
 limited after the gateway's own backoff) is retried with exponential backoff; every retry
@@ -19,7 +20,8 @@ RETRY_BACKOFF_MAX = 600
 MAX_RETRIES = 6
 
 
-@shared_task(name="stripe_integration.tasks_invoicing.invoice_push_task", bind=True, acks_late=True, max_retries=MAX_RETRIES)
+@shared_task(name="stripe_integration.tasks_invoicing.invoice_push_task",
+             bind=True, acks_late=True, max_retries=MAX_RETRIES)
 def invoice_push_task(self, invoice_id: int, takeover: bool = False) -> str:
     result = invoicing.invoice_push(invoice_id=invoice_id, takeover=takeover)
     if result.retryable and not self.request.is_eager:
