@@ -15,7 +15,7 @@ from finance.models import Billable, Invoice
 from services.models import Service
 
 from ..invoicing.admin import BillableInvoicingMixin, InvoiceStripeMixin
-from .catalog import drift_table, report_sync, service_sync_cell, service_sync_rows_prefetch
+from .integration import drift_table, report_sync, service_sync_cell, service_sync_rows_prefetch
 
 
 class ServiceStripeMixin:

@@ -2,7 +2,7 @@
 
 Every line keeps its quantity, its VAT and its discount visible on the Stripe invoice:
 - price: the catalog's synced Stripe price when the billable used the list price
-  (`catalog.price_id_for`), else inline `price_data` (`unit_amount_decimal`, exact) on
+  (`catalog.sync.price_id_for`), else inline `price_data` (`unit_amount_decimal`, exact) on
   the service's synced product, or on one catch-all product per connection;
 - quantity: `quantity`, or `quantity_decimal` for fractions;
 - VAT: a Stripe tax rate per (percentage, inclusive/exclusive, the business's country),

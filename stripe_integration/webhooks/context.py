@@ -1,7 +1,7 @@
 """What the event handlers share: their context, the outcomes other than "processed", and
 the reconciliation of one invoice with Stripe's current state.
 
-Handlers run inside the delivery's transaction (see `events.delivery_process`): what they
+Handlers run inside the delivery's transaction (see `processing.delivery_process`): what they
 write commits together with the delivery marked processed, or not at all.
 """
 from __future__ import annotations

@@ -249,7 +249,7 @@ def delivery_store(*, envelope: Envelope, payload: str, source: str = DeliverySo
 def _send(task, *args, **options) -> None:
     """Publish a task; a broker that is down (or an eager task that raised) must not turn
     a stored delivery into an error: the row is safe and the retry sweep
-    (`events.deliveries_retry_due`) picks it up."""
+    (`processing.deliveries_retry_due`) picks it up."""
     try:
         task.apply_async(args, **options)
     except Exception:  # noqa: BLE001 - any broker error; logged, healed by the sweep
@@ -268,7 +268,7 @@ class _Kicker:
 
     The rows are the queue; the task only says "there is work". Publishing a Celery
     message costs about as much as the insert itself (kombu's Python, then Redis), so one
-    per delivery would halve the intake's throughput (see WEBHOOKS.md). A drain queued
+    per delivery would halve the intake's throughput (see README.md here). A drain queued
     with countdown=KICK_WINDOW starts after every row this process commits before it is
     due, so a row committed while one is pending is covered; KICK_MARGIN keeps that true
     under small clock differences between web and worker hosts, and the retry sweep

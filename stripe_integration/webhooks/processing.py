@@ -36,8 +36,8 @@ from django.db import OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from .handlers import invoices as events_invoices
-from .handlers import payments as events_payments
+from .handlers import invoices as invoice_handlers
+from .handlers import payments as payment_handlers
 from ..catalog.sync import product_drift_detected
 from ..customers.links import customer_changed_in_stripe
 from .context import EventContext, EventIgnored, EventParked, obj_id
@@ -71,7 +71,7 @@ def handler_gateway() -> Gateway:
 # --- handlers of the other event families -------------------------------------------------
 def on_customer_changed(ctx: EventContext) -> str:
     """customer.updated / customer.deleted: the contact's customer link follows (issue 5's
-    `customers.customer_changed_in_stripe`: a deleted customer marks its link deleted)."""
+    `customers.links.customer_changed_in_stripe`: a deleted customer marks its link deleted)."""
     link = customer_changed_in_stripe(connection=ctx.connection, customer=ctx.obj, customer_id=obj_id(ctx.obj),
                                       deleted=ctx.type == "customer.deleted")
     if link is None:
@@ -81,7 +81,7 @@ def on_customer_changed(ctx: EventContext) -> str:
 
 def on_product_updated(ctx: EventContext) -> str:
     """product.updated: a product edited in Stripe may have drifted from the catalog
-    (issue 5's `catalog.product_drift_detected` compares and records it)."""
+    (issue 5's `catalog.sync.product_drift_detected` compares and records it)."""
     sync = product_drift_detected(connection=ctx.connection, product=ctx.obj)
     if sync is None:
         raise EventIgnored(f"Product {obj_id(ctx.obj)} is not a synced service's.")
@@ -96,8 +96,8 @@ def on_deauthorized(ctx: EventContext) -> str:
 
 
 HANDLERS = {
-    **events_invoices.HANDLERS,
-    **events_payments.HANDLERS,
+    **invoice_handlers.HANDLERS,
+    **payment_handlers.HANDLERS,
     "customer.updated": on_customer_changed,
     "customer.deleted": on_customer_changed,
     "product.updated": on_product_updated,
