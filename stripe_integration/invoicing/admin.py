@@ -1,5 +1,6 @@
 """The admin's side of "invoices from billables, in Stripe" (issue 6), mixed into
-`finance.admin`'s BillableAdmin and InvoiceAdmin:
+`finance.admin`'s BillableAdmin and InvoiceAdmin by `stripe_integration.admin.extensions`
+(finance imports nothing of Stripe):
 
 - billables: the `generate_invoice` action, with an intermediate preview page (per bill-to
   and currency: lines, subtotal, discounts, tax, total), then "Send to Stripe";
@@ -7,7 +8,7 @@
   differed, and the actions Stripe allows (retry, approve, void, mark uncollectible, mark
   paid outside Stripe, resend, delete draft) as list actions and as buttons on the page.
 
-Workflows call `stripe_integration.invoicing*` services and report with message_user, as
+Workflows call the `stripe_integration.invoicing` services and report with message_user, as
 Django's own admin actions do; a refused action is a message, never a 500.
 """
 from collections import defaultdict
