@@ -3,8 +3,9 @@
 integration adds to finance's read-only invoice page (`invoice_detail_context`)."""
 # --- invoices from billables (issue 6) ----------------------------------------------------
 # Select unbilled billables on a contact, opportunity or ticket page -> preview -> "Send to
-# Stripe"; then the invoice page with Stripe's number, status, due date, payment page and
-# PDF, and the actions Stripe allows. Writes: finance/owner roles; the page: every member.
+# Stripe"; then finance's invoice page (finance/pages.py) with Stripe's number, status, due
+# date, payment page and PDF, where `invoice_detail_context` adds the actions Stripe allows.
+# Writes: finance/owner roles; the page: every member.
 from django.contrib import messages  # noqa: E402
 from django.http import Http404  # noqa: E402
 from django.shortcuts import redirect, render  # noqa: E402

@@ -6,7 +6,8 @@ contact name, opportunity title, ticket subject, billable description) and creat
 when missing, validated with full_clean() first. Rows that exist are left as they are, so
 a second run creates and changes nothing, and a password someone changed is never reset.
 Deterministic: fixed data, no randomness. Refuses to run unless DEBUG, because it creates
-well-known logins (admin/admin ...).
+well-known logins (admin/admin ...). It lives in finance, the highest layer whose rows it
+writes (crm, services, finance).
 """
 from collections import Counter
 from datetime import date, timedelta
