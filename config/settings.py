@@ -123,7 +123,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")  # one per CI run: no stolen tasks
 # Task modules beyond the apps' `tasks.py` (autodiscovered). Moved tasks keep their
 # registered names (`name=` on each task), which the schedule below still uses.
-CELERY_IMPORTS = ["stripe_integration.webhooks.tasks", "stripe_integration.invoicing.tasks"]
+CELERY_IMPORTS = [
+    "stripe_integration.catalog.tasks", "stripe_integration.customers.tasks", "stripe_integration.invoicing.tasks",
+    "stripe_integration.webhooks.tasks",
+]
 # `celery -A config beat`: the webhook inbox's retry sweep (parked, failed, never-queued
 # deliveries) and the catch-up that lists events Stripe could not deliver.
 CELERY_BEAT_SCHEDULE = {

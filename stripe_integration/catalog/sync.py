@@ -116,7 +116,8 @@ def service_sync_request(*, service: Service, force: bool = False) -> ServiceSyn
         row.state = SyncState.PENDING
         # Only the state: a worker may be saving this row's Stripe state right now.
         clean_and_save(row, update_fields=["state", "updated_at"])
-    from ..tasks import enqueue_on_commit, service_sync_task  # tasks import this module
+    from ..tasks import enqueue_on_commit
+    from .tasks import service_sync_task  # tasks import this module
 
     enqueue_on_commit(service_sync_task, service.pk, force)
     return row
@@ -129,7 +130,8 @@ def catalog_sync_start(*, business: Business, user=None) -> SyncRun:
     if connection is None:
         raise CatalogSyncError("This business is not connected to Stripe.")
     run = catalog_sync_create_run(business=business, connection=connection, user=user)
-    from ..tasks import catalog_sync_task, enqueue_on_commit
+    from ..tasks import enqueue_on_commit
+    from .tasks import catalog_sync_task
 
     enqueue_on_commit(catalog_sync_task, run.pk)
     return run

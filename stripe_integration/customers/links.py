@@ -263,7 +263,8 @@ def customer_sync_request(*, contact: Contact) -> list[CustomerLink]:
     transaction commits."""
     links = list(CustomerLink.objects.filter(contact_id=contact.pk, connection__status=ConnectionStatus.CONNECTED)
                  .exclude(state=CustomerState.DELETED))
-    from ..tasks import customer_push_task, enqueue_on_commit  # tasks import this module
+    from ..tasks import enqueue_on_commit
+    from .tasks import customer_push_task  # tasks import this module
 
     for link in links:
         if link.state != CustomerState.PENDING:
