@@ -20,7 +20,9 @@ run: venv
 # Two test processes (pytest-xdist) on the two cores CI has; PYTEST_ARGS adds options.
 PYTEST_WORKERS ?= 2
 
+# lint-imports first: the layer contracts (.importlinter) fail the build like a test.
 test: venv
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 bench: venv

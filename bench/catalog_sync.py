@@ -99,7 +99,8 @@ def main():
 
     from crm.models import Business, Membership, Role
     from services.models import Service, ServicePrice
-    from stripe_integration import catalog, services
+    from stripe_integration.catalog import sync as catalog
+    from stripe_integration.connect import oauth as services
 
     business = Business.objects.create(name="Bench Ltd", slug="bench", country="GB", default_currency="USD",
                                        finance_enabled=True)

@@ -97,7 +97,7 @@ def build(n_invoices, n_lines):
 
 
 def connect(base, key, business, user):
-    from stripe_integration import services
+    from stripe_integration.connect import oauth as services
 
     code = control(base, "POST", "/_sandbox/oauth/code", {"secret_key": key, "email": "owner@bench.example"})["code"]
     return services.connection_connect(business=business, user=user, code=code)
@@ -120,7 +120,8 @@ def main():
         from django.test.utils import CaptureQueriesContext
 
         from finance.models import Billable, Invoice, InvoicePushStatus
-        from stripe_integration import invoicing, services
+        from stripe_integration.invoicing import push as invoicing
+        from stripe_integration.connect import oauth as services
 
         business, user = build(args.invoices, args.lines)
         connection_row = connect(base, key, business, user)

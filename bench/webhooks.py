@@ -39,7 +39,11 @@ import sys
 import threading
 import time
 from pathlib import Path
-from stripe_integration.gateway_types import WEBHOOK_SECRET_PREFIX
+
+# Run as `.venv/bin/python bench/webhooks.py` from anywhere: the repository root is not on
+# sys.path then (only bench/ is), and the app's modules are imported from it.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from stripe_integration.gateway.types import WEBHOOK_SECRET_PREFIX  # noqa: E402
 
 BASE = Path(__file__).resolve().parent.parent
 VENV_BIN = BASE / ".venv" / "bin"

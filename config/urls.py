@@ -2,7 +2,14 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from stripe_integration.webhooks import stripe_webhook
+from crm import urls as crm_urls
+from finance import urls as finance_urls
+from stripe_integration.invoicing import urls as invoicing_urls
+from stripe_integration.webhooks.intake import stripe_webhook
+
+# One "ui" namespace for the staff UI, assembled from each layer's pages (crm cannot
+# import the apps above it), so templates keep linking with one prefix.
+ui_urlpatterns = [*crm_urls.urlpatterns, *finance_urls.urlpatterns, *invoicing_urls.urlpatterns]
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -10,5 +17,5 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("integrations/stripe/", include("stripe_integration.urls")),
     path("stripe/webhook/", stripe_webhook, name="stripe_webhook"),
-    path("", include("crm.urls")),
+    path("", include((ui_urlpatterns, "ui"))),
 ]

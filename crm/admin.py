@@ -12,7 +12,6 @@ from django.utils.html import format_html
 
 from crm.admin_base import BusinessScopedAdminMixin, BusinessScopedInlineMixin, format_money
 from crm.models import Business, Contact, Individual, Membership, Opportunity, Organization, Role, Ticket
-from finance.admin import BillableInline
 
 # --- businesses and members -------------------------------------------------------------
 
@@ -163,7 +162,6 @@ class IndividualAdmin(BusinessScopedAdminMixin, admin.ModelAdmin):
     search_fields = ("name", "email", "phone", "organization__name")
     autocomplete_fields = ("organization",)
     readonly_fields = ("created_at", "updated_at")
-    inlines = [BillableInline]
 
 
 @admin.register(Organization)
@@ -172,7 +170,7 @@ class OrganizationAdmin(BusinessScopedAdminMixin, admin.ModelAdmin):
     list_filter = ("country", "created_at")
     search_fields = ("name", "billing_email", "tax_id")
     readonly_fields = ("created_at", "updated_at")
-    inlines = [PersonInline, BillableInline]
+    inlines = [PersonInline]
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(people_count=Count("people"))
@@ -194,7 +192,6 @@ class OpportunityAdmin(BusinessScopedAdminMixin, admin.ModelAdmin):
     date_hierarchy = "created_at"
     autocomplete_fields = ("contact",)
     readonly_fields = ("created_at", "updated_at")
-    inlines = [BillableInline]
 
     @admin.display(description="value", ordering="value")
     def value_display(self, obj):
@@ -210,4 +207,3 @@ class TicketAdmin(BusinessScopedAdminMixin, admin.ModelAdmin):
     date_hierarchy = "created_at"
     autocomplete_fields = ("contact",)
     readonly_fields = ("created_at", "updated_at")
-    inlines = [BillableInline]

@@ -28,11 +28,9 @@ Superusers see every business, pick the business on create and cannot change it 
 Fields named `stripe_*` are read-only for everyone; with `stripe_managed_readonly` a row
 that already carries a Stripe id is read-only as a whole (Stripe is its source of truth).
 """
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-
 from django.contrib.admin.widgets import AutocompleteMixin
 from django.contrib.auth import get_user_model
-from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist, ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist, ImproperlyConfigured, ValidationError
 from django.db import models
 from django.forms.models import ModelChoiceField
 from django.utils.text import capfirst
@@ -40,47 +38,24 @@ from django.utils.text import capfirst
 from crm.models import FINANCE_ROLES, Business, Role
 from crm.tenancy import get_membership
 
-try:  # the app's money rules, when that module is present (finance.money)
-    from finance.money import decimal_places as _money_decimal_places
-    from finance.money import exponent as _money_exponent
-except ImportError:  # pragma: no cover - finance.money is part of the project
-    _money_decimal_places = _money_exponent = None
-
 ALL_ROLES = frozenset(Role)
 OTHER_BUSINESS_ERROR = "Belongs to another business."
 
-# Fallback display precision (ISO 4217 minor units) if finance.money cannot say.
-_ZERO_DECIMAL = frozenset("BIF CLP DJF GNF ISK JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split())
-_THREE_DECIMAL = frozenset("BHD JOD KWD OMR TND".split())
+# How money is shown is finance's rule (finance.money.format_money), and crm sits below
+# finance: FinanceConfig.ready() installs it here for crm's own money columns.
+_money_formatter = None
 
 
-def display_places(currency):
-    """Decimal places to show for `currency`: JPY 0, USD 2, KWD 3, ISK 0 (whole kronur)."""
-    code = (currency or "").upper()
-    if _money_exponent is not None:
-        try:
-            # ISK is x100 at Stripe's API but charged in whole units: show it as such.
-            return 0 if _money_decimal_places(code) == 0 else _money_exponent(code)
-        except (ValueError, TypeError, LookupError):
-            pass  # unknown code: fall through to the table
-    if code in _ZERO_DECIMAL:
-        return 0
-    return 3 if code in _THREE_DECIMAL else 2
+def money_formatter_install(formatter) -> None:
+    global _money_formatter
+    _money_formatter = formatter
 
 
 def format_money(amount, currency):
-    """'1,234.50 USD', '1,500 JPY'; '-' when there is no amount."""
-    if amount is None or amount == "":
-        return "-"
-    try:
-        value = Decimal(amount)
-        places = display_places(currency)
-        value = value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
-    except (InvalidOperation, TypeError, ValueError):
-        return f"{amount} {currency or ''}".strip()
-    if value.is_zero():
-        value = abs(value)  # no "-0.00"
-    return f"{value:,.{places}f} {(currency or '').upper()}".strip()
+    """'1,234.50 USD', '1,500 JPY'; '-' when there is no amount (finance.money's rule)."""
+    if _money_formatter is None:
+        raise ImproperlyConfigured("No money formatter: the finance app installs it (INSTALLED_APPS).")
+    return _money_formatter(amount, currency)
 
 
 def stripe_field_names(model):

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from crm.models import Business, Contact, ContactKind, Individual, Membership, Opportunity, Organization, Ticket
+from crm.signals import contact_billing_changed
 
 ADDRESS_FIELDS = ("phone", "address_line1", "address_line2", "city", "postal_code", "state", "country")
 INDIVIDUAL_FIELDS = ("name", "email", "organization", *ADDRESS_FIELDS)
@@ -107,12 +108,10 @@ def _billing_snapshot(contact: Contact) -> dict:
 
 
 def _billing_changed(contact: Contact, before: dict) -> None:
-    """Queue the update of the contact's Stripe customers (after the commit) when a field
-    they carry changed. Imported late: the integration builds on crm, not the reverse."""
+    """Announce a change of a field that billing systems carry (crm.signals): the Stripe
+    integration queues the update of the contact's customers for after the commit."""
     if _billing_snapshot(contact) != before:
-        from stripe_integration.customers import customer_sync_request
-
-        customer_sync_request(contact=contact)
+        contact_billing_changed.send(sender=Contact, contact=contact)
 
 
 @transaction.atomic

@@ -1,10 +1,10 @@
-"""The staff UI (namespace "ui"). Finance pages live in finance.views but share the
-namespace, so templates link with one prefix."""
+"""The staff UI's CRM pages (namespace "ui"). Finance's pages (finance/urls.py) and the
+integration's (stripe_integration/invoicing/urls.py) share the namespace: config/urls.py
+assembles it, so templates link with one prefix."""
 from django.urls import path
 
 from crm import views
 from crm.models import ContactKind
-from finance import views as finance_views
 
 app_name = "ui"
 
@@ -26,10 +26,4 @@ urlpatterns = [
     path("tickets/new/", views.TicketCreateView.as_view(), name="ticket_create"),
     path("tickets/<int:pk>/", views.TicketDetailView.as_view(), name="ticket_detail"),
     path("tickets/<int:pk>/edit/", views.TicketUpdateView.as_view(), name="ticket_update"),
-    path("billables/", finance_views.BillableListView.as_view(), name="billable_list"),
-    # --- invoices from billables (issue 6) ---
-    path("invoices/preview/", finance_views.InvoicePreviewView.as_view(), name="invoice_preview"),
-    path("invoices/send/", finance_views.InvoiceSendView.as_view(), name="invoice_send"),
-    path("invoices/<int:pk>/", finance_views.InvoiceDetailView.as_view(), name="invoice_detail"),
-    path("invoices/<int:pk>/action/", finance_views.InvoiceActionView.as_view(), name="invoice_action"),
 ]

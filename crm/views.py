@@ -16,8 +16,8 @@ from crm import selectors, services
 from crm.filters import ContactFilter, OpportunityFilter, TicketFilter
 from crm.forms import IndividualForm, OpportunityForm, OrganizationForm, TicketForm
 from crm.models import Contact, ContactKind, Individual, Opportunity, Organization, Ticket
+from crm.page_context import page_context
 from crm.tenancy import SESSION_KEY, MemberRequiredMixin
-from finance import selectors as finance_selectors
 
 PAGE_SIZE = 25
 PREVIEW_SIZE = 20  # rows per section on a detail page before "show all"
@@ -161,10 +161,9 @@ class HomeView(MemberRequiredMixin, TemplateView):
         open_tickets = selectors.ticket_list(business=business, filters={"status": ["open", "pending"]})
         context.update(
             counts=selectors.crm_counts(business=business),
-            invoice_counts=finance_selectors.invoice_counts(business=business),
-            unbilled=finance_selectors.unbilled_totals(business=business),
             open_tickets=list(open_tickets[:5]),
             memberships=list(selectors.membership_list(user=self.request.user)),
+            **page_context("home", business=business),  # invoice counts, unbilled totals (finance)
         )
         return context
 
@@ -201,9 +200,6 @@ class ContactDetailView(SelectorDetailView):
         business = self.business
         opportunities, more_opportunities = preview(selectors.opportunity_list(business=business, contact=contact))
         tickets, more_tickets = preview(selectors.ticket_list(business=business, contact=contact))
-        billables, more_billables = preview(finance_selectors.billable_list(business=business, bill_to=contact))
-        invoices, more_invoices = preview(finance_selectors.invoice_list(business=business, bill_to=contact))
-        payments, more_payments = preview(finance_selectors.payment_list(business=business, bill_to=contact))
         people, more_people = [], False
         if contact.kind == ContactKind.ORGANIZATION:
             people, more_people = preview(selectors.organization_people(business=business, organization=contact.pk))
@@ -212,10 +208,8 @@ class ContactDetailView(SelectorDetailView):
             "people": people, "more_people": more_people,
             "opportunities": opportunities, "more_opportunities": more_opportunities,
             "tickets": tickets, "more_tickets": more_tickets,
-            "billables": billables, "more_billables": more_billables,
-            "invoices": invoices, "more_invoices": more_invoices,
-            "payments": payments, "more_payments": more_payments,
-            "unbilled": finance_selectors.unbilled_totals(business=business, bill_to=contact),
+            # billables, invoices, payments and unbilled totals (finance)
+            **page_context("contact_detail", business=business, contact=contact),
         }
 
 
@@ -287,8 +281,7 @@ class OpportunityDetailView(SelectorDetailView):
     context_object_name = "opportunity"
 
     def get_extra_context(self, opportunity):
-        billables, more = preview(finance_selectors.billable_list(business=self.business, opportunity=opportunity))
-        return {"billables": billables, "more_billables": more}
+        return page_context("opportunity_detail", business=self.business, opportunity=opportunity)  # billables
 
 
 class OpportunityCreateView(ServiceFormView):
@@ -350,8 +343,7 @@ class TicketDetailView(SelectorDetailView):
     context_object_name = "ticket"
 
     def get_extra_context(self, ticket):
-        billables, more = preview(finance_selectors.billable_list(business=self.business, ticket=ticket))
-        return {"billables": billables, "more_billables": more}
+        return page_context("ticket_detail", business=self.business, ticket=ticket)  # billables
 
 
 class TicketCreateView(ServiceFormView):

@@ -10,9 +10,11 @@ from django.core.exceptions import ValidationError
 from django.forms.models import BaseInlineFormSet
 from django.utils.html import format_html
 
-from crm.admin_base import BusinessScopedAdminMixin, BusinessScopedInlineMixin, format_money
-from finance.admin_invoicing import BillableInvoicingMixin, InvoiceStripeMixin  # issue 6: invoices in Stripe
+from crm.admin_base import BusinessScopedAdminMixin, BusinessScopedInlineMixin
+from crm.admin_extensions import admin_extend
+from crm.models import Individual, Opportunity, Organization, Ticket
 from finance.models import Billable, BillableStatus, Invoice, InvoiceLine, InvoiceStatus, Payment, Refund
+from finance.money import format_money
 
 
 def external_link(url, text):
@@ -91,7 +93,7 @@ class DefaultCurrencyMixin:
 
 
 @admin.register(Billable)
-class BillableAdmin(BillableInvoicingMixin, DefaultCurrencyMixin, BusinessScopedAdminMixin, admin.ModelAdmin):
+class BillableAdmin(DefaultCurrencyMixin, BusinessScopedAdminMixin, admin.ModelAdmin):
     finance_only = True
     list_display = (
         "bill_to", "description", "service", "quantity", "unit_price_display", "currency", "discount_display",
@@ -195,7 +197,7 @@ class PaymentInline(BusinessScopedInlineMixin, admin.TabularInline):
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(InvoiceStripeMixin, DefaultCurrencyMixin, BusinessScopedAdminMixin, admin.ModelAdmin):
+class InvoiceAdmin(DefaultCurrencyMixin, BusinessScopedAdminMixin, admin.ModelAdmin):
     finance_only = True
     stripe_managed_readonly = True
     list_display = (
@@ -334,3 +336,10 @@ class RefundAdmin(BusinessScopedAdminMixin, admin.ModelAdmin):
     @admin.display(description="invoice", ordering="payment__invoice__number")
     def invoice(self, obj):
         return obj.payment.invoice
+
+
+# --- billables on the CRM's pages -------------------------------------------------------
+# crm knows nothing of billables (it sits below finance): finance adds them to the contact,
+# opportunity and ticket pages of crm's admin.
+for _model in (Individual, Organization, Opportunity, Ticket):
+    admin_extend(_model, inlines=[*admin.site._registry[_model].inlines, BillableInline])

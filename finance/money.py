@@ -37,6 +37,7 @@ __all__ = [
     "normalize_currency", "exponent", "decimal_places", "quantize", "is_representable",
     "require_representable", "to_minor", "from_minor", "is_valid_minor",
     "LineInput", "LineAmounts", "Totals", "compute_line", "invoice_totals",
+    "format_money",
 ]
 
 # docs.stripe.com/currencies#zero-decimal. UGX is on this list and is treated as
@@ -362,3 +363,29 @@ def invoice_totals(lines: Iterable[LineInput | LineAmounts], currency: str) -> T
             if amounts.prices_include_vat:
                 included += amounts.tax
     return Totals(c, subtotal, discount, tax, total, included)
+
+
+# --- showing money ---------------------------------------------------------------------
+def format_money(amount, currency, *, empty: str = "-") -> str:
+    """The one way money is shown, in the admin, the staff UI and the commands:
+    '1,234.50 USD', '1,500 JPY', '12.35 KWD'.
+
+    At the places the app keeps (`decimal_places`): JPY and ISK 0, three-decimal
+    currencies 2 like the amounts they show (see this module's doc), the rest 2; an
+    unknown or empty code 2, so a half-typed record still renders. Rounded half up, never
+    '-0.00'. A missing amount shows `empty` (admin columns '-', templates '')."""
+    if amount is None or amount == "":
+        return empty
+    try:
+        value = amount if isinstance(amount, Decimal) else Decimal(str(amount))
+    except (InvalidOperation, ValueError, TypeError):
+        return f"{amount} {currency or ''}".strip()
+    try:
+        places = decimal_places(str(currency))
+    except ValueError:  # UnsupportedCurrency, or no code at all
+        places = 2
+    value = value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    if value.is_zero():
+        value = abs(value)  # no "-0.00"
+    text = f"{value:,.{places}f}"
+    return f"{text} {str(currency).upper()}" if currency else text

@@ -16,7 +16,6 @@ from services.services import (
     ARCHIVED, DELETED, service_archive, service_create, service_delete_or_archive, service_is_in_use,
     service_prices_changed, service_update,
 )
-from stripe_integration.admin import drift_table, report_sync, service_sync_cell, service_sync_rows_prefetch
 
 _OUTCOME_ATTR = "_service_delete_outcome"
 
@@ -32,54 +31,19 @@ class ServicePriceInline(BusinessScopedInlineMixin, admin.TabularInline):
 @admin.register(Service)
 class ServiceAdmin(BusinessScopedAdminMixin, admin.ModelAdmin):
     finance_only = True
-    list_display = ("code", "name", "price_list", "active", "stripe_sync", "created_at", "updated_at")
+    list_display = ("code", "name", "price_list", "active", "created_at", "updated_at")
     list_filter = ("active", "created_at")
     search_fields = ("code", "name", "description")
-    readonly_fields = ("created_at", "updated_at", "stripe_sync_details")
+    readonly_fields = ("created_at", "updated_at")
     inlines = [ServicePriceInline]
-    actions = ["delete_selected", "archive_selected", "restore_selected", "sync_to_stripe"]
+    actions = ["delete_selected", "archive_selected", "restore_selected"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).prefetch_related("prices", service_sync_rows_prefetch())
+        return super().get_queryset(request).prefetch_related("prices")
 
     @admin.display(description="prices")
     def price_list(self, obj):
         return ", ".join(format_money(price.amount, price.currency) for price in obj.prices.all()) or "-"
-
-    # --- Stripe sync --------------------------------------------------------------------
-    @admin.display(description="Stripe")
-    def stripe_sync(self, obj):
-        return service_sync_cell(obj)
-
-    @admin.display(description="Stripe sync")
-    def stripe_sync_details(self, obj):
-        if obj is None or obj.pk is None:
-            return "-"
-        syncs = getattr(obj, "active_stripe_syncs", None)
-        if syncs is None:
-            syncs = list(obj.stripe_syncs.filter(connection__status="connected"))
-        if not syncs:
-            return "Not in Stripe (the business is not connected, or the service was never synced)."
-        row = syncs[0]
-        button = format_html('<button type="submit" name="_stripe_sync" value="1">{}</button>',
-                             "Retry sync to Stripe" if row.state == "error" else "Sync to Stripe now")
-        parts = [service_sync_cell(obj), format_html(" &middot; product <code>{}</code>", row.stripe_product_id or "-")]
-        if row.state == "drift":
-            parts.append(format_html("<p>Changed in Stripe by hand; the app did not overwrite it. Use the "
-                                     "“Push the app's version” action of the service syncs to overwrite.</p>{}",
-                                     drift_table(row.drift)))
-        parts.append(format_html("<p>{}</p>", button))
-        return format_html("{}" * len(parts), *parts)
-
-    @admin.action(permissions=["change"], description="Sync to Stripe")
-    def sync_to_stripe(self, request, queryset):
-        report_sync(self, request, list(queryset), force=False)
-
-    def response_change(self, request, obj):
-        if "_stripe_sync" in request.POST:
-            report_sync(self, request, [obj], force=False)
-            return HttpResponseRedirect(request.path)
-        return super().response_change(request, obj)
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)

@@ -16,17 +16,16 @@ from django.db.models.deletion import Collector
 
 from crm.models import Business
 from services.models import Service, ServicePrice
+from services.signals import service_changed
 
 DELETED = "deleted"
 ARCHIVED = "archived"
 
 
 def _sync_to_stripe(service: Service) -> None:
-    """Queue the service's Stripe sync for after the commit (no-op when the business has
-    no Stripe connection). Imported late: the integration builds on this app, not the reverse."""
-    from stripe_integration.catalog import service_sync_request
-
-    service_sync_request(service=service)
+    """Announce the change (services.signals): the Stripe integration queues the service's
+    sync for after the commit (nothing when the business has no Stripe connection)."""
+    service_changed.send(sender=Service, service=service)
 
 
 # What service_update may change. The business never changes: a service belongs to the

@@ -4,3 +4,31 @@ from django.apps import AppConfig
 class StripeIntegrationConfig(AppConfig):
     name = "stripe_integration"
     verbose_name = "Stripe integration"
+
+    def ready(self):
+        # The lower apps announce their changes and leave room on their pages; the
+        # integration listens and fills in (its admin extensions register with the admin,
+        # stripe_integration/admin/extensions.py).
+        from crm.models import Contact
+        from crm.page_context import page_context_register
+        from crm.signals import contact_billing_changed
+        from services.models import Service
+        from services.signals import service_changed
+
+        from .invoicing.views import invoice_detail_context
+
+        contact_billing_changed.connect(_contact_billing_changed, sender=Contact, dispatch_uid="stripe_customers")
+        service_changed.connect(_service_changed, sender=Service, dispatch_uid="stripe_catalog")
+        page_context_register("invoice_detail", invoice_detail_context)
+
+
+def _contact_billing_changed(sender, *, contact, **kwargs):
+    from .customers.links import customer_sync_request
+
+    customer_sync_request(contact=contact)
+
+
+def _service_changed(sender, *, service, **kwargs):
+    from .catalog.sync import service_sync_request
+
+    service_sync_request(service=service)

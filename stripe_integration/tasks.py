@@ -1,5 +1,8 @@
-"""Thin Celery tasks of the Stripe integration (STYLE.md 7): take ids, call one service,
-own the retry policy.
+"""The Stripe integration's Celery entry point, and the retry policy of its sync tasks.
+
+The tasks themselves are thin (STYLE.md 7: take ids, call one service) and live with their
+capability: `catalog/tasks.py`, `customers/tasks.py`, `invoicing/tasks.py`,
+`webhooks/tasks.py`, each keeping the name it was registered under before the move.
 
 Retry policy of the catalog and customer syncs: a failure Stripe calls retryable
 (unavailable, rate limited after the gateway's own backoff) is retried with exponential
@@ -8,12 +11,12 @@ so it never makes a second product, price or customer. Any other failure is alre
 recorded on its row (state "error" with Stripe's message, shown in the admin with a retry
 action), so the task ends there. Eager Celery (the embedded default, where the task runs
 inside the web request) does not retry: the request would hang on the backoff; the admin's
-retry is there instead (as for the invoice push, tasks_invoicing.py).
-"""
-from celery import shared_task
-from django.db import transaction
+retry is there instead (as for the invoice push, invoicing/tasks.py).
 
-from . import catalog, customers
+Celery's autodiscovery imports only `<app>.tasks`, so the capability task modules are
+imported at the end of this one (settings.CELERY_IMPORTS lists them too).
+"""
+from django.db import transaction
 
 RETRY_BACKOFF = 10  # seconds, doubled per retry, capped
 RETRY_BACKOFF_MAX = 600
@@ -30,35 +33,17 @@ def enqueue_on_commit(task, *args) -> None:
     transaction.on_commit(send, robust=True)
 
 
-def _retry_or_report(task, exc) -> str:
+def retry_or_report(task, exc) -> str:
+    """A retryable failure (and a real worker): retry with backoff. Otherwise report it;
+    the service has recorded it on its row."""
     if exc.retryable and not task.request.is_eager:
         raise task.retry(exc=exc, countdown=min(RETRY_BACKOFF_MAX, RETRY_BACKOFF * 2 ** task.request.retries))
     return f"error: {exc.message}"
 
 
-@shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES)
-def service_sync_task(self, service_id: int, force: bool = False) -> str:
-    try:
-        outcome = catalog.service_sync_by_id(service_id=service_id, force=force)
-    except catalog.CatalogSyncError as exc:
-        return _retry_or_report(self, exc)
-    return outcome.state if outcome else "skipped"
-
-
-@shared_task(acks_late=True)
-def catalog_sync_task(run_id: int) -> str:
-    run = catalog.catalog_sync_run_by_id(run_id=run_id)
-    return run.status if run else "skipped"
-
-
-@shared_task(bind=True, acks_late=True, max_retries=MAX_RETRIES)
-def customer_push_task(self, link_id: int) -> str:
-    try:
-        link = customers.customer_push_by_id(link_id=link_id)
-    except customers.CustomerLinkError as exc:
-        return _retry_or_report(self, exc)
-    return link.state if link else "skipped"
-
-
-# --- invoices (issue 6): registered with Celery through this module ---
-from . import tasks_invoicing  # noqa: E402,F401
+# --- each capability's tasks: registered with Celery through this module ---
+# Imported last: they import the retry policy above.
+from .catalog import tasks as catalog_tasks  # noqa: E402,F401
+from .customers import tasks as customer_tasks  # noqa: E402,F401
+from .invoicing import tasks as invoicing_tasks  # noqa: E402,F401
+from .webhooks import tasks as webhook_tasks  # noqa: E402,F401

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from .connect import views
 
 app_name = "stripe_integration"
 

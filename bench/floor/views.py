@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from stripe_integration.models import WebhookDelivery
-from stripe_integration.webhooks import SignatureError, verify_signature
+from stripe_integration.webhooks.intake import SignatureError, verify_signature
 
 SECRET = os.environ["BENCH_WEBHOOK_SECRET"]
 _TABLE = connection.ops.quote_name(WebhookDelivery._meta.db_table)

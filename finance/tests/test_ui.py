@@ -7,7 +7,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from crm.templatetags import money as money_tags
+from crm.admin_base import format_money
+from finance.templatetags import money as money_tags
 from crm.tests.factories import IndividualFactory, OpportunityFactory, TicketFactory, UserFactory
 from finance.tests.factories import BillableFactory, InvoiceFactory
 from services.tests.factories import ServiceFactory
@@ -175,14 +176,13 @@ def test_money_filter_formats(amount, currency, expected):
     assert money_tags.money(amount, currency) == expected
 
 
-def test_money_filter_falls_back_to_two_places_without_finance_money(monkeypatch):
-    monkeypatch.setattr(money_tags, "_money", None)
-    assert money_tags.money(Decimal("1500"), "JPY") == "1,500.00 JPY"
-
-
-def test_money_filter_uses_finance_money_exponent(monkeypatch):
-    monkeypatch.setattr(money_tags, "_money", SimpleNamespace(exponent=lambda c: 3))
-    assert money_tags.money(Decimal("1.2"), "KWD") == "1.200 KWD"
+@pytest.mark.parametrize("amount,currency", [
+    (Decimal("12.345"), "KWD"), (Decimal("1000"), "ISK"), (Decimal("1500.4"), "JPY"), (Decimal("-0.001"), "USD"),
+])
+def test_money_filter_and_admin_show_the_same_text(amount, currency):
+    # One rule (finance.money.format_money) for the staff UI and the admin: a three-decimal
+    # currency shows the two places the app keeps in both (the admin used to show three).
+    assert money_tags.money(amount, currency) == format_money(amount, currency)
 
 
 def test_line_gross_negates_credits():

@@ -3,13 +3,13 @@
 One row per (event id, account): Stripe delivers an event to an endpoint at least once,
 and the same event id can come again (retries, duplicates, the catch-up listing), so the
 database's unique constraint is what makes "stored once" true under concurrency. The
-intake writes the row in a single INSERT ... ON CONFLICT DO NOTHING (`webhooks.py`), the
-raw body exactly as signed and never rewritten; processing (`events.py`) only updates the
-bookkeeping columns.
+intake writes the row in a single INSERT ... ON CONFLICT DO NOTHING (`webhooks/intake.py`),
+the raw body exactly as signed and never rewritten; processing (`webhooks/processing.py`)
+only updates the bookkeeping columns.
 
 dj-stripe's `WebhookEventTrigger` keeps the same facts, but its intake costs three SELECTs,
 an INSERT and an UPDATE that rewrites the whole body in two commits per delivery (see
-WEBHOOKS.md); this table is written once per delivery and updated once per processing.
+webhooks/README.md); this table is written once per delivery and updated once per processing.
 """
 from django.db import models
 from django.db.models import Q

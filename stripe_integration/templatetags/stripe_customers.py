@@ -2,8 +2,8 @@
 and owner roles only), so the CRM's contact view needs no knowledge of the integration."""
 from django import template
 
-from ..customers import customer_link_for
-from ..forms import CustomerLinkForm
+from ..customers.links import customer_link_for
+from ..connect.forms import CustomerLinkForm
 from ..models import IntegrationSettings
 
 register = template.Library()

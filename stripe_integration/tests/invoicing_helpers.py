@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from crm.tests.factories import IndividualFactory, OrganizationFactory
 from finance.models import Billable
-from stripe_integration import services
+from stripe_integration.connect import oauth as services
 from stripe_integration.models import IntegrationSettings, StripeConnection
 from stripe_integration.tests import oauth_helpers as oauth
 

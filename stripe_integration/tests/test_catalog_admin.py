@@ -7,7 +7,7 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 
 from services.services import service_create
-from stripe_integration import catalog
+from stripe_integration.catalog import sync as catalog
 from stripe_integration.models import PriceLink, ServiceSync, SyncRun, SyncState
 from stripe_integration.tests.sync_helpers import connect, stripe_call
 

@@ -5,7 +5,7 @@ import pytest
 
 from services.models import ServicePrice
 from services.services import service_create, service_update
-from stripe_integration import catalog
+from stripe_integration.catalog import sync as catalog
 from stripe_integration.models import ServiceSync, SyncState
 from stripe_integration.tests.sync_helpers import connect, stripe_call, writes
 

@@ -7,9 +7,9 @@ from django.core.management import call_command
 
 from services.models import ServicePrice
 from services.services import service_archive, service_create, service_prices_changed, service_update
-from stripe_integration import catalog
+from stripe_integration.catalog import sync as catalog
 from stripe_integration.models import PriceLink, ServiceSync, SyncRun, SyncState
-from stripe_integration.tasks import service_sync_task
+from stripe_integration.catalog.tasks import service_sync_task
 from stripe_integration.tests.sync_helpers import connect, stripe_call, writes
 
 pytestmark = pytest.mark.django_db

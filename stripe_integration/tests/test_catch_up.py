@@ -11,10 +11,10 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from finance.models import InvoiceStatus, Payment, PaymentStatus
-from stripe_integration.catch_up import catch_up, catch_up_all
+from stripe_integration.webhooks.catch_up import catch_up, catch_up_all
 from stripe_integration.models import DeliverySource, DeliveryStatus, WebhookDelivery
 from stripe_integration.tests.webhook_fixtures import connect_business, eager_celery, local_invoice  # noqa: F401
-from stripe_integration.webhook_tasks import stripe_catch_up_task
+from stripe_integration.webhooks.tasks import stripe_catch_up_task
 
 pytestmark = pytest.mark.django_db
 

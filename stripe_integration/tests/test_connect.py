@@ -6,10 +6,10 @@ import pytest
 
 from crm.models import Role
 from crm.tests.factories import BusinessFactory, member
-from stripe_integration import services
+from stripe_integration.connect import oauth as services
 from stripe_integration.models import ConnectionStatus, ConnectWebhookEndpoint, StripeConnection
 from stripe_integration.tests import oauth_helpers as oauth
-from stripe_integration.gateway_types import WEBHOOK_SECRET_PREFIX
+from stripe_integration.gateway.types import WEBHOOK_SECRET_PREFIX
 
 pytestmark = pytest.mark.django_db
 

@@ -4,7 +4,7 @@ from django.db import connection
 
 from stripe_integration.crypto import Secret, decrypt, encrypt
 from stripe_integration.models import StripeConnection
-from stripe_integration.gateway_types import WEBHOOK_SECRET_PREFIX
+from stripe_integration.gateway.types import WEBHOOK_SECRET_PREFIX
 
 pytestmark = pytest.mark.django_db
 

@@ -5,7 +5,7 @@ from django.urls import reverse
 
 from crm import services as crm_services
 from crm.tests.factories import IndividualFactory, OrganizationFactory
-from stripe_integration import customers
+from stripe_integration.customers import links as customers
 from stripe_integration.models import CustomerLink, CustomerState, IntegrationSettings
 from stripe_integration.tests.sync_helpers import connect, stripe_call, writes
 

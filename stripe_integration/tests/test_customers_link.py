@@ -5,7 +5,7 @@ import requests
 from django.urls import reverse
 
 from crm.tests.factories import OrganizationFactory
-from stripe_integration import customers
+from stripe_integration.customers import links as customers
 from stripe_integration.models import CustomerLink
 from stripe_integration.tests.sync_helpers import connect, stripe_call
 

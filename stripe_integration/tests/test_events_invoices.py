@@ -12,7 +12,7 @@ import requests
 from django.utils import timezone
 
 from finance.models import BillableStatus, InvoiceStatus, Payment, PaymentMethod, PaymentStatus
-from stripe_integration.events import deliveries_retry_due
+from stripe_integration.webhooks.processing import deliveries_retry_due
 from stripe_integration.models import DeliveryStatus, WebhookDelivery
 from stripe_integration.tests.stripe_http import StripeError, sign
 from stripe_integration.tests.webhook_fixtures import (  # noqa: F401  (fixtures)

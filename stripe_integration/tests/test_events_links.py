@@ -6,7 +6,8 @@ import pytest
 
 from crm.tests.factories import IndividualFactory
 from services.services import service_create
-from stripe_integration import catalog, customers
+from stripe_integration.catalog import sync as catalog
+from stripe_integration.customers import links as customers
 from stripe_integration.models import CustomerLink, CustomerState, DeliveryStatus, ServiceSync, SyncState, WebhookDelivery
 from stripe_integration.tests.webhook_fixtures import app_server, connected, eager_celery  # noqa: F401  (fixtures)
 

@@ -11,8 +11,9 @@ from django.utils import timezone
 from crm.tests.factories import BusinessFactory
 from finance.models import BillableStatus, Invoice, InvoiceStatus, Payment, PaymentMethod, PaymentStatus, Refund
 from finance.tests.factories import BillableFactory, InvoiceFactory
-from stripe_integration import events, payments
-from stripe_integration.events_common import EventParked
+from stripe_integration.webhooks import processing as events
+from stripe_integration.webhooks import apply as payments
+from stripe_integration.webhooks.context import EventParked
 from stripe_integration.models import ConnectionStatus, DeliveryStatus, StripeConnection, WebhookDelivery
 
 pytestmark = pytest.mark.django_db
@@ -249,7 +250,7 @@ def test_received_delivery_never_queued_is_picked_up(delivery):
 
 
 def test_every_subscribed_event_type_has_a_handler():
-    from stripe_integration.services import WEBHOOK_EVENTS
+    from stripe_integration.connect.oauth import WEBHOOK_EVENTS
 
     assert set(events.HANDLERS) == set(WEBHOOK_EVENTS)
 

@@ -5,9 +5,9 @@ from decimal import Decimal
 import pytest
 
 from finance.models import Billable, BillableStatus, Invoice, InvoicePushStatus, Payment, PaymentMethod
-from stripe_integration import invoicing
-from stripe_integration.invoicing import InvoicingError
-from stripe_integration.invoicing_actions import invoice_action, invoice_actions
+from stripe_integration.invoicing import push as invoicing
+from stripe_integration.invoicing.push import InvoicingError
+from stripe_integration.invoicing.actions import invoice_action, invoice_actions
 from stripe_integration.tests import invoicing_helpers as h
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,7 @@ from django.db import connection as db_connection
 from django.utils import timezone
 
 from finance.models import Billable, BillableStatus, Invoice, InvoicePushStatus
-from stripe_integration import invoicing
+from stripe_integration.invoicing import push as invoicing
 from stripe_integration.tests import invoicing_helpers as h
 
 pytestmark = pytest.mark.django_db

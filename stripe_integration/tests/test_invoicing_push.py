@@ -12,7 +12,8 @@ from django.test.utils import CaptureQueriesContext
 from finance.models import BillableStatus, Invoice, InvoiceLine, InvoicePushStatus, LineType
 from finance.money import to_minor
 from services.services import service_create
-from stripe_integration import catalog, invoicing
+from stripe_integration.catalog import sync as catalog
+from stripe_integration.invoicing import push as invoicing
 from stripe_integration.tests import invoicing_helpers as h
 
 pytestmark = pytest.mark.django_db
@@ -231,7 +232,7 @@ def _attach_card(stripe_env, conn, customer_id):
 
 
 def test_charge_automatically_charges_a_saved_card(env, business_a):
-    from stripe_integration.customers import customer_ensure
+    from stripe_integration.customers.links import customer_ensure
 
     conn, contact, stripe_env = env
     h.settings_for(business_a, collection_method="charge_automatically")

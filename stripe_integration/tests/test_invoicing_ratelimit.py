@@ -6,10 +6,10 @@ import uuid
 
 import pytest
 
-from stripe_integration import ratelimit
-from stripe_integration.gateway import Gateway, GatewayError, StripeUnavailable
+from stripe_integration.gateway import ratelimit
+from stripe_integration.gateway.client import Gateway, GatewayError, StripeUnavailable
 from stripe_integration.tests import invoicing_helpers as h
-from stripe_integration.gateway_types import LIVE_KEY_PREFIXES
+from stripe_integration.gateway.types import LIVE_KEY_PREFIXES
 
 
 class FakeClock:

@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from finance.models import Billable, BillableStatus, Invoice, InvoicePushStatus, LineType
 from finance.money import to_minor
-from stripe_integration import invoicing
+from stripe_integration.invoicing import push as invoicing
 from stripe_integration.tests import invoicing_helpers as h
 
 pytestmark = pytest.mark.django_db

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from finance.models import Invoice, InvoicePushStatus
-from stripe_integration import invoicing
+from stripe_integration.invoicing import push as invoicing
 from stripe_integration.tests import invoicing_helpers as h
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]

@@ -9,10 +9,10 @@ import pytest
 from django.db import DatabaseError
 
 from config.celery import app as celery_app
-from stripe_integration import webhooks
+from stripe_integration.webhooks import intake as webhooks
 from stripe_integration.models import ConnectWebhookEndpoint, DeliveryStatus, WebhookDelivery
 from stripe_integration.tests.stripe_http import sign
-from stripe_integration.gateway_types import WEBHOOK_SECRET_PREFIX
+from stripe_integration.gateway.types import WEBHOOK_SECRET_PREFIX
 
 pytestmark = pytest.mark.django_db
 
@@ -243,7 +243,7 @@ def test_intake_database_failure_is_a_503_so_stripe_retries(post, monkeypatch):
 
 
 def test_intake_broker_failure_still_acknowledges_the_stored_event(post, monkeypatch):
-    from stripe_integration import webhook_tasks
+    from stripe_integration.webhooks import tasks as webhook_tasks
 
     def down(*args, **kwargs):
         raise ConnectionError("broker down")
@@ -291,7 +291,7 @@ def test_verify_signature_compares_every_candidate():
 
 
 def test_inbox_kick_with_a_broker_publishes_once_per_window(monkeypatch, django_capture_on_commit_callbacks):
-    from stripe_integration import webhook_tasks
+    from stripe_integration.webhooks import tasks as webhook_tasks
 
     sent = []
     monkeypatch.setattr(webhook_tasks.webhook_inbox_drain_task, "apply_async",
@@ -310,7 +310,7 @@ def test_inbox_kick_with_a_broker_publishes_once_per_window(monkeypatch, django_
 
 
 def test_inbox_kick_in_eager_mode_drains_at_once(monkeypatch, django_capture_on_commit_callbacks):
-    from stripe_integration import webhook_tasks
+    from stripe_integration.webhooks import tasks as webhook_tasks
 
     sent = []
     monkeypatch.setattr(webhook_tasks.webhook_inbox_drain_task, "apply_async",
@@ -322,7 +322,7 @@ def test_inbox_kick_in_eager_mode_drains_at_once(monkeypatch, django_capture_on_
 
 
 def test_inbox_drain_takes_oldest_first_and_queues_the_next_batch(monkeypatch, post):
-    from stripe_integration import events
+    from stripe_integration.webhooks import processing as events
 
     bodies = [body_of(event(f"evt_{n}", created=1_700_000_000 - n)) for n in range(3)]
     monkeypatch.setattr(webhooks, "inbox_kick", lambda: None)  # store only

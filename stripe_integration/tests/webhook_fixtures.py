@@ -29,7 +29,7 @@ from crm.models import Business
 from stripe_integration.models import ConnectWebhookEndpoint, StripeConnection
 from stripe_integration.tests import oauth_helpers as oauth
 from stripe_integration.tests.stripe_http import StripeHTTP
-from stripe_integration.webhooks import endpoint_secrets
+from stripe_integration.webhooks.intake import endpoint_secrets
 
 
 class _Server(ThreadedWSGIServer):
@@ -153,7 +153,7 @@ def twin_invoice(setup: Connected, *, items=((5000, "Design work"),), finalize: 
     the Stripe draft, then the local invoice saved with its id (the draft's early events,
     parked meanwhile, are retried at once as the push would do), then finalization.
     Returns (customer, stripe invoice, local invoice), all deliveries done."""
-    from stripe_integration.events import deliveries_unpark
+    from stripe_integration.webhooks.processing import deliveries_unpark
 
     s = setup.stripe
     customer = s.customer()

@@ -8,10 +8,10 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from crm.models import Business
-from stripe_integration.catch_up import RETENTION, catch_up
-from stripe_integration.gateway import GatewayError
+from stripe_integration.webhooks.catch_up import RETENTION, catch_up
+from stripe_integration.gateway.client import GatewayError
 from stripe_integration.models import WebhookDelivery
-from stripe_integration.services import connection_get_active
+from stripe_integration.connect.oauth import connection_get_active
 
 
 class Command(BaseCommand):

@@ -15,12 +15,11 @@ from decimal import Decimal
 
 from django.core.management.base import BaseCommand, CommandError
 
-from crm.admin_base import format_money
 from crm.models import Business, Contact
 from finance.invoices import NothingToInvoice
-from finance.money import UnsupportedCurrency, normalize_currency
-from stripe_integration import invoicing
-from stripe_integration.services import connection_get_active
+from finance.money import UnsupportedCurrency, format_money, normalize_currency
+from stripe_integration.invoicing import push as invoicing
+from stripe_integration.connect.oauth import connection_get_active
 
 
 class Command(BaseCommand):

@@ -4,8 +4,8 @@ left unchanged."""
 from django.core.management.base import BaseCommand, CommandError
 
 from crm.models import Business
-from stripe_integration import catalog
-from stripe_integration.services import connection_get_active
+from stripe_integration.catalog import sync as catalog
+from stripe_integration.connect.oauth import connection_get_active
 
 
 class Command(BaseCommand):

@@ -1,0 +1,10 @@
+"""Finance's pages of the staff UI. They share the `ui` namespace with crm's and the
+integration's pages (config/urls.py assembles it), so templates link with one prefix."""
+from django.urls import path
+
+from finance import pages
+
+urlpatterns = [
+    path("billables/", pages.BillableListView.as_view(), name="billable_list"),
+    path("invoices/<int:pk>/", pages.InvoiceDetailView.as_view(), name="invoice_detail"),
+]

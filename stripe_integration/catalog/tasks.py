@@ -1,0 +1,23 @@
+"""Celery tasks of the catalog sync (thin: ids in, one service call each; the retry
+policy is `stripe_integration.tasks.retry_or_report`). Each keeps the name it had in
+`stripe_integration.tasks` (`name=`), so queued messages still find it."""
+from celery import shared_task
+
+from ..tasks import MAX_RETRIES, retry_or_report
+from . import sync as catalog
+
+
+@shared_task(name="stripe_integration.tasks.service_sync_task",
+             bind=True, acks_late=True, max_retries=MAX_RETRIES)
+def service_sync_task(self, service_id: int, force: bool = False) -> str:
+    try:
+        outcome = catalog.service_sync_by_id(service_id=service_id, force=force)
+    except catalog.CatalogSyncError as exc:
+        return retry_or_report(self, exc)
+    return outcome.state if outcome else "skipped"
+
+
+@shared_task(name="stripe_integration.tasks.catalog_sync_task", acks_late=True)
+def catalog_sync_task(run_id: int) -> str:
+    run = catalog.catalog_sync_run_by_id(run_id=run_id)
+    return run.status if run else "skipped"

@@ -1,0 +1,49 @@
+"""Forms of the integration's pages. Writes go through the services (customers/links.py)."""
+from django import forms
+
+from finance.models import LineType
+
+from ..models import IntegrationSettings
+
+
+class IntegrationSettingsForm(forms.ModelForm):
+    """The business's choices on the settings page. The template renders every field listed
+    here, so a new setting of IntegrationSettings only needs its name added to `fields`."""
+
+    # --- invoices (issue 6): line types as a choice rather than raw JSON ---
+    excluded_line_types = forms.TypedMultipleChoiceField(
+        choices=LineType.choices, required=False, widget=forms.SelectMultiple,
+        label="Line types left out of invoices", help_text="Billables of these types stay unbilled.")
+
+    # A post that leaves out an invoice choice keeps its current value (not an error).
+    _KEEP_IF_MISSING = ("collection_method", "days_until_due", "line_order")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in self._KEEP_IF_MISSING:
+            self.fields[name].required = False
+
+    def clean(self):
+        cleaned = super().clean()
+        for name in self._KEEP_IF_MISSING:
+            if cleaned.get(name) in (None, "") and name not in self.errors:
+                cleaned[name] = getattr(self.instance, name)
+        return cleaned
+
+    class Meta:
+        model = IntegrationSettings
+        fields = ["auto_create_customers",
+                  # --- invoices (issue 6) ---
+                  "collection_method", "days_until_due", "send_due_date", "only_approved", "excluded_line_types",
+                  "line_order", "po_number_field", "footer"]
+
+
+class CustomerLinkForm(forms.Form):
+    customer_id = forms.CharField(
+        label="Stripe customer id", max_length=255,
+        help_text="Paste the id of a customer of this business's Stripe account (cus_...).",
+        widget=forms.TextInput(attrs={"placeholder": "cus_...", "autocomplete": "off", "spellcheck": "false"}),
+    )
+
+    def clean_customer_id(self):
+        return self.cleaned_data["customer_id"].strip()

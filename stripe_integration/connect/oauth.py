@@ -1,0 +1,288 @@
+"""Business rules of the Stripe integration: the Connect OAuth lifecycle.
+
+Every write of the integration's state happens here; views only call these functions.
+Stripe is reached only through `gateway.Gateway`.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from crm.models import Business
+
+from ..gateway.client import AccessRevoked, Gateway, GatewayError, OAuthFailed, is_live_key
+from ..models import ConnectionStatus, ConnectWebhookEndpoint, StripeConnection
+
+log = logging.getLogger(__name__)
+
+OAUTH_STATE_SESSION_KEY = "stripe_oauth_states"
+OAUTH_STATE_TTL = 600  # seconds: a consent screen left open longer must start again
+OAUTH_STATE_MAX_PENDING = 5
+
+# The events the app handles (issue: webhooks into payment status); the Connect endpoint
+# subscribes to exactly these.
+WEBHOOK_EVENTS = [
+    "invoice.finalized", "invoice.sent", "invoice.updated", "invoice.paid", "invoice.payment_succeeded",
+    "invoice.payment_failed", "invoice.voided", "invoice.marked_uncollectible", "invoice.deleted",
+    "payment_intent.processing", "payment_intent.succeeded", "payment_intent.payment_failed",
+    "charge.succeeded", "charge.refunded", "charge.dispute.created",
+    "checkout.session.completed", "setup_intent.succeeded",
+    "customer.updated", "customer.deleted", "product.updated",
+    "account.application.deauthorized",
+]
+ENDPOINT_METADATA = {"crm_role": "connect_endpoint"}
+
+
+class ConnectError(Exception):
+    """A connection step failed; `message` is safe to show to the user."""
+
+    def __init__(self, message: str):
+        self.message = message
+        super().__init__(message)
+
+
+def gateway() -> Gateway:
+    return Gateway.from_settings()
+
+
+def platform_livemode() -> bool:
+    return is_live_key(settings.STRIPE_SECRET_KEY)
+
+
+# --- OAuth state: random, bound to session + business + user, single-use, 10 minutes ---
+def _state_digest(state: str) -> str:
+    return hashlib.sha256(state.encode()).hexdigest()
+
+
+def oauth_start(*, session, business: Business, user) -> str:
+    """Make a fresh state, remember it in the session, and return Stripe's authorize URL."""
+    if not business.finance_enabled:
+        raise ConnectError("The finance module is not enabled for this business.")
+    state = secrets.token_urlsafe(32)
+    pending = [p for p in session.get(OAUTH_STATE_SESSION_KEY, []) if p["expires"] > time.time()]
+    pending.append({"digest": _state_digest(state), "business_id": business.pk, "user_id": user.pk,
+                    "expires": time.time() + OAUTH_STATE_TTL})
+    session[OAUTH_STATE_SESSION_KEY] = pending[-OAUTH_STATE_MAX_PENDING:]
+    redirect_uri = settings.SITE_URL + reverse("stripe_integration:oauth_callback")
+    try:
+        return gateway().oauth_authorize_url(redirect_uri=redirect_uri, state=state, email=user.email or "",
+                                             business_name=business.name)
+    except GatewayError as exc:
+        raise ConnectError(exc.user_message) from None
+
+
+def oauth_state_consume(*, session, state: str | None, business: Business, user) -> None:
+    """Check and burn the state. Raises ConnectError for a missing, wrong, reused or
+    expired state (compared in constant time); nothing else happens in that case."""
+    if not state:
+        raise ConnectError("The connection request is missing its security token. Start again from the Connect button.")
+    pending = session.get(OAUTH_STATE_SESSION_KEY, [])
+    digest = _state_digest(state)
+    match = None
+    for p in pending:
+        if hmac.compare_digest(p["digest"], digest):
+            match = p
+    if match is None:
+        raise ConnectError("The connection request is invalid or was already used. Start again from the Connect button.")
+    # Single use: burn it before anything else, whatever happens next.
+    session[OAUTH_STATE_SESSION_KEY] = [p for p in pending if p is not match]
+    if match["expires"] <= time.time():
+        raise ConnectError("The connection request expired (10 minutes). Start again from the Connect button.")
+    if match["business_id"] != business.pk or match["user_id"] != user.pk:
+        raise ConnectError("The connection request was started by another user or business. Start again.")
+
+
+# --- the connection --------------------------------------------------------------
+def connection_get_active(*, business: Business, livemode: bool | None = None) -> StripeConnection | None:
+    mode = platform_livemode() if livemode is None else livemode
+    return StripeConnection.objects.filter(business=business, livemode=mode, status=ConnectionStatus.CONNECTED).first()
+
+
+def connection_latest(*, business: Business) -> StripeConnection | None:
+    mode = platform_livemode()
+    return StripeConnection.objects.filter(business=business, livemode=mode).order_by("-created_at", "-pk").select_related("connected_by", "disconnected_by").first()
+
+
+def connection_connect(*, business: Business, user, code: str) -> StripeConnection:
+    """Exchange the code (exactly once: codes are single-use), record the connection and
+    make sure the platform's Connect webhook endpoint exists."""
+    gw = gateway()
+    try:
+        tokens = gw.oauth_exchange_code(code=code)
+    except GatewayError as exc:
+        raise ConnectError(exc.user_message) from None
+    if tokens.livemode != gw.livemode:
+        raise ConnectError("Stripe connected an account in the other mode (test/live) than this app runs in.")
+    taken = StripeConnection.objects.filter(
+        stripe_user_id=tokens.stripe_user_id, livemode=tokens.livemode, status=ConnectionStatus.CONNECTED
+    ).exclude(business=business).exists()
+    if taken:
+        raise ConnectError("This Stripe account is already connected to another business.")
+    try:
+        info = gw.account_retrieve(account=tokens.stripe_user_id)
+    except GatewayError as exc:
+        info = None
+        log.warning("Could not read connected account %s: %s", tokens.stripe_user_id, exc.user_message)
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            previous = StripeConnection.objects.select_for_update().filter(
+                business=business, livemode=tokens.livemode, status=ConnectionStatus.CONNECTED
+            )
+            for old in previous:
+                old.status = ConnectionStatus.DISCONNECTED
+                old.disconnected_at = now
+                old.disconnected_by = user
+                old.access_token = ""
+                old.refresh_token = ""
+                old.full_clean()
+                old.save()
+            connection = StripeConnection(
+                business=business, stripe_user_id=tokens.stripe_user_id, livemode=tokens.livemode,
+                scope=tokens.scope, status=ConnectionStatus.CONNECTED, access_token=tokens.access_token,
+                refresh_token=tokens.refresh_token, connected_at=now, connected_by=user, last_checked_at=now,
+                account_name=info.display_name if info else "", account_email=info.email if info else "",
+                account_country=info.country if info else "",
+            )
+            connection.full_clean()
+            connection.save()
+    except IntegrityError:
+        raise ConnectError("This Stripe account is already connected to another business.") from None
+    try:
+        webhook_endpoint_ensure(gw=gw)
+    except GatewayError as exc:
+        connection.last_error = f"Webhook endpoint: {exc.user_message}"
+        connection.save(update_fields=["last_error", "updated_at"])
+    _first_catalog_sync(business=business, user=user)
+    return connection
+
+
+def _first_catalog_sync(*, business: Business, user) -> None:
+    """A newly connected business's catalog goes to Stripe at once (a queued whole-catalog
+    sync; it sends only what Stripe does not hold yet, so reconnecting costs reads)."""
+    from services.models import Service
+
+    from ..catalog.sync import CatalogSyncError, catalog_sync_start
+
+    if not Service.objects.filter(business=business).exists():
+        return
+    try:
+        catalog_sync_start(business=business, user=user)
+    except CatalogSyncError as exc:  # one is already running: it covers this too
+        log.info("First catalog sync of %s not queued: %s", business.slug, exc)
+
+
+def connection_test(*, connection: StripeConnection):
+    """Retrieve the account through the gateway and record the outcome."""
+    if not connection.is_active:
+        raise ConnectError("This business is not connected to Stripe.")
+    try:
+        info = gateway().account_retrieve(account=connection.stripe_user_id)
+    except AccessRevoked as exc:
+        connection_revoke(stripe_user_id=connection.stripe_user_id, livemode=connection.livemode)
+        raise ConnectError(exc.user_message) from None
+    except GatewayError as exc:
+        connection.last_error = exc.user_message
+        connection.last_checked_at = timezone.now()
+        connection.save(update_fields=["last_error", "last_checked_at", "updated_at"])
+        raise ConnectError(exc.user_message) from None
+    connection.account_name = info.display_name
+    connection.account_email = info.email
+    connection.account_country = info.country
+    connection.last_checked_at = timezone.now()
+    connection.last_error = ""
+    connection.full_clean()
+    connection.save()
+    return info
+
+
+def connection_disconnect(*, connection: StripeConnection, user) -> StripeConnection:
+    """Deauthorize on Stripe, then mark disconnected and wipe the tokens. An account whose
+    access Stripe already revoked is disconnected locally all the same."""
+    try:
+        gateway().oauth_deauthorize(stripe_user_id=connection.stripe_user_id)
+    except (AccessRevoked, OAuthFailed):
+        pass
+    except GatewayError as exc:
+        raise ConnectError(f"Stripe could not disconnect the account: {exc.user_message}") from None
+    return _end_connection(connection=connection, status=ConnectionStatus.DISCONNECTED, user=user)
+
+
+def connection_revoke(*, stripe_user_id: str, livemode: bool) -> int:
+    """Stripe says the account revoked access (account.application.deauthorized, or a 403):
+    end the connection so no further call is made for that business. Idempotent."""
+    count = 0
+    for connection in StripeConnection.objects.filter(stripe_user_id=stripe_user_id, livemode=livemode, status=ConnectionStatus.CONNECTED):
+        _end_connection(connection=connection, status=ConnectionStatus.REVOKED, user=None)
+        count += 1
+    return count
+
+
+def _end_connection(*, connection: StripeConnection, status: str, user) -> StripeConnection:
+    with transaction.atomic():
+        connection = StripeConnection.objects.select_for_update().get(pk=connection.pk)
+        connection.status = status
+        connection.disconnected_at = timezone.now()
+        connection.disconnected_by = user
+        connection.access_token = ""
+        connection.refresh_token = ""
+        connection.full_clean()
+        connection.save()
+    return connection
+
+
+# --- the platform's Connect webhook endpoint ----------------------------------------
+def webhook_endpoint_ensure(*, gw: Gateway | None = None) -> ConnectWebhookEndpoint:
+    """Exactly one `connect=true` endpoint for our webhook URL, with its secret encrypted.
+    Calling it again creates nothing new."""
+    gw = gw or gateway()
+    url = settings.STRIPE_WEBHOOK_URL
+    local = ConnectWebhookEndpoint.objects.filter(url=url, livemode=gw.livemode).first()
+    remote = [e for e in gw.webhook_endpoints_list() if e.url == url and e.metadata.get("crm_role") == ENDPOINT_METADATA["crm_role"]]
+    if local and any(e.id == local.stripe_id for e in remote):
+        for extra in (e for e in remote if e.id != local.stripe_id):
+            gw.webhook_endpoint_delete(endpoint_id=extra.id)
+        return local
+    # An endpoint we hold no secret for is useless to us (Stripe shows the secret only at
+    # creation): replace it.
+    for stale in remote:
+        gw.webhook_endpoint_delete(endpoint_id=stale.id)
+    key_material = f"{url}|{gw.livemode}|{','.join(sorted(e.id for e in remote))}|{local.stripe_id if local else ''}"
+    created = gw.webhook_endpoint_create(
+        url=url, enabled_events=WEBHOOK_EVENTS, connect=True, metadata=dict(ENDPOINT_METADATA),
+        idempotency_key="crm-connect-endpoint-" + hashlib.sha256(key_material.encode()).hexdigest()[:32],
+    )
+    with transaction.atomic():
+        ConnectWebhookEndpoint.objects.filter(url=url, livemode=gw.livemode).delete()
+        endpoint = ConnectWebhookEndpoint(stripe_id=created.id, url=url, livemode=gw.livemode,
+                                          secret=created.secret or "", enabled_events=list(created.enabled_events))
+        endpoint.full_clean()
+        endpoint.save()
+    return endpoint
+
+
+@dataclass(frozen=True)
+class ConnectionView:
+    """What the settings page shows."""
+
+    state: str  # not_connected | connected | disconnected | revoked | error
+    connection: StripeConnection | None
+    livemode: bool
+    finance_enabled: bool
+
+
+def connection_overview(*, business: Business) -> ConnectionView:
+    latest = connection_latest(business=business)
+    state = "not_connected" if latest is None else latest.status
+    if latest is not None and latest.status == ConnectionStatus.CONNECTED and latest.last_error:
+        state = "error"
+    return ConnectionView(state=state, connection=latest, livemode=platform_livemode(), finance_enabled=business.finance_enabled)

@@ -1,0 +1,30 @@
+"""Thin Celery tasks of the invoice push (STYLE.md 7): take ids, call one service, own the
+retry policy. Registered with Celery through `stripe_integration.tasks` (which imports
+this module), since autodiscovery only looks at `tasks.py`. The task keeps the name it had
+in `stripe_integration.tasks_invoicing` (`name=`), so queued messages still find it.
+
+Retry policy: a push that failed on something Stripe calls retryable (unavailable, rate
+limited after the gateway's own backoff) is retried with exponential backoff; every retry
+carries the same idempotency keys and starts by re-reading Stripe, so it never makes a
+second invoice. Other failures are recorded on the invoice (failed / mismatch, with
+Stripe's message and a Retry in the admin) and end the task. Eager Celery (the embedded
+default, where the task runs inside the web request) does not retry: the request would
+hang on the backoff; the Retry button is there instead.
+"""
+from celery import shared_task
+
+from . import push as invoicing
+
+RETRY_BACKOFF = 10  # seconds, doubled per retry, capped
+RETRY_BACKOFF_MAX = 600
+MAX_RETRIES = 6
+
+
+@shared_task(name="stripe_integration.tasks_invoicing.invoice_push_task",
+             bind=True, acks_late=True, max_retries=MAX_RETRIES)
+def invoice_push_task(self, invoice_id: int, takeover: bool = False) -> str:
+    result = invoicing.invoice_push(invoice_id=invoice_id, takeover=takeover)
+    if result.retryable and not self.request.is_eager:
+        countdown = min(RETRY_BACKOFF_MAX, RETRY_BACKOFF * 2 ** self.request.retries)
+        raise self.retry(countdown=countdown)
+    return result.outcome

@@ -1,0 +1,110 @@
+"""The staff UI's Send-to-Stripe screens (URL names `ui:invoice_preview`, `ui:invoice_send`,
+`ui:invoice_action`, in the `ui` namespace that config/urls.py assembles), and what the
+integration adds to finance's read-only invoice page (`invoice_detail_context`)."""
+# --- invoices from billables (issue 6) ----------------------------------------------------
+# Select unbilled billables on a contact, opportunity or ticket page -> preview -> "Send to
+# Stripe"; then finance's invoice page (finance/pages.py) with Stripe's number, status, due
+# date, payment page and PDF, where `invoice_detail_context` adds the actions Stripe allows.
+# Writes: finance/owner roles; the page: every member.
+from django.contrib import messages  # noqa: E402
+from django.http import Http404  # noqa: E402
+from django.shortcuts import redirect, render  # noqa: E402
+from django.utils.http import url_has_allowed_host_and_scheme  # noqa: E402
+from django.views import View  # noqa: E402
+
+from crm.tenancy import MemberRequiredMixin  # noqa: E402
+from finance.invoices import NothingToInvoice, billables_for_invoicing, invoice_draft  # noqa: E402
+from finance.models import Invoice  # noqa: E402
+
+from ..models import IntegrationSettings  # noqa: E402
+from .actions import ACTION_LABELS, invoice_action, invoice_actions  # noqa: E402
+from .push import InvoicingError, build_options, invoices_generate  # noqa: E402
+
+
+def _selected_ids(request) -> list[int]:
+    ids = []
+    for value in request.POST.getlist("billables"):
+        try:
+            ids.append(int(value))
+        except (TypeError, ValueError):
+            continue
+    return ids
+
+
+def _back(request, fallback="ui:billable_list"):
+    target = request.POST.get("next") or request.GET.get("next")
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return target
+    from django.urls import reverse
+
+    return reverse(fallback)
+
+
+class InvoicePreviewView(MemberRequiredMixin, View):
+    """POST with the selected billables: what the invoices will be, per bill-to and currency."""
+
+    finance_required = True
+    http_method_names = ["post"]
+
+    def post(self, request):
+        ids = _selected_ids(request)
+        if not ids:
+            messages.warning(request, "Select at least one unbilled billable to invoice.")
+            return redirect(_back(request))
+        billables = list(billables_for_invoicing(business=self.business, ids=ids).select_related("invoice"))
+        draft = invoice_draft(billables=billables, options=build_options(business=self.business))
+        return render(request, "ui/invoices/preview.html", {
+            "title": "Invoice preview", "draft": draft, "ids": [b.pk for b in billables], "next": _back(request),
+            "only_approved": IntegrationSettings.for_business(self.business).only_approved,
+        })
+
+
+class InvoiceSendView(MemberRequiredMixin, View):
+    """"Send to Stripe": make the invoices and queue their pushes."""
+
+    finance_required = True
+    http_method_names = ["post"]
+
+    def post(self, request):
+        ids = _selected_ids(request)
+        try:
+            result = invoices_generate(business=self.business, billable_ids=ids,
+                                       po_number=request.POST.get("po_number", "")[:100],
+                                       approved=request.POST.get("approved") == "on")
+        except NothingToInvoice as exc:
+            messages.error(request, f"{exc} Nothing was sent.")
+            return redirect(_back(request))
+        numbers = ", ".join(inv.number for inv in result.invoices)
+        messages.success(request, f"Created {len(result.invoices)} invoice(s): {numbers}. They are being sent to Stripe.")
+        if result.left_out:
+            messages.warning(request, f"{len(result.left_out)} billable(s) left out: "
+                             + "; ".join(sorted({reason for _, reason in result.left_out})))
+        if len(result.invoices) == 1:
+            return redirect("ui:invoice_detail", pk=result.invoices[0].pk)
+        return redirect(_back(request))
+
+
+class InvoiceActionView(MemberRequiredMixin, View):
+    finance_required = True
+    http_method_names = ["post"]
+
+    def post(self, request, pk):
+        invoice = Invoice.objects.for_business(self.business).filter(pk=pk).first()
+        if invoice is None:
+            raise Http404("No such invoice in this business.")
+        try:
+            message = invoice_action(invoice=invoice, action=request.POST.get("action", ""), user=request.user)
+        except InvoicingError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, message)
+        if Invoice.objects.filter(pk=pk).exists():
+            return redirect("ui:invoice_detail", pk=pk)
+        return redirect("ui:contact_detail", pk=invoice.bill_to_id)
+
+
+def invoice_detail_context(*, invoice, membership) -> dict:
+    """The actions Stripe allows on `invoice`, as buttons on finance's invoice page
+    (finance and owner roles); registered for the "invoice_detail" page in apps.ready()."""
+    actions = invoice_actions(invoice) if membership.can_manage_finance else []
+    return {"actions": [(a, ACTION_LABELS[a]) for a in actions]}
