@@ -157,6 +157,11 @@ def connection_connect(*, business: Business, user, code: str) -> StripeConnecti
             connection.save()
     except IntegrityError:
         raise ConnectError("This Stripe account is already connected to another business.") from None
+    # Events of the account that came while no business had it connected were parked,
+    # not dropped: apply them now (queued on commit).
+    from .events import deliveries_unpark
+
+    deliveries_unpark(account=connection.stripe_user_id)
     try:
         webhook_endpoint_ensure(gw=gw)
     except GatewayError as exc:
