@@ -119,7 +119,9 @@ def invoice_reconcile(ctx: EventContext, invoice: Invoice, *, also_intents: tupl
         if changed:
             notes.append(f"payment {intent_id}: {payment.status}")
         charge = intent.get("latest_charge")
-        if isinstance(charge, dict) and charge.get("amount_refunded"):
+        # Refunds are read while the charge has some refunded, and again once it has none
+        # left (a refund that failed): the rows the app holds take Stripe's status.
+        if isinstance(charge, dict) and (charge.get("amount_refunded") or payment.refunds.exists()):
             created = payments.refunds_apply(payment=payment, refunds=gw.refunds_list(account=account, charge_id=charge["id"]))
             if created:
                 notes.append(f"{created} refund(s)")

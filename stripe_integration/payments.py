@@ -260,8 +260,10 @@ def payment_apply_intent(*, invoice: Invoice, intent: dict) -> tuple[Payment | N
     elif status == PaymentStatus.FAILED:
         error = intent.get("last_payment_error") or {}
         payment.failure_message = (error.get("message") or "The payment failed.")[:500]
-    refunded = money_of(charge.get("amount_refunded"), currency)
-    payment.amount_refunded = max(payment.amount_refunded, refunded)
+    if isinstance(charge.get("amount_refunded"), int):
+        # Stripe's current figure, down as well as up: a refund that fails (or is canceled)
+        # is taken off the charge's amount_refunded, and stops counting here too.
+        payment.amount_refunded = money_of(charge["amount_refunded"], currency)
     if status in SETTLED:
         if payment.amount_refunded <= 0:
             status = PaymentStatus.SUCCEEDED

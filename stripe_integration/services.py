@@ -35,6 +35,9 @@ WEBHOOK_EVENTS = [
     "invoice.payment_failed", "invoice.voided", "invoice.marked_uncollectible", "invoice.deleted",
     "payment_intent.processing", "payment_intent.succeeded", "payment_intent.payment_failed",
     "charge.succeeded", "charge.refunded", "charge.dispute.created",
+    # A refund can fail (or be canceled) after it was made: Stripe then lowers the charge's
+    # amount_refunded and sends these; the refunded figures follow it down.
+    "charge.refund.updated", "refund.updated", "refund.failed",
     "checkout.session.completed", "setup_intent.succeeded",
     "customer.updated", "customer.deleted", "product.updated",
     "account.application.deauthorized",
