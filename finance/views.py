@@ -102,7 +102,8 @@ class InvoiceSendView(MemberRequiredMixin, View):
 
 
 class InvoiceDetailView(MemberRequiredMixin, View):
-    def get(self, request, pk):
+    def get(self, request, pk, out_of_band_form=None, status=200):
+        from stripe_integration.forms_out_of_band import OutOfBandPaymentForm
         from stripe_integration.invoicing_actions import ACTION_LABELS, invoice_actions
 
         invoice = Invoice.objects.for_business(self.business).select_related("bill_to", "business").filter(pk=pk).first()
@@ -113,7 +114,8 @@ class InvoiceDetailView(MemberRequiredMixin, View):
             "title": invoice.number, "invoice": invoice,
             "lines": list(invoice.lines.select_related("service").order_by("position", "pk")),
             "actions": [(a, ACTION_LABELS[a]) for a in actions],
-        })
+            "out_of_band_form": out_of_band_form or OutOfBandPaymentForm(),
+        }, status=status)
 
 
 class InvoiceActionView(MemberRequiredMixin, View):
@@ -127,8 +129,16 @@ class InvoiceActionView(MemberRequiredMixin, View):
         invoice = Invoice.objects.for_business(self.business).filter(pk=pk).first()
         if invoice is None:
             raise Http404("No such invoice in this business.")
+        action, details = request.POST.get("action", ""), None
+        if action == "mark_paid_out_of_band":  # date, method and reference, or the page again with errors
+            from stripe_integration.forms_out_of_band import OutOfBandPaymentForm
+
+            form = OutOfBandPaymentForm(request.POST)
+            if not form.is_valid():
+                return InvoiceDetailView.get(self, request, pk, out_of_band_form=form, status=400)
+            details = form.details()
         try:
-            message = invoice_action(invoice=invoice, action=request.POST.get("action", ""), user=request.user)
+            message = invoice_action(invoice=invoice, action=action, user=request.user, out_of_band=details)
         except InvoicingError as exc:
             messages.error(request, exc.message)
         else:

@@ -129,9 +129,10 @@ def invoice_reconcile(ctx: EventContext, invoice: Invoice, *, also_intents: tupl
         if link.get("status") == "paid":
             stripe_paid += int(link.get("amount_paid") or 0)
     if invoice.status == "paid":
-        # amount_paid counts payments made outside Stripe too (paid_out_of_band).
+        # amount_paid counts payments made outside Stripe too (paid_out_of_band): what the
+        # invoice payments do not explain was paid outside Stripe, as Stripe has it now.
         off_stripe = int(stripe_invoice.get("amount_paid") or 0) - stripe_paid
-        if off_stripe > 0 and (stripe_invoice.get("currency") or "").upper() == invoice.currency:
+        if (stripe_invoice.get("currency") or "").upper() == invoice.currency:
             if payments.payment_record_out_of_band(invoice=invoice, amount=payments.money_of(off_stripe, invoice.currency)):
                 notes.append("paid out of band")
     if payments.invoice_refresh_refunded(invoice=invoice):
