@@ -259,6 +259,13 @@ def webhook_endpoint_ensure(*, gw: Gateway | None = None) -> ConnectWebhookEndpo
     if local and any(e.id == local.stripe_id for e in remote):
         for extra in (e for e in remote if e.id != local.stripe_id):
             gw.webhook_endpoint_delete(endpoint_id=extra.id)
+        current = next(e for e in remote if e.id == local.stripe_id)
+        if set(current.enabled_events) != set(WEBHOOK_EVENTS):
+            # An endpoint made by an earlier version: subscribe it to the events handled now.
+            updated = gw.webhook_endpoint_update_events(endpoint_id=local.stripe_id, enabled_events=WEBHOOK_EVENTS)
+            local.enabled_events = list(updated.enabled_events)
+            local.full_clean()
+            local.save(update_fields=["enabled_events"])
         return local
     # An endpoint we hold no secret for is useless to us (Stripe shows the secret only at
     # creation): replace it.

@@ -83,3 +83,25 @@ def test_refund_failed_then_a_late_charge_refunded_reads_stripe_now(connected, s
     invoice.refresh_from_db()
     assert payment.amount_refunded == 0 and payment.status == PaymentStatus.SUCCEEDED
     assert invoice.amount_refunded == 0 and Refund.objects.get().status == "failed"
+
+
+def test_refund_events_an_endpoint_made_before_is_subscribed_on_connect(client, finance_a, stripe_env):
+    """An installation whose Connect endpoint predates these events gets them the next time
+    a business connects (the endpoint and its secret are kept)."""
+    from stripe_integration.models import ConnectWebhookEndpoint
+    from stripe_integration.tests import oauth_helpers as oauth
+    from stripe_integration.tests.stripe_http import StripeHTTP
+
+    client.force_login(finance_a)
+    oauth.connect(client)
+    endpoint = ConnectWebhookEndpoint.objects.get()
+    platform = StripeHTTP(stripe_env.base_url, stripe_env.secret_key)
+    older = [e for e in WEBHOOK_EVENTS if "refund." not in e or e == "charge.refunded"]
+    platform.post(f"/v1/webhook_endpoints/{endpoint.stripe_id}", {"enabled_events": older})
+
+    oauth.connect(client)
+    remote = platform.get(f"/v1/webhook_endpoints/{endpoint.stripe_id}")
+    assert set(remote["enabled_events"]) == set(WEBHOOK_EVENTS)
+    kept = ConnectWebhookEndpoint.objects.get()
+    assert kept.stripe_id == endpoint.stripe_id and kept.secret == endpoint.secret
+    assert set(kept.enabled_events) == set(WEBHOOK_EVENTS)
