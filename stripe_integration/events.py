@@ -94,26 +94,25 @@ def on_deauthorized(ctx: EventContext) -> str:
     further call is made for that business.
 
     Stripe does not promise order, and catch-up or Reprocess can bring an old event: a
-    deauthorization created before the active connection was made ended an earlier one
-    and must not end this one (an event never undoes what happened after it). Event times
-    are whole seconds, so such an event is checked against Stripe: the connection is
-    revoked only if Stripe refuses its access now."""
+    deauthorization from before the account was connected again ended an earlier
+    connection and must not end this one (an event never undoes what happened after it).
+    Its `created` cannot tell on its own (whole seconds, and Stripe's clock is not ours),
+    so Stripe's current answer decides, as for every other event: the active connection is
+    revoked only if Stripe refuses the app access to the account now."""
     livemode = ctx.delivery.livemode
     active = StripeConnection.objects.filter(stripe_user_id=ctx.account, livemode=livemode,
                                              status=ConnectionStatus.CONNECTED).first()
     if active is None:
         return "already not connected"
+    try:
+        ctx.gw.account_retrieve(account=ctx.account)
+    except AccessRevoked:
+        count = connection_revoke(stripe_user_id=ctx.account, livemode=livemode)
+        return f"revoked {count} connection(s)" if count else "already not connected"
     created = time_of(ctx.event.get("created"))
-    if created is not None and active.connected_at and created < active.connected_at:
-        try:
-            ctx.gw.account_retrieve(account=ctx.account)
-        except AccessRevoked:
-            pass  # access is gone now, whatever this event was about
-        else:
-            return (f"older than the connection made at {active.connected_at:%Y-%m-%d %H:%M:%S} UTC, "
-                    "whose access Stripe confirms: nothing revoked")
-    count = connection_revoke(stripe_user_id=ctx.account, livemode=livemode)
-    return f"revoked {count} connection(s)" if count else "already not connected"
+    when = f"of {created:%Y-%m-%d %H:%M:%S} UTC" if created else "without a date"
+    return (f"an event {when}, before {ctx.account} was connected again at {active.connected_at:%Y-%m-%d %H:%M:%S} "
+            "UTC (Stripe grants access now): nothing revoked")
 
 
 HANDLERS = {
