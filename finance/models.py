@@ -260,6 +260,15 @@ class PaymentMethod(models.TextChoices):
     OTHER = "other", "Other"
 
 
+class OutOfBandMethod(models.TextChoices):
+    """How a payment made outside Stripe came in (staff say so when they mark it)."""
+
+    BANK_TRANSFER = "bank_transfer", "Bank transfer"
+    CASH = "cash", "Cash"
+    CHEQUE = "cheque", "Cheque"
+    OTHER = "other", "Other"
+
+
 class Payment(BusinessOwned):
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="payments")
     amount = money_field()
@@ -275,6 +284,9 @@ class Payment(BusinessOwned):
     failure_message = models.CharField(max_length=500, blank=True)
     stripe_payment_intent_id = models.CharField(max_length=255, null=True, blank=True, unique=True)
     stripe_charge_id = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    # A payment made outside Stripe: how, and the bank or receipt reference staff gave.
+    out_of_band_method = models.CharField(max_length=16, choices=OutOfBandMethod.choices, blank=True)
+    reference = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -32,7 +32,9 @@ class BillableListView(FilteredListView):
 
 
 class InvoiceDetailView(MemberRequiredMixin, View):
-    def get(self, request, pk):
+    def get(self, request, pk, extra_context=None, status=200):
+        # extra_context/status: a higher app's view that re-shows this page with its form's
+        # errors (stripe_integration's "Mark paid outside Stripe").
         invoice = Invoice.objects.for_business(self.business).select_related("bill_to", "business").filter(pk=pk).first()
         if invoice is None:
             raise Http404("No such invoice in this business.")
@@ -41,7 +43,8 @@ class InvoiceDetailView(MemberRequiredMixin, View):
             "lines": list(invoice.lines.select_related("service").order_by("position", "pk")),
             "actions": [],  # the integration's actions, if any, replace this (page_context)
             **page_context("invoice_detail", invoice=invoice, membership=self.membership),
-        })
+            **(extra_context or {}),
+        }, status=status)
 
 
 # --- finance's sections of crm's pages --------------------------------------------------

@@ -15,12 +15,19 @@ from dataclasses import dataclass
 import pytest
 
 
+# base_url -> the in-process sandbox server, for helpers that play what Stripe does on its
+# own, later, with no API call to trigger it (tests_support/stripe_async.py).
+SERVERS: dict = {}
+
+
 @pytest.fixture(scope="session")
 def stripe_sandbox_server():
     from stripe_sandbox.server import start_in_thread
 
     server, base_url = start_in_thread(retry_base_ms=20)
+    SERVERS[base_url] = server
     yield base_url
+    SERVERS.pop(base_url, None)
     server.stop()
 
 

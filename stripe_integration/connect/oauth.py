@@ -35,6 +35,9 @@ WEBHOOK_EVENTS = [
     "invoice.payment_failed", "invoice.voided", "invoice.marked_uncollectible", "invoice.deleted",
     "payment_intent.processing", "payment_intent.succeeded", "payment_intent.payment_failed",
     "charge.succeeded", "charge.refunded", "charge.dispute.created",
+    # A refund can fail (or be canceled) after it was made: Stripe then lowers the charge's
+    # amount_refunded and sends these; the refunded figures follow it down.
+    "charge.refund.updated", "refund.updated", "refund.failed",
     "checkout.session.completed", "setup_intent.succeeded",
     "customer.updated", "customer.deleted", "product.updated",
     "account.application.deauthorized",
@@ -157,6 +160,11 @@ def connection_connect(*, business: Business, user, code: str) -> StripeConnecti
             connection.save()
     except IntegrityError:
         raise ConnectError("This Stripe account is already connected to another business.") from None
+    # Events of the account that came while no business had it connected were parked,
+    # not dropped: apply them now (queued on commit).
+    from .events import deliveries_unpark
+
+    deliveries_unpark(account=connection.stripe_user_id)
     try:
         webhook_endpoint_ensure(gw=gw)
     except GatewayError as exc:
@@ -251,6 +259,13 @@ def webhook_endpoint_ensure(*, gw: Gateway | None = None) -> ConnectWebhookEndpo
     if local and any(e.id == local.stripe_id for e in remote):
         for extra in (e for e in remote if e.id != local.stripe_id):
             gw.webhook_endpoint_delete(endpoint_id=extra.id)
+        current = next(e for e in remote if e.id == local.stripe_id)
+        if set(current.enabled_events) != set(WEBHOOK_EVENTS):
+            # An endpoint made by an earlier version: subscribe it to the events handled now.
+            updated = gw.webhook_endpoint_update_events(endpoint_id=local.stripe_id, enabled_events=WEBHOOK_EVENTS)
+            local.enabled_events = list(updated.enabled_events)
+            local.full_clean()
+            local.save(update_fields=["enabled_events"])
         return local
     # An endpoint we hold no secret for is useless to us (Stripe shows the secret only at
     # creation): replace it.

@@ -527,6 +527,12 @@ class Gateway:
         )
         return self._endpoint(ep)
 
+    def webhook_endpoint_update_events(self, *, endpoint_id: str, enabled_events: list[str]) -> WebhookEndpointInfo:
+        """Subscribe an existing endpoint to exactly `enabled_events` (its secret stays)."""
+        ep = self._call(self._client.v1.webhook_endpoints.update, endpoint_id,
+                        params={"enabled_events": enabled_events})
+        return self._endpoint(ep)
+
     def webhook_endpoint_delete(self, *, endpoint_id: str) -> None:
         self._call(self._client.v1.webhook_endpoints.delete, endpoint_id)
 

@@ -5,8 +5,9 @@ checked again when it runs (the page may be stale):
 
     void                   open, uncollectible     -> void; its billables are unbilled again
     mark_uncollectible     open                    -> uncollectible
-    mark_paid_out_of_band  open, uncollectible     -> paid; a manual payment is recorded and
-                                                      Stripe is told (`paid_out_of_band`)
+    mark_paid_out_of_band  open, uncollectible     -> paid; a manual payment (date, method,
+                                                      reference; the amount Stripe had remaining)
+                                                      is recorded and Stripe is told (`out_of_band.py`)
     resend                 open, send_invoice      Stripe e-mails it again
     delete_draft           draft, push not running -> gone, in Stripe and here; billables unbilled
     retry                  push failed / mismatch / stuck past its lease
@@ -22,9 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from finance.invoices import invoice_delete_local
-from finance.models import (
-    CollectionMethod, Invoice, InvoicePushStatus, InvoiceStatus, Payment, PaymentMethod, PaymentStatus,
-)
+from finance.models import CollectionMethod, Invoice, InvoicePushStatus, InvoiceStatus
 
 from ..gateway.client import GatewayError, InvalidRequest, NotFound
 from .push import (
@@ -32,6 +31,7 @@ from .push import (
 )
 from ..models import IntegrationSettings
 from ..connect.oauth import connection_get_active, gateway
+from .out_of_band import OutOfBandPayment, OutOfBandRefused, invoice_pay_out_of_band
 
 ACTION_LABELS = {
     "void": "Void",
@@ -76,9 +76,10 @@ def invoice_actions(invoice: Invoice, *, only_approved: bool | None = None) -> l
     return actions
 
 
-def invoice_action(*, invoice: Invoice, action: str, user=None) -> str:
+def invoice_action(*, invoice: Invoice, action: str, user=None, out_of_band: OutOfBandPayment | None = None) -> str:
     """Run `action`; returns a message for the user. Raises InvoicingError with a clear
-    message when the action is not allowed now or Stripe refuses it."""
+    message when the action is not allowed now or Stripe refuses it. Marking paid outside
+    Stripe needs `out_of_band` (date, method, reference: `out_of_band.py`)."""
     invoice = Invoice.objects.select_related("business", "bill_to").get(pk=invoice.pk)  # fresh
     if action not in ACTION_LABELS:
         raise InvoicingError(f"Unknown action {action!r}.")
@@ -116,7 +117,11 @@ def invoice_action(*, invoice: Invoice, action: str, user=None) -> str:
                             idempotency_key=idempotency_key(invoice, f"resend-{minute}"))
             return f"{invoice.number} was sent again to the customer."
         if action == "mark_paid_out_of_band":
-            return _paid_out_of_band(invoice, gw, account)
+            return invoice_pay_out_of_band(invoice=invoice, gw=gw, account=account, details=out_of_band,
+                                           idempotency_key=idempotency_key(invoice, "paid-out-of-band"),
+                                           apply_remote=_update)
+    except OutOfBandRefused as exc:
+        raise InvoicingError(exc.message) from None
     except InvalidRequest as exc:
         _resync(invoice, gw, account)
         raise InvoicingError(exc.user_message) from None
@@ -131,22 +136,6 @@ def _resync(invoice: Invoice, gw, account: str) -> None:
         _update(invoice, gw.invoice_fetch(account=account, invoice_id=invoice.stripe_invoice_id))
     except GatewayError:
         pass
-
-
-def _paid_out_of_band(invoice: Invoice, gw, account: str) -> str:
-    amount = invoice.amount_remaining
-    remote = gw.invoice_pay(account=account, invoice_id=invoice.stripe_invoice_id,
-                            idempotency_key=idempotency_key(invoice, "paid-out-of-band"), paid_out_of_band=True)
-    with transaction.atomic():
-        _update(invoice, remote)
-        # One manual payment per invoice: a second click (replayed by Stripe) records nothing.
-        if not invoice.payments.filter(method=PaymentMethod.OUT_OF_BAND).exists():
-            payment = Payment(business_id=invoice.business_id, invoice=invoice, amount=amount, currency=invoice.currency,
-                              status=PaymentStatus.SUCCEEDED, method=PaymentMethod.OUT_OF_BAND, net=amount,
-                              paid_at=timezone.now())
-            payment.full_clean(exclude=["business", "invoice"])
-            payment.save()
-    return f"{invoice.number} is paid (outside Stripe); Stripe was told."
 
 
 def _delete_draft(invoice: Invoice) -> str:

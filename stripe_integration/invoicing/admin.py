@@ -97,6 +97,13 @@ def _list_action(action, description):
     return admin.action(description=description)(run)
 
 
+@admin.action(description="Mark paid outside Stripe (date, method, reference)")
+def stripe_mark_paid_out_of_band(modeladmin, request, queryset):
+    from stripe_integration.invoicing.forms import admin_mark_paid_out_of_band
+
+    return admin_mark_paid_out_of_band(modeladmin, request, queryset)
+
+
 PUSH_FIELDS = ("push_status", "push_step", "push_attempts", "approved", "po_number", "footer", "days_until_due",
                "push_mismatch_display", "stripe_actions")
 
@@ -106,7 +113,7 @@ class InvoiceStripeMixin:
         _list_action("retry", "Retry sending to Stripe"),
         _list_action("approve", "Approve and send to Stripe"),
         _list_action("resend", "Resend from Stripe"),
-        _list_action("mark_paid_out_of_band", "Mark paid outside Stripe"),
+        stripe_mark_paid_out_of_band,
         _list_action("mark_uncollectible", "Mark uncollectible in Stripe"),
         _list_action("void", "Void in Stripe (billables unbilled again)"),
         _list_action("delete_draft", "Delete draft (here and in Stripe)"),
@@ -173,6 +180,8 @@ class InvoiceStripeMixin:
             raise Http404("No such invoice.")
         if not self.has_change_permission(request, invoice):
             raise PermissionDenied
+        if request.POST.get("_stripe_action") == "mark_paid_out_of_band":  # asks for date, method, reference
+            return stripe_mark_paid_out_of_band(self, request, self.get_queryset(request).filter(pk=pk))
         try:
             self.message_user(request, invoice_action(invoice=invoice, action=request.POST.get("_stripe_action", ""),
                                                       user=request.user))

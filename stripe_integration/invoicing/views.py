@@ -15,9 +15,11 @@ from django.views import View  # noqa: E402
 from crm.tenancy import MemberRequiredMixin  # noqa: E402
 from finance.invoices import NothingToInvoice, billables_for_invoicing, invoice_draft  # noqa: E402
 from finance.models import Invoice  # noqa: E402
+from finance.pages import InvoiceDetailView  # noqa: E402
 
 from ..models import IntegrationSettings  # noqa: E402
 from .actions import ACTION_LABELS, invoice_action, invoice_actions  # noqa: E402
+from .forms import OutOfBandPaymentForm  # noqa: E402
 from .push import InvoicingError, build_options, invoices_generate  # noqa: E402
 
 
@@ -92,8 +94,14 @@ class InvoiceActionView(MemberRequiredMixin, View):
         invoice = Invoice.objects.for_business(self.business).filter(pk=pk).first()
         if invoice is None:
             raise Http404("No such invoice in this business.")
+        action, details = request.POST.get("action", ""), None
+        if action == "mark_paid_out_of_band":  # date, method and reference, or the page again with errors
+            form = OutOfBandPaymentForm(request.POST)
+            if not form.is_valid():
+                return InvoiceDetailView.get(self, request, pk, extra_context={"out_of_band_form": form}, status=400)
+            details = form.details()
         try:
-            message = invoice_action(invoice=invoice, action=request.POST.get("action", ""), user=request.user)
+            message = invoice_action(invoice=invoice, action=action, user=request.user, out_of_band=details)
         except InvoicingError as exc:
             messages.error(request, exc.message)
         else:
@@ -107,4 +115,4 @@ def invoice_detail_context(*, invoice, membership) -> dict:
     """The actions Stripe allows on `invoice`, as buttons on finance's invoice page
     (finance and owner roles); registered for the "invoice_detail" page in apps.ready()."""
     actions = invoice_actions(invoice) if membership.can_manage_finance else []
-    return {"actions": [(a, ACTION_LABELS[a]) for a in actions]}
+    return {"actions": [(a, ACTION_LABELS[a]) for a in actions], "out_of_band_form": OutOfBandPaymentForm()}

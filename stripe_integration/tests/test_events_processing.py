@@ -147,9 +147,12 @@ def test_refunded_status_follows_the_cumulative_amount(invoice):
     assert payment.status == PaymentStatus.PARTIALLY_REFUNDED and payment.amount_refunded == Decimal("10.00")
     payment, _ = payments.payment_apply_intent(invoice=invoice, intent=_intent("succeeded", refunded=5000))
     assert payment.status == PaymentStatus.REFUNDED
-    # An older charge (less refunded) does not undo it.
+    # The charge is read from Stripe as it is now (under the invoice's lock): less refunded
+    # means a refund failed or was canceled, and the payment follows it down.
     payment, changed = payments.payment_apply_intent(invoice=invoice, intent=_intent("succeeded", refunded=1000))
-    assert not changed and payment.amount_refunded == Decimal("50.00")
+    assert changed and payment.amount_refunded == Decimal("10.00") and payment.status == PaymentStatus.PARTIALLY_REFUNDED
+    payment, changed = payments.payment_apply_intent(invoice=invoice, intent=_intent("succeeded", refunded=0))
+    assert changed and payment.amount_refunded == 0 and payment.status == PaymentStatus.SUCCEEDED
 
 
 def test_refunds_apply_is_idempotent(invoice):

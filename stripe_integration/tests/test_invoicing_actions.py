@@ -1,5 +1,6 @@
 """Actions on an invoice: each offered only where Stripe allows it, each changing Stripe and
 the CRM together (void frees the billables, paid outside Stripe records a payment...)."""
+import datetime
 from decimal import Decimal
 
 import pytest
@@ -8,11 +9,13 @@ from finance.models import Billable, BillableStatus, Invoice, InvoicePushStatus,
 from stripe_integration.invoicing import push as invoicing
 from stripe_integration.invoicing.push import InvoicingError
 from stripe_integration.invoicing.actions import invoice_action, invoice_actions
+from stripe_integration.invoicing.out_of_band import OutOfBandPayment
 from stripe_integration.tests import invoicing_helpers as h
 
 pytestmark = pytest.mark.django_db
 
 D = Decimal
+PAID_BY_TRANSFER = OutOfBandPayment(paid_on=datetime.date(2026, 1, 5), method="bank_transfer", reference="BT-0001")
 
 
 @pytest.fixture
@@ -54,7 +57,7 @@ def test_mark_uncollectible_then_paid_outside_stripe(pushed):
     invoice.refresh_from_db()
     assert invoice.status == "uncollectible" and _remote_status(conn, invoice) == "uncollectible"
     assert invoice_actions(invoice) == ["mark_paid_out_of_band", "void"]
-    invoice_action(invoice=invoice, action="mark_paid_out_of_band")
+    invoice_action(invoice=invoice, action="mark_paid_out_of_band", out_of_band=PAID_BY_TRANSFER)
     invoice.refresh_from_db()
     raw = h.stripe_invoice_raw(conn, invoice.stripe_invoice_id)
     assert invoice.status == "paid" and raw["status"] == "paid" and invoice.paid_at
@@ -79,7 +82,7 @@ def h_requests(conn):
 
 def test_paid_outside_stripe_tells_stripe_paid_out_of_band(pushed, stripe_env):
     conn, invoice, bills = pushed
-    invoice_action(invoice=invoice, action="mark_paid_out_of_band")
+    invoice_action(invoice=invoice, action="mark_paid_out_of_band", out_of_band=PAID_BY_TRANSFER)
     (call,) = [r for r in stripe_env.requests(method="POST") if r["path"].endswith("/pay")]
     assert call["idempotency_key"].endswith("-paid-out-of-band")
     assert Payment.objects.count() == 1

@@ -66,13 +66,14 @@ def test_intake_valid_delivery_is_stored_once_and_processed(post):
     assert delivery.payload == body.decode()  # the bytes as signed, never re-serialized
     assert (delivery.event_id, delivery.account, delivery.type, delivery.object_id) == ("evt_1", "acct_nobody", "invoice.paid", "in_123")
     assert delivery.livemode is False and delivery.api_version == "2026-08-26.dahlia" and delivery.created is not None
-    # Processed by the queued task: nobody owns the account, so it is acknowledged and ignored.
-    assert delivery.status == DeliveryStatus.IGNORED
-    assert "No business has acct_nobody connected" in delivery.error and delivery.attempts == 1
+    # Processed by the queued task: no business has the account connected now, so it is
+    # kept (parked) until one connects it, not dropped.
+    assert delivery.status == DeliveryStatus.PARKED
+    assert "No business has acct_nobody connected now" in delivery.error and delivery.attempts == 1
 
 
 def test_intake_duplicate_delivery_makes_one_row(post):
-    body = body_of(event())
+    body = body_of(event(type_="customer.subscription.created"))  # done (ignored) at once
     for n in range(3):
         resp = post(body, sign(body, SECRET))
         assert resp.status_code == 200 and resp.json()["duplicate"] is (n > 0)
@@ -262,7 +263,7 @@ def test_intake_broker_failure_still_acknowledges_the_stored_event(post, monkeyp
     ({"id": "evt_thin1", "object": "v2.core.event", "type": "v1.invoice.paid", "livemode": False,
       "created": "2026-01-01T00:00:00.000Z", "context": "acct_nobody",
       "related_object": {"id": "in_1", "type": "invoice", "url": "/v1/invoices/in_1"}}, "thin event"),
-    (event(data=None), "No business"),
+    (event(data=None), "carries no object"),
 ], ids=["unknown-type", "other-mode", "platform", "thin", "no-data"])
 def test_intake_events_not_ours_are_acknowledged_and_ignored(post, evt, reason):
     body = body_of(evt)
@@ -338,4 +339,4 @@ def test_inbox_drain_takes_oldest_first_and_queues_the_next_batch(monkeypatch, p
     assert events.deliveries_process_received(limit=2) == 1 and kicks == [1]
     by_event = dict(WebhookDelivery.objects.values_list("pk", "event_id"))
     assert [by_event[pk] for pk in order] == ["evt_2", "evt_1", "evt_0"]
-    assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {DeliveryStatus.IGNORED}
+    assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {DeliveryStatus.PARKED}  # acct_nobody

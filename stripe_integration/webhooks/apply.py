@@ -260,8 +260,10 @@ def payment_apply_intent(*, invoice: Invoice, intent: dict) -> tuple[Payment | N
     elif status == PaymentStatus.FAILED:
         error = intent.get("last_payment_error") or {}
         payment.failure_message = (error.get("message") or "The payment failed.")[:500]
-    refunded = money_of(charge.get("amount_refunded"), currency)
-    payment.amount_refunded = max(payment.amount_refunded, refunded)
+    if isinstance(charge.get("amount_refunded"), int):
+        # Stripe's current figure, down as well as up: a refund that fails (or is canceled)
+        # is taken off the charge's amount_refunded, and stops counting here too.
+        payment.amount_refunded = money_of(charge["amount_refunded"], currency)
     if status in SETTLED:
         if payment.amount_refunded <= 0:
             status = PaymentStatus.SUCCEEDED
@@ -277,16 +279,32 @@ def payment_apply_intent(*, invoice: Invoice, intent: dict) -> tuple[Payment | N
     return payment, True
 
 
-def payment_record_out_of_band(*, invoice: Invoice, amount: Decimal) -> Payment | None:
-    """Stripe marked the invoice paid outside Stripe (paid_out_of_band): one payment row
-    for it, without Stripe ids (so one per invoice, checked under the invoice's lock)."""
-    if amount <= 0 or invoice.payments.filter(method=PaymentMethod.OUT_OF_BAND).exists():
+def payment_record_out_of_band(*, invoice: Invoice, amount: Decimal, paid_at: datetime | None = None,
+                               out_of_band_method: str = "", reference: str = "") -> Payment | None:
+    """Stripe has the invoice paid outside Stripe (paid_out_of_band): one payment row for
+    it, without Stripe ids (so one per invoice, under the invoice's lock), for the amount
+    Stripe counts as paid outside it. A later reconcile sets that amount again from
+    Stripe's objects (a card payment the app had missed makes it smaller), keeping what
+    staff said (date, method, reference). Returns the row if it was made or changed."""
+    payment = invoice.payments.select_for_update().filter(method=PaymentMethod.OUT_OF_BAND).first()
+    if payment is None:
+        if amount <= 0:
+            return None
+        payment = Payment(business=invoice.business, invoice=invoice, currency=invoice.currency,
+                          status=PaymentStatus.SUCCEEDED, method=PaymentMethod.OUT_OF_BAND)
+    before = _snapshot(payment, _OUT_OF_BAND_FIELDS) if payment.pk else None
+    payment.amount = payment.net = max(amount, Decimal(0))
+    payment.paid_at = paid_at or payment.paid_at or invoice.paid_at
+    payment.out_of_band_method = out_of_band_method or payment.out_of_band_method
+    payment.reference = reference or payment.reference
+    if before == _snapshot(payment, _OUT_OF_BAND_FIELDS):
         return None
-    payment = Payment(business=invoice.business, invoice=invoice, amount=amount, currency=invoice.currency,
-                      status=PaymentStatus.SUCCEEDED, method=PaymentMethod.OUT_OF_BAND, paid_at=invoice.paid_at)
     payment.full_clean()
     payment.save()
     return payment
+
+
+_OUT_OF_BAND_FIELDS = ("amount", "net", "paid_at", "out_of_band_method", "reference")
 
 
 def refunds_apply(*, payment: Payment, refunds: list[dict]) -> int:

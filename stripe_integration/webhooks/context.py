@@ -119,7 +119,9 @@ def invoice_reconcile(ctx: EventContext, invoice: Invoice, *, also_intents: tupl
         if changed:
             notes.append(f"payment {intent_id}: {payment.status}")
         charge = intent.get("latest_charge")
-        if isinstance(charge, dict) and charge.get("amount_refunded"):
+        # Refunds are read while the charge has some refunded, and again once it has none
+        # left (a refund that failed): the rows the app holds take Stripe's status.
+        if isinstance(charge, dict) and (charge.get("amount_refunded") or payment.refunds.exists()):
             created = payments.refunds_apply(payment=payment, refunds=gw.refunds_list(account=account, charge_id=charge["id"]))
             if created:
                 notes.append(f"{created} refund(s)")
@@ -127,9 +129,10 @@ def invoice_reconcile(ctx: EventContext, invoice: Invoice, *, also_intents: tupl
         if link.get("status") == "paid":
             stripe_paid += int(link.get("amount_paid") or 0)
     if invoice.status == "paid":
-        # amount_paid counts payments made outside Stripe too (paid_out_of_band).
+        # amount_paid counts payments made outside Stripe too (paid_out_of_band): what the
+        # invoice payments do not explain was paid outside Stripe, as Stripe has it now.
         off_stripe = int(stripe_invoice.get("amount_paid") or 0) - stripe_paid
-        if off_stripe > 0 and (stripe_invoice.get("currency") or "").upper() == invoice.currency:
+        if (stripe_invoice.get("currency") or "").upper() == invoice.currency:
             if payments.payment_record_out_of_band(invoice=invoice, amount=payments.money_of(off_stripe, invoice.currency)):
                 notes.append("paid out of band")
     if payments.invoice_refresh_refunded(invoice=invoice):

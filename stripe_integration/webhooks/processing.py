@@ -5,8 +5,9 @@ the Celery task the intake queues for new rows) or by a task of its own (a redel
 an unfinished event, the retry sweep, staff's Reprocess):
 
 1. Read the stored event; decide whether it is ours: the app's mode (test/live), a type we
-   handle, a connected account some business owns. Otherwise: ignored (acknowledged, kept,
-   never retried).
+   handle, a connected account's snapshot event. Otherwise: ignored (acknowledged, kept,
+   never retried). An account no business has connected *now* is not "not ours": its
+   events are parked, and connecting the account queues them (`deliveries_unpark`).
 2. In ONE transaction: lock the delivery row (SELECT ... FOR UPDATE), return if it is
    already processed or ignored, run the handler, mark the delivery processed. The
    handler's writes and the "processed" mark commit together or not at all, so a handler
@@ -41,8 +42,9 @@ from .handlers import payments as payment_handlers
 from ..catalog.sync import product_drift_detected
 from ..customers.links import customer_changed_in_stripe
 from .context import EventContext, EventIgnored, EventParked, obj_id
-from ..gateway.client import Gateway, GatewayError
+from ..gateway.client import AccessRevoked, Gateway, GatewayError
 from ..models import ConnectionStatus, DeliveryStatus, StripeConnection, WebhookDelivery
+from .apply import time_of
 from ..connect.oauth import WEBHOOK_EVENTS, connection_revoke, platform_livemode
 
 log = logging.getLogger(__name__)
@@ -90,9 +92,28 @@ def on_product_updated(ctx: EventContext) -> str:
 
 def on_deauthorized(ctx: EventContext) -> str:
     """The account disconnected the app in Stripe: the connection is revoked, so no
-    further call is made for that business."""
-    count = connection_revoke(stripe_user_id=ctx.account, livemode=ctx.delivery.livemode)
-    return f"revoked {count} connection(s)" if count else "already not connected"
+    further call is made for that business.
+
+    Stripe does not promise order, and catch-up or Reprocess can bring an old event: a
+    deauthorization from before the account was connected again ended an earlier
+    connection and must not end this one (an event never undoes what happened after it).
+    Its `created` cannot tell on its own (whole seconds, and Stripe's clock is not ours),
+    so Stripe's current answer decides, as for every other event: the active connection is
+    revoked only if Stripe refuses the app access to the account now."""
+    livemode = ctx.delivery.livemode
+    active = StripeConnection.objects.filter(stripe_user_id=ctx.account, livemode=livemode,
+                                             status=ConnectionStatus.CONNECTED).first()
+    if active is None:
+        return "already not connected"
+    try:
+        ctx.gw.account_retrieve(account=ctx.account)
+    except AccessRevoked:
+        count = connection_revoke(stripe_user_id=ctx.account, livemode=livemode)
+        return f"revoked {count} connection(s)" if count else "already not connected"
+    created = time_of(ctx.event.get("created"))
+    when = f"of {created:%Y-%m-%d %H:%M:%S} UTC" if created else "without a date"
+    return (f"an event {when}, before {ctx.account} was connected again at {active.connected_at:%Y-%m-%d %H:%M:%S} "
+            "UTC (Stripe grants access now): nothing revoked")
 
 
 HANDLERS = {
@@ -121,13 +142,19 @@ def _context(delivery: WebhookDelivery) -> EventContext:
         raise EventIgnored(f"The app does not handle {delivery.type} events.")
     if not delivery.account:
         raise EventIgnored("A platform event: the Connect endpoint handles connected accounts' events only.")
+    data = event.get("data")
+    if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
+        raise EventIgnored("The event carries no object (a thin event?): nothing to apply.")
     connection = None
     if delivery.type != DEAUTHORIZED:
         connection = (StripeConnection.objects.select_related("business")
                       .filter(stripe_user_id=delivery.account, livemode=delivery.livemode, status=ConnectionStatus.CONNECTED)
                       .first())
         if connection is None:
-            raise EventIgnored(f"No business has {delivery.account} connected.")
+            # Not connected *now* is not "not ours": the account may be (re)connected
+            # later (a disconnect and reconnect, a callback that failed), and what happened
+            # meanwhile must then be applied. Parked; connecting the account queues it.
+            raise EventParked(f"No business has {delivery.account} connected now; kept until it is connected.")
     return EventContext(delivery=delivery, event=event, connection=connection, gateway_factory=handler_gateway)
 
 

@@ -34,6 +34,22 @@ def on_charge(ctx: EventContext) -> str:
     return _note(invoice_reconcile(ctx, invoice, also_intents=(intent_id,)))
 
 
+def on_refund(ctx: EventContext) -> str:
+    """charge.refund.updated / refund.updated / refund.failed: a refund changed (failed,
+    canceled...). The invoice its payment paid is reconciled: the refund rows and the
+    payment's refunded amount are read again from Stripe's current charge and refunds."""
+    refund = ctx.obj
+    intent_id = payments.id_of(refund.get("payment_intent"))
+    if not intent_id:
+        charge_id = payments.id_of(refund.get("charge"))
+        intent_id = (Payment.objects.filter(business=ctx.business, stripe_charge_id=charge_id)
+                     .values_list("stripe_payment_intent_id", flat=True).first()) if charge_id else None
+    if not intent_id:
+        raise EventIgnored("The refund names no PaymentIntent the app knows.")
+    invoice = invoice_for_intent(ctx, intent_id)
+    return _note(invoice_reconcile(ctx, invoice, also_intents=(intent_id,)))
+
+
 def on_dispute_created(ctx: EventContext) -> str:
     """charge.dispute.created: flag the invoice the disputed payment paid."""
     dispute = ctx.obj
@@ -125,6 +141,9 @@ HANDLERS = {
     "payment_intent.payment_failed": on_payment_intent,
     "charge.succeeded": on_charge,
     "charge.refunded": on_charge,
+    "charge.refund.updated": on_refund,
+    "refund.updated": on_refund,
+    "refund.failed": on_refund,
     "charge.dispute.created": on_dispute_created,
     "checkout.session.completed": on_checkout_session_completed,
     "setup_intent.succeeded": on_setup_intent_succeeded,
