@@ -162,7 +162,7 @@ def connection_connect(*, business: Business, user, code: str) -> StripeConnecti
         raise ConnectError("This Stripe account is already connected to another business.") from None
     # Events of the account that came while no business had it connected were parked,
     # not dropped: apply them now (queued on commit).
-    from .events import deliveries_unpark
+    from ..webhooks.processing import deliveries_unpark
 
     deliveries_unpark(account=connection.stripe_user_id)
     try:
