@@ -52,7 +52,9 @@ from crm.models import Business
 from finance.invoices import (
     BuildOptions, CreateResult, invoice_mark_billables_paid, invoice_release_billables, invoices_create_from_billables,
 )
-from finance.models import CollectionMethod, Invoice, InvoicePushStatus, InvoicePushStep, InvoiceStatus
+from finance.models import (
+    CollectionMethod, Invoice, InvoicePushStatus, InvoicePushStep, InvoiceStatus, invoice_status_path,
+)
 from finance.money import from_minor
 
 from .gateway import CardDeclined, Gateway, GatewayError, IdempotencyConflict, InvoiceInfo, NotFound
@@ -175,8 +177,10 @@ def _moment(timestamp: int | None) -> datetime.datetime | None:
 
 
 def _apply_remote(row: Invoice, remote: InvoiceInfo) -> set[str]:
-    """Stripe's facts onto the row. Status only moves forward (INVOICE_TRANSITIONS): a
-    webhook that already said paid or void wins over an older answer."""
+    """Stripe's facts onto the row. Status only moves forward, by the same rule as the
+    webhooks (`finance.models.invoice_status_path`, which also lets a draft that Stripe
+    paid at finalizing become paid): a webhook that already said paid or void wins over
+    an older answer."""
     changed = set()
 
     def put(name, value):
@@ -195,7 +199,7 @@ def _apply_remote(row: Invoice, remote: InvoiceInfo) -> set[str]:
         status = InvoiceStatus(remote.status)
     except ValueError:
         status = None
-    if status and status != row.status and row.can_transition(status):
+    if status and status != row.status and invoice_status_path(row.status, status) is not None:
         row.status = status
         changed.add("status")
         put("paid_at", _moment(remote.paid_at) if status == InvoiceStatus.PAID else None)
