@@ -211,6 +211,10 @@ class Invoice(BusinessOwned):
     push_status = models.CharField(max_length=10, choices=InvoicePushStatus.choices, default=InvoicePushStatus.PENDING, db_index=True)
     push_step = models.CharField(max_length=10, choices=InvoicePushStep.choices, default=InvoicePushStep.NONE, blank=True, editable=False)
     push_attempts = models.PositiveIntegerField(default=0, editable=False)
+    # Bumped only when Stripe says the invoice it had for us is gone (a draft deleted in
+    # Stripe): part of the push's idempotency keys and metadata key, so the next attempt
+    # makes a new Stripe invoice instead of replaying the answers about the deleted one.
+    push_generation = models.PositiveIntegerField(default=0, editable=False)
     push_claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
     push_mismatch = models.JSONField(default=dict, blank=True, editable=False, help_text="CRM vs Stripe totals (minor units) when they differ.")
     approved = models.BooleanField(default=False, help_text="Needed before sending when the business sends only approved invoices.")

@@ -15,9 +15,12 @@ Exactly once, in three layers:
    sees `pushing` with a live lease and leaves it (STRIPE_PUSH_LEASE_SECONDS; after the
    lease, a worker that died is taken over).
 2. Idempotency keys derived from local ids, the same on every retry of a step:
-   `crm-inv-<business>-<invoice>-<created µs>-<step>` (the creation time keeps a restored
-   or recreated database from replaying another invoice's answer). Within Stripe's 24
-   hours a retried step replays the first answer; the gateway's own retries reuse it.
+   `crm-inv-<business>-<invoice>-<created µs>[-g<generation>]-<step>` (the creation time
+   keeps a restored or recreated database from replaying another invoice's answer).
+   Within Stripe's 24 hours a retried step replays the first answer; the gateway's own
+   retries reuse it. The generation (`push_generation`) moves on only when Stripe says
+   the invoice it made for us is gone (a draft deleted in Stripe): the next attempt then
+   makes a new Stripe invoice under new keys instead of replaying the deleted one's.
 3. Recovery that trusts Stripe over memory. Any attempt after the first re-reads the
    Stripe invoice first: by its id, or, when the id never got saved (the worker died
    between the call and the local save, the answer was lost), by listing the customer's
@@ -90,8 +93,13 @@ def lease_seconds() -> int:
 
 
 def key_prefix(invoice: Invoice) -> str:
+    """The stem of the push's idempotency keys and the `crm_invoice_key` metadata that
+    recovery looks up. A new generation (`push_generation`, bumped only when Stripe says
+    our invoice is gone) gets new keys: the old ones would replay answers about the
+    deleted invoice for 24 hours."""
     created = int(invoice.created_at.timestamp() * 1_000_000)
-    return f"crm-inv-{invoice.business_id}-{invoice.pk}-{created}"
+    generation = f"-g{invoice.push_generation}" if invoice.push_generation else ""
+    return f"crm-inv-{invoice.business_id}-{invoice.pk}-{created}{generation}"
 
 
 def idempotency_key(invoice: Invoice, step: str) -> str:
@@ -256,8 +264,18 @@ def invoice_push(*, invoice_id: int, takeover: bool = False) -> PushResult:
     if isinstance(claimed, PushResult):
         return claimed
     invoice, connection, options = claimed
+    gw = gateway()
     try:
-        return _push(invoice, connection, options, gateway())
+        try:
+            return _push(invoice, connection, options, gw)
+        except NotFound:
+            # An invoice step answered "no such invoice": if Stripe's draft is gone (deleted
+            # in Stripe, the create key replaying its old answer), start a new generation
+            # once; anything else stays the error it is.
+            if not _remote_gone(gw, invoice, connection.stripe_user_id):
+                raise
+            _start_over(invoice)
+            return _push(invoice, connection, options, gw)
     except GatewayError as exc:
         rid = f" (Stripe request {exc.request_id})" if exc.request_id else ""
         return _fail(invoice, exc.user_message + rid, retryable=exc.retryable)
@@ -302,6 +320,27 @@ def _find_remote(gw: Gateway, invoice: Invoice, account: str) -> InvoiceInfo | N
     if len(found) > 1:
         log.error("Invoice %s has %d Stripe invoices: %s", invoice.pk, len(found), [f.id for f in found])
     return min(found, key=lambda f: (f.created, f.id)) if found else None
+
+
+def _remote_gone(gw: Gateway, invoice: Invoice, account: str) -> bool:
+    """Whether the Stripe invoice saved on a local draft no longer exists in Stripe."""
+    if not invoice.stripe_invoice_id or invoice.status != InvoiceStatus.DRAFT:
+        return False
+    try:
+        gw.invoice_fetch(account=account, invoice_id=invoice.stripe_invoice_id)
+    except NotFound:
+        return True
+    return False
+
+
+def _start_over(invoice: Invoice) -> None:
+    """Stripe's draft of this invoice is gone: forget it and move to a new generation of
+    keys, so the next create makes a new Stripe invoice. Only for a local draft (Stripe
+    deletes only drafts; a finalized invoice is never re-created)."""
+    log.warning("Invoice %s (id %s): Stripe invoice %s is gone; pushing a new one.", invoice.number, invoice.pk,
+                invoice.stripe_invoice_id)
+    _update(invoice, stripe_invoice_id=None, push_step=InvoicePushStep.NONE,
+            push_generation=invoice.push_generation + 1)
 
 
 def _create_params(invoice: Invoice, options: IntegrationSettings) -> dict:
@@ -350,8 +389,10 @@ def _push(invoice: Invoice, connection: StripeConnection, options: IntegrationSe
     if invoice.push_attempts > 1 or invoice.stripe_invoice_id:
         remote = _find_remote(gw, invoice, account)
         if remote is None and invoice.stripe_invoice_id:
-            raise InvoicingError(f"Stripe no longer has invoice {invoice.stripe_invoice_id} (deleted in Stripe?). "
-                                 "Delete this draft and invoice its billables again.")
+            if invoice.status != InvoiceStatus.DRAFT:
+                raise InvoicingError(f"Stripe no longer has invoice {invoice.stripe_invoice_id}, which was "
+                                     f"{invoice.get_status_display().lower()}: check the Stripe account.")
+            _start_over(invoice)  # the draft was deleted in Stripe: a new one, with new keys
         if remote is not None and not _step_done(invoice, InvoicePushStep.CREATED):
             _update(invoice, push_step=InvoicePushStep.CREATED, stripe_invoice_id=remote.id)
 

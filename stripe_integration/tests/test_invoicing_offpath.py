@@ -55,3 +55,55 @@ def test_push_invoice_paid_at_finalize_by_customer_credit_balance_is_paid_here(e
     assert invoice.status == "paid" and invoice.push_status == InvoicePushStatus.PUSHED
     b.refresh_from_db()
     assert b.status == BillableStatus.PAID
+
+
+# --- item 8: a draft deleted in Stripe ------------------------------------------------------
+
+@pytest.fixture
+def _no_gateway_retries(settings):
+    settings.STRIPE_MAX_RETRIES = 0
+    settings.STRIPE_HTTP_TIMEOUT = 1.0
+
+
+def _live_stripe_invoices(conn, invoice):
+    return [r for r in h.stripe_invoices(conn, invoice.stripe_customer_id)]
+
+
+def test_push_retry_after_draft_deleted_in_stripe_makes_a_new_invoice(client, env, business_a, _no_gateway_retries,
+                                                                      django_capture_on_commit_callbacks):
+    conn, contact, stripe_env = env
+    b = h.billable(business_a, contact, unit_price=D("120.00"), vat_rate=D("20"))
+    invoice = invoicing.invoices_generate(business=business_a, billable_ids=[b.pk], push=False).invoices[0]
+    stripe_env.fault(r"^POST /v1/invoices/in_[^/]+/add_lines$", kind="500", count=1)
+    assert invoicing.invoice_push(invoice_id=invoice.pk).outcome == "failed"
+    invoice.refresh_from_db()
+    gone = invoice.stripe_invoice_id
+    assert gone
+    services.gateway().invoice_delete(account=conn.stripe_user_id, invoice_id=gone)  # someone, in Stripe
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("admin:finance_invoice_stripe_action", args=[invoice.pk]), {"_stripe_action": "retry"})
+    invoice.refresh_from_db()
+    assert invoice.push_status == InvoicePushStatus.PUSHED, invoice.last_error
+    assert invoice.stripe_invoice_id != gone and invoice.push_generation == 1
+    remote = _live_stripe_invoices(conn, invoice)
+    assert [r.id for r in remote] == [invoice.stripe_invoice_id] and remote[0].total == 14400
+
+
+def test_push_resumed_after_lost_answer_and_deleted_draft_gets_new_keys(env, business_a, _no_gateway_retries):
+    from django.core.management import call_command
+
+    conn, contact, stripe_env = env
+    b = h.billable(business_a, contact, unit_price=D("50.00"))
+    invoice = invoicing.invoices_generate(business=business_a, billable_ids=[b.pk], push=False).invoices[0]
+    # Stripe makes the draft but the answer is lost: the CRM never learns its id.
+    stripe_env.fault(r"^POST /v1/invoices$", kind="drop", count=1)
+    assert invoicing.invoice_push(invoice_id=invoice.pk).outcome == "failed"
+    invoice.refresh_from_db()
+    assert invoice.stripe_invoice_id is None
+    (made,) = h.stripe_invoices(conn, invoice.stripe_customer_id)
+    services.gateway().invoice_delete(account=conn.stripe_user_id, invoice_id=made.id)
+    call_command("stripe_invoice_unbilled", business=business_a.slug)  # month-end resumes it
+    invoice.refresh_from_db()
+    assert invoice.push_status == InvoicePushStatus.PUSHED, invoice.last_error
+    assert invoice.status == "open" and invoice.stripe_invoice_id != made.id
+    assert [r.id for r in _live_stripe_invoices(conn, invoice)] == [invoice.stripe_invoice_id]
