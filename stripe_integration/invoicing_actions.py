@@ -9,7 +9,8 @@ checked again when it runs (the page may be stale):
                                                       Stripe is told (`paid_out_of_band`)
     resend                 open, send_invoice      Stripe e-mails it again
     delete_draft           draft, push not running -> gone, in Stripe and here; billables unbilled
-    retry                  push failed / mismatch / stuck past its lease
+    retry                  push failed / mismatch / stuck past its lease, while draft or
+                           open (a failure after finalizing is finished: send or pay)
     approve                waiting for approval    -> approved, then pushed
 
 Every Stripe write carries an idempotency key derived from the invoice (resend: per
@@ -50,6 +51,16 @@ def _push_running(invoice: Invoice) -> bool:
     return (timezone.now() - invoice.push_claimed_at).total_seconds() < lease_seconds()
 
 
+def push_retryable(invoice: Invoice) -> bool:
+    """A push that failed, stopped on a mismatch, or is stuck past its lease, on an invoice
+    Stripe still lets us finish: a draft (create, lines, finalize) or an open one (a
+    failure after finalizing: send or pay, which Stripe allows while open)."""
+    if invoice.status not in (InvoiceStatus.DRAFT, InvoiceStatus.OPEN):
+        return False
+    return invoice.push_status in (InvoicePushStatus.FAILED, InvoicePushStatus.MISMATCH) or (
+        invoice.push_status == InvoicePushStatus.PUSHING and not _push_running(invoice))
+
+
 def invoice_actions(invoice: Invoice, *, only_approved: bool | None = None) -> list[str]:
     """The actions Stripe allows on this invoice now, in display order."""
     actions = []
@@ -62,10 +73,9 @@ def invoice_actions(invoice: Invoice, *, only_approved: bool | None = None) -> l
         actions.append("mark_uncollectible")
     if in_stripe and invoice.status in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE):
         actions.append("void")
+    if push_retryable(invoice):
+        actions.append("retry")
     if invoice.status == InvoiceStatus.DRAFT and invoice.push_status != InvoicePushStatus.PUSHED:
-        if invoice.push_status in (InvoicePushStatus.FAILED, InvoicePushStatus.MISMATCH) or (
-                invoice.push_status == InvoicePushStatus.PUSHING and not _push_running(invoice)):
-            actions.append("retry")
         if invoice.push_status == InvoicePushStatus.PENDING and not invoice.approved:
             if only_approved is None:
                 only_approved = IntegrationSettings.for_business(invoice.business).only_approved

@@ -107,3 +107,89 @@ def test_push_resumed_after_lost_answer_and_deleted_draft_gets_new_keys(env, bus
     assert invoice.push_status == InvoicePushStatus.PUSHED, invoice.last_error
     assert invoice.status == "open" and invoice.stripe_invoice_id != made.id
     assert [r.id for r in _live_stripe_invoices(conn, invoice)] == [invoice.stripe_invoice_id]
+
+
+# --- item 5: failures after finalizing, stuck pushes, the sweep and the runner ---------------
+
+def _failed_at_send(business, contact, stripe_env):
+    b = h.billable(business, contact, unit_price=D("75.00"))
+    invoice = invoicing.invoices_generate(business=business, billable_ids=[b.pk], push=False).invoices[0]
+    stripe_env.fault(r"^POST /v1/invoices/in_[^/]+/send$", kind="500", count=1)
+    assert invoicing.invoice_push(invoice_id=invoice.pk).outcome == "failed"
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.push_status) == ("open", InvoicePushStatus.FAILED)
+    return invoice
+
+
+def _sent(stripe_env, invoice):
+    return [r for r in stripe_env.requests(method="POST") if r["path"] == f"/v1/invoices/{invoice.stripe_invoice_id}/send"]
+
+
+def test_invoice_page_offers_retry_after_a_failure_past_finalize(client, env, business_a, _no_gateway_retries,
+                                                                 django_capture_on_commit_callbacks):
+    conn, contact, stripe_env = env
+    invoice = _failed_at_send(business_a, contact, stripe_env)
+    url = reverse("ui:invoice_detail", args=[invoice.pk])
+    assert ">Retry</button>" in client.get(url).content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("ui:invoice_action", args=[invoice.pk]), {"action": "retry"}, follow=True)
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.push_status) == ("open", InvoicePushStatus.PUSHED), invoice.last_error
+    assert len(_sent(stripe_env, invoice)) == 2  # the failed send, then the retried one
+    assert ">Retry</button>" not in client.get(url).content.decode()
+
+
+def _age(invoice, seconds):
+    from django.utils import timezone
+
+    past = timezone.now() - timezone.timedelta(seconds=seconds)
+    Invoice.objects.filter(pk=invoice.pk).update(push_claimed_at=past, created_at=past)
+
+
+def test_invoice_pushes_sweep_retries_failed_stuck_and_never_started_pushes(env, business_a, _no_gateway_retries):
+    from stripe_integration.invoicing_sweep import invoice_pushes_sweep
+
+    conn, contact, stripe_env = env
+    failed = _failed_at_send(business_a, contact, stripe_env)
+    assert invoice_pushes_sweep() == 0  # just failed: its backoff has not passed
+    _age(failed, 120)
+    b = h.billable(business_a, contact, unit_price=D("10.00"))
+    stuck = invoicing.invoices_generate(business=business_a, billable_ids=[b.pk], push=False).invoices[0]
+    Invoice.objects.filter(pk=stuck.pk).update(push_status=InvoicePushStatus.PUSHING, push_attempts=1)
+    _age(stuck, 3600)  # a worker claimed it an hour ago and died
+    b = h.billable(business_a, contact, unit_price=D("20.00"))
+    lost = invoicing.invoices_generate(business=business_a, billable_ids=[b.pk], push=False).invoices[0]
+    _age(lost, 3600)
+    Invoice.objects.filter(pk=lost.pk).update(push_claimed_at=None)  # its queued task was lost
+    b = h.billable(business_a, contact, unit_price=D("0.03"), vat_rate=D("20"), prices_include_vat=True)
+    mismatch = invoicing.invoices_generate(business=business_a, billable_ids=[b.pk], push=False).invoices[0]
+    assert invoicing.invoice_push(invoice_id=mismatch.pk).outcome == "mismatch"
+    _age(mismatch, 3600)
+
+    assert invoice_pushes_sweep() == 3
+    for invoice in (failed, stuck, lost):
+        invoice.refresh_from_db()
+        assert (invoice.status, invoice.push_status) == ("open", InvoicePushStatus.PUSHED), invoice.last_error
+        assert [r.id for r in h.stripe_invoices(conn, invoice.stripe_customer_id)
+                if r.metadata.get("crm_invoice_id") == str(invoice.pk)] == [invoice.stripe_invoice_id]
+    mismatch.refresh_from_db()
+    assert mismatch.push_status == InvoicePushStatus.MISMATCH  # waits for a person
+    assert invoice_pushes_sweep() == 0
+
+
+def test_stripe_periodic_once_runs_the_beat_schedule_with_the_push_sweep(env, business_a, _no_gateway_retries,
+                                                                         settings):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    conn, contact, stripe_env = env
+    assert "stripe-invoice-push-sweep" in settings.CELERY_BEAT_SCHEDULE
+    failed = _failed_at_send(business_a, contact, stripe_env)
+    _age(failed, 120)
+    out = StringIO()
+    call_command("stripe_periodic", once=True, stdout=out)
+    for name in settings.CELERY_BEAT_SCHEDULE:
+        assert f"{name}: ran" in out.getvalue()
+    failed.refresh_from_db()
+    assert failed.push_status == InvoicePushStatus.PUSHED, failed.last_error
