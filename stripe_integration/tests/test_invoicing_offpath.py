@@ -193,3 +193,28 @@ def test_stripe_periodic_once_runs_the_beat_schedule_with_the_push_sweep(env, bu
         assert f"{name}: ran" in out.getvalue()
     failed.refresh_from_db()
     assert failed.push_status == InvoicePushStatus.PUSHED, failed.last_error
+
+
+# --- item 3: no credit-only part past 250 lines -----------------------------------------
+
+def test_command_splitting_past_250_lines_makes_no_negative_stripe_invoice(env, business_a):
+    from django.core.management import call_command
+
+    from finance.models import Billable, LineType
+
+    conn, contact, stripe_env = env
+    rows = [Billable(business=business_a, bill_to=contact, quantity=D("1"), unit_price=D("1.00"), currency="USD",
+                     description=f"Item {i}") for i in range(250)]
+    rows.append(Billable(business=business_a, bill_to=contact, quantity=D("1"), unit_price=D("100.00"),
+                         currency="USD", description="Goodwill credit", line_type=LineType.CREDIT))
+    Billable.objects.bulk_create(rows)
+    call_command("stripe_invoice_unbilled", business=business_a.slug)
+    invoices = list(Invoice.objects.order_by("pk"))
+    assert len(invoices) == 2 and all(inv.push_status == InvoicePushStatus.PUSHED for inv in invoices)
+    remote = [h.stripe_invoice_raw(conn, inv.stripe_invoice_id) for inv in invoices]
+    assert all(r["total"] >= 0 for r in remote), [r["total"] for r in remote]
+    assert sum(r["total"] for r in remote) == 15000
+    # The customer keeps no hidden credit balance for the next invoice to swallow.
+    customer = services.gateway().customer_retrieve(account=conn.stripe_user_id,
+                                                    customer_id=invoices[0].stripe_customer_id)
+    assert customer["balance"] == 0
