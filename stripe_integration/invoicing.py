@@ -29,7 +29,9 @@ Exactly once, in three layers:
    Stripe's status. So a step is never repeated even after the keys expire.
 
 Stripe calls for an invoice of up to 250 lines: create (pending_invoice_items_behavior=
-exclude), one add_lines, finalize (auto_advance off), send or pay = 4; a recovery adds one
+exclude, auto_advance off), one add_lines, finalize (auto_advance = the business's
+`automatic_collection`, on by default: Stripe retries declined automatic charges and
+sends reminders from then on), send or pay = 4; a recovery adds one
 read. Customers, tax rates, coupons and the inline product are made once, then reused.
 
 Totals: after add_lines (the draft) and again after finalize, Stripe's subtotal, discount,
@@ -423,7 +425,11 @@ def _push(invoice: Invoice, connection: StripeConnection, options: IntegrationSe
         diff = totals_difference(expected, remote)
         if diff:
             return _mismatch(invoice, diff, "adding the lines")
-        remote = gw.invoice_finalize(account=account, invoice_id=remote.id, idempotency_key=idempotency_key(invoice, "finalize"))
+        # Automatic collection (IntegrationSettings.automatic_collection) starts only now:
+        # the draft was created with auto_advance off, so Stripe never finalizes a draft
+        # whose totals the app has not checked.
+        remote = gw.invoice_finalize(account=account, invoice_id=remote.id, idempotency_key=idempotency_key(invoice, "finalize"),
+                                     auto_advance=options.automatic_collection)
     diff = totals_difference(expected, remote)
     if diff:
         _update(invoice, remote)
@@ -439,9 +445,12 @@ def _push(invoice: Invoice, connection: StripeConnection, options: IntegrationSe
             try:
                 remote = gw.invoice_pay(account=account, invoice_id=remote.id, idempotency_key=idempotency_key(invoice, "pay"))
             except CardDeclined as exc:
-                # The invoice is in Stripe and open; collecting it is Stripe's (and the
-                # webhooks') business now. Shown on the invoice, not a failed push.
-                payment_error = exc.user_message
+                # The invoice is in Stripe and open: a decline is shown on the invoice, not
+                # a failed push. With automatic collection on, Stripe retries the charge
+                # (Smart Retries) and the webhooks record the outcome; off, staff collect.
+                payment_error = exc.user_message + (
+                    " Stripe will retry the charge automatically." if options.automatic_collection else
+                    " Stripe will not retry it (automatic collection is off in the settings).")
     _update(invoice, remote, push_step=InvoicePushStep.SENT, push_status=InvoicePushStatus.PUSHED,
             last_error=payment_error)
     return PushResult(invoice.pk, "pushed", payment_error)

@@ -218,3 +218,49 @@ def test_command_splitting_past_250_lines_makes_no_negative_stripe_invoice(env, 
     customer = services.gateway().customer_retrieve(account=conn.stripe_user_id,
                                                     customer_id=invoices[0].stripe_customer_id)
     assert customer["balance"] == 0
+
+
+# --- item 6: automatic collection ---------------------------------------------------------
+
+def _save_card(stripe_env, conn, customer_id, card):
+    import requests
+
+    headers = {"Authorization": f"Bearer {stripe_env.secret_key}", "Stripe-Account": conn.stripe_user_id}
+    base = stripe_env.base_url
+    pm = requests.post(f"{base}/v1/payment_methods/{card}/attach", data={"customer": customer_id},
+                       headers=headers, timeout=10).json()["id"]
+    requests.post(f"{base}/v1/customers/{customer_id}", headers=headers, timeout=10,
+                  data={"invoice_settings[default_payment_method]": pm}).raise_for_status()
+
+
+@pytest.mark.parametrize("automatic", [True, False])
+def test_declined_automatic_charge_is_retried_by_stripe_when_the_business_lets_it(
+        client, env, business_a, automatic, django_capture_on_commit_callbacks):
+    from stripe_integration.customers import customer_ensure
+
+    conn, contact, stripe_env = env
+    h.settings_for(business_a, collection_method="charge_automatically", automatic_collection=automatic)
+    _save_card(stripe_env, conn, customer_ensure(connection=conn, contact=contact), "pm_card_chargeCustomerFail")
+    b = h.billable(business_a, contact, unit_price=D("60.00"))
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(SEND, {"billables": [b.pk]})
+    invoice = Invoice.objects.get()
+    assert (invoice.status, invoice.push_status) == ("open", InvoicePushStatus.PUSHED)
+    assert "declined" in invoice.last_error.lower()
+    raw = h.stripe_invoice_raw(conn, invoice.stripe_invoice_id)
+    assert raw["auto_advance"] is automatic
+    assert (raw["next_payment_attempt"] is not None) is automatic
+    assert ("will retry" in invoice.last_error) is automatic
+
+
+def test_settings_page_turns_automatic_collection_off(client, env, business_a):
+    from stripe_integration.models import IntegrationSettings
+
+    assert IntegrationSettings.for_business(business_a).automatic_collection is True  # the default
+    form = {"collection_method": "send_invoice", "days_until_due": 30, "line_order": "none",
+            "po_number_field": "PO number", "auto_create_customers": "on"}
+    resp = client.post(reverse("stripe_integration:integration_settings"), form)
+    assert resp.status_code in (200, 302)
+    assert IntegrationSettings.for_business(business_a).automatic_collection is False
+    client.post(reverse("stripe_integration:integration_settings"), {**form, "automatic_collection": "on"})
+    assert IntegrationSettings.for_business(business_a).automatic_collection is True
