@@ -416,7 +416,7 @@ def _push(invoice: Invoice, connection: StripeConnection, options: IntegrationSe
 
     if not _step_done(invoice, InvoicePushStep.LINES):
         if remote.status == "draft" and remote.metadata.get("crm_lines") != marker:
-            remote = gw.invoice_add_lines(account=account, invoice_id=remote.id, lines=[p.params for p in plan.lines],
+            remote = gw.invoice_add_lines(account=account, invoice_id=remote.id, lines=plan.params(),
                                           invoice_metadata={"crm_lines": marker},
                                           idempotency_key=idempotency_key(invoice, "lines"))
         _update(invoice, push_step=InvoicePushStep.LINES)

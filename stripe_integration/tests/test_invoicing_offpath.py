@@ -264,3 +264,33 @@ def test_settings_page_turns_automatic_collection_off(client, env, business_a):
     assert IntegrationSettings.for_business(business_a).automatic_collection is False
     client.post(reverse("stripe_integration:integration_settings"), {**form, "automatic_collection": "on"})
     assert IntegrationSettings.for_business(business_a).automatic_collection is True
+
+
+# --- item 4: three-decimal currencies with VAT ---------------------------------------------
+
+@pytest.mark.parametrize("currency, price, vat, tax_fils, total_fils", [
+    ("KWD", "1.230", "5", 62, 1290),     # tax 61.5 fils -> 62; 1.292 -> 1.290 (rounding -2 fils)
+    ("BHD", "3.330", "10", 333, 3660),   # 3.663 -> 3.660
+    ("JOD", "2.450", "16", 392, 2840),   # 2.842 -> 2.840
+    ("OMR", "4.120", "5", 206, 4330),    # 4.326 -> 4.330 (+4 fils)
+    ("TND", "7.770", "19", 1476, 9250),  # 9.246 -> 9.250
+])
+def test_push_three_decimal_currency_with_vat_equals_crm_to_the_fils_and_is_payable(
+        env, business_a, currency, price, vat, tax_fils, total_fils):
+    from finance.money import minor_units
+    from stripe_integration.customers import customer_ensure
+
+    conn, contact, stripe_env = env
+    h.settings_for(business_a, collection_method="charge_automatically")
+    _save_card(stripe_env, conn, customer_ensure(connection=conn, contact=contact), "pm_card_visa")
+    b = h.billable(business_a, contact, currency=currency, unit_price=D(price), vat_rate=D(vat))
+    invoice = invoicing.invoices_generate(business=business_a, billable_ids=[b.pk], push=False).invoices[0]
+    result = invoicing.invoice_push(invoice_id=invoice.pk)
+    assert result.outcome == "pushed", result.message
+    invoice.refresh_from_db()
+    raw = h.stripe_invoice_raw(conn, invoice.stripe_invoice_id)
+    assert (minor_units(invoice.tax_total, currency), minor_units(invoice.total, currency)) == (tax_fils, total_fils)
+    assert sum(t["amount"] for t in raw["total_taxes"]) == tax_fils
+    assert raw["total"] == raw["amount_due"] == total_fils and total_fils % 10 == 0  # cards need the last digit 0
+    assert raw["status"] == "paid" and invoice.status == "paid"
+    assert invoice.amount_paid == invoice.total
