@@ -239,9 +239,9 @@ class _Objects:
 
 def plan_lines(*, gw: Gateway, connection: StripeConnection, invoice: Invoice, lines: list[InvoiceLine]) -> Plan:
     """The add_lines entries of `lines`, making any tax rate, coupon or product they need
-    first (once per connection). DB queries: a fixed few, plus catalog.price_id_for per
-    distinct list-priced (service, amount), never per line."""
-    from .catalog import price_id_for
+    first (once per connection). DB queries: a fixed few, whatever the number of lines
+    and services (the catalog prices of all lines in one `price_ids_for`)."""
+    from .catalog_prices import price_ids_for
 
     country = (invoice.business.country or "").upper()
     plan = Plan(lines=[_plan_line(line, invoice.currency, country) for line in lines])
@@ -257,8 +257,9 @@ def plan_lines(*, gw: Gateway, connection: StripeConnection, invoice: Invoice, l
             "metadata": {"crm_role": "rounding"},
         })
     objects = _Objects(gw=gw, connection=connection)
-    prices: dict[tuple, str | None] = {}
     services = {p.line.service_id: p.line.service for p in plan.lines if p.line.service_id}
+    prices = price_ids_for(connection=connection, wanted=[(p.line.service_id, invoice.currency, p.line.unit_price)
+                                                          for p in plan.lines if p.catalog_price])
     products = dict(
         ServiceSync.objects.filter(connection=connection, service_id__in=list(services), state=SyncState.SYNCED)
         .exclude(stripe_product_id="").values_list("service_id", "stripe_product_id")
@@ -273,11 +274,7 @@ def plan_lines(*, gw: Gateway, connection: StripeConnection, invoice: Invoice, l
             continue
         price = None
         if p.catalog_price:
-            key = (p.line.service_id, p.line.unit_price)
-            if key not in prices:
-                prices[key] = price_id_for(connection=connection, service=services[p.line.service_id],
-                                           currency=invoice.currency, amount=p.line.unit_price)
-            price = prices[key]
+            price = prices[(p.line.service_id, invoice.currency, p.line.unit_price)]
         if price:
             params["pricing"] = {"price": price}
         else:

@@ -294,3 +294,33 @@ def test_push_three_decimal_currency_with_vat_equals_crm_to_the_fils_and_is_paya
     assert raw["total"] == raw["amount_due"] == total_fils and total_fils % 10 == 0  # cards need the last digit 0
     assert raw["status"] == "paid" and invoice.status == "paid"
     assert invoice.amount_paid == invoice.total
+
+
+# --- item 14: queries per push do not grow with lines or services ---------------------------
+
+def _push_queries(business, contact, services_used):
+    from django.db import connection as db_connection
+    from django.test.utils import CaptureQueriesContext
+
+    ids = [h.billable(business, contact, description=f"L{i}", service=service, unit_price=None,
+                      vat_rate=D("20")).pk for i, service in enumerate(services_used)]
+    invoice = invoicing.invoices_generate(business=business, billable_ids=ids, push=False).invoices[0]
+    with CaptureQueriesContext(db_connection) as ctx:
+        assert invoicing.invoice_push(invoice_id=invoice.pk).outcome == "pushed"
+    return len(ctx.captured_queries)
+
+
+def test_push_queries_are_the_same_for_5_lines_of_1_service_and_40_lines_of_40_services(env, business_a):
+    from services.services import service_create
+    from stripe_integration import catalog
+
+    conn, contact, stripe_env = env
+    catalogue = []
+    for i in range(40):
+        service = service_create(business=business_a, code=f"S{i}", name=f"Service {i}", prices={"USD": D(10 + i)})
+        catalog.service_sync(connection=conn, service=service)
+        catalogue.append(service)
+    _push_queries(business_a, contact, catalogue[:1])  # the tax rate: made once, then reused
+    few = _push_queries(business_a, contact, catalogue[:1] * 5)
+    many = _push_queries(business_a, contact, catalogue)
+    assert many == few, (few, many)
