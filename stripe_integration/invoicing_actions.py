@@ -34,6 +34,10 @@ from .invoicing import (
 from .models import IntegrationSettings
 from .services import connection_get_active, gateway
 
+# Starts the message of a Delete draft that Stripe refused or could not do: the push sweep
+# leaves such an invoice alone (someone meant to delete it, not to send it), Retry still works.
+DELETE_FAILED = "Delete draft: "
+
 ACTION_LABELS = {
     "void": "Void",
     "mark_uncollectible": "Mark uncollectible",
@@ -188,7 +192,7 @@ def _delete_draft(invoice: Invoice) -> str:
                 deleted.append(remote.id)
     except (InvoicingError, GatewayError) as exc:
         message = exc.message if isinstance(exc, InvoicingError) else exc.user_message
-        _update(invoice, push_status=InvoicePushStatus.FAILED, last_error=f"Delete draft: {message}")
+        _update(invoice, push_status=InvoicePushStatus.FAILED, last_error=f"{DELETE_FAILED}{message}")
         raise InvoicingError(message) from None
     number = invoice.number
     invoice_delete_local(invoice=invoice)

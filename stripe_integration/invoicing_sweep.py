@@ -7,7 +7,9 @@ exactly-once (see `invoicing`).
 
 Only where Stripe still lets the push finish, as for the Retry button
 (`invoicing_actions.push_retryable`): local drafts and open invoices. A mismatch, which
-Retry offers, is not swept: it is a difference of totals that waits for a person. A failed push is retried
+Retry offers, is not swept: it is a difference of totals that waits for a person; nor is
+a draft whose Delete failed (`invoicing_actions.DELETE_FAILED`): someone meant to delete
+it, and sending it would be the opposite. A failed push is retried
 with exponential backoff by its attempt count (1 min, 2, 4, ... up to 6 hours), so a
 failure that needs a person (a refused customer address) costs a few calls a day.
 """
@@ -21,6 +23,7 @@ from django.utils import timezone
 from finance.models import Invoice, InvoicePushStatus, InvoiceStatus
 
 from .invoicing import lease_seconds
+from .invoicing_actions import DELETE_FAILED
 
 BASE_DELAY = 60  # seconds before the first sweep retry of a failed push, doubled per attempt
 MAX_DELAY = 6 * 3600
@@ -42,7 +45,8 @@ def invoice_pushes_due(*, now: datetime.datetime | None = None) -> list[tuple[in
     never = (Invoice.objects.filter(push_status=InvoicePushStatus.PENDING, status=InvoiceStatus.DRAFT,
                                     push_claimed_at__isnull=True, created_at__lt=lease_ago)
              .exclude(approved=False, business__stripe_settings__only_approved=True))
-    failed = Invoice.objects.filter(push_status=InvoicePushStatus.FAILED, status__in=open_states)
+    failed = (Invoice.objects.filter(push_status=InvoicePushStatus.FAILED, status__in=open_states)
+              .exclude(last_error__startswith=DELETE_FAILED))
     due = [(pk, True) for pk in stuck.order_by("pk").values_list("pk", flat=True)[:BATCH]]
     due += [(pk, False) for pk in never.order_by("pk").values_list("pk", flat=True)[:BATCH]]
     for pk, attempts, claimed in failed.order_by("pk").values_list("pk", "push_attempts", "push_claimed_at")[:BATCH * 5]:

@@ -324,3 +324,21 @@ def test_push_queries_are_the_same_for_5_lines_of_1_service_and_40_lines_of_40_s
     few = _push_queries(business_a, contact, catalogue[:1] * 5)
     many = _push_queries(business_a, contact, catalogue)
     assert many == few, (few, many)
+
+
+def test_invoice_pushes_sweep_leaves_a_draft_whose_delete_failed(client, env, business_a, _no_gateway_retries):
+    from stripe_integration.invoicing_sweep import invoice_pushes_sweep
+
+    conn, contact, stripe_env = env
+    b = h.billable(business_a, contact, unit_price=D("30.00"))
+    invoice = invoicing.invoices_generate(business=business_a, billable_ids=[b.pk], push=False).invoices[0]
+    stripe_env.fault(r"^POST /v1/invoices/in_[^/]+/add_lines$", kind="500", count=1)
+    assert invoicing.invoice_push(invoice_id=invoice.pk).outcome == "failed"
+    stripe_env.fault(r"^DELETE /v1/invoices/in_[^/]+$", kind="500", count=1)
+    client.post(reverse("ui:invoice_action", args=[invoice.pk]), {"action": "delete_draft"})
+    invoice.refresh_from_db()
+    assert invoice.push_status == InvoicePushStatus.FAILED and invoice.last_error.startswith("Delete draft")
+    _age(invoice, 3600)
+    assert invoice_pushes_sweep() == 0
+    invoice.refresh_from_db()
+    assert invoice.status == "draft" and h.stripe_invoice_raw(conn, invoice.stripe_invoice_id)["status"] == "draft"
