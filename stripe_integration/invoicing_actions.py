@@ -34,10 +34,6 @@ from .invoicing import (
 from .models import IntegrationSettings
 from .services import connection_get_active, gateway
 
-# Starts the message of a Delete draft that Stripe refused or could not do: the push sweep
-# leaves such an invoice alone (someone meant to delete it, not to send it), Retry still works.
-DELETE_FAILED = "Delete draft: "
-
 ACTION_LABELS = {
     "void": "Void",
     "mark_uncollectible": "Mark uncollectible",
@@ -54,6 +50,10 @@ def _push_running(invoice: Invoice) -> bool:
         return False
     return (timezone.now() - invoice.push_claimed_at).total_seconds() < lease_seconds()
 
+
+# Starts the message of a Delete draft that Stripe refused or could not do: the push sweep
+# leaves such an invoice alone (someone meant to delete it, not to send it), Retry still works.
+DELETE_FAILED = "Delete draft: "
 
 def push_retryable(invoice: Invoice) -> bool:
     """A push that failed, stopped on a mismatch, or is stuck past its lease, on an invoice
