@@ -27,7 +27,8 @@ Two precisions per currency, both taken from Stripe's "Supported currencies" pag
     deprecation-of-fractional-isk-charges-and-refunds). App precision: 0 places.
 
 Rounding is ROUND_HALF_UP everywhere (ties go away from zero, so a credit is exactly
-the negative of the matching charge), applied per line, on Decimals only.
+the negative of the matching charge), applied per line (and once per invoice for the
+three-decimal rounding adjustment), on Decimals only.
 """
 from __future__ import annotations
 
@@ -244,7 +245,9 @@ class LineInput:
 
 @dataclass(frozen=True)
 class LineAmounts:
-    """A computed line, every figure at app precision, all negative for a credit.
+    """A computed line, all negative for a credit. Gross and discount are at app precision
+    (``decimal_places``); net, tax and total at ``tax_places`` (finer only for
+    three-decimal currencies, whose tax Stripe rounds to the fils).
 
     gross    quantity x unit_price, rounded (VAT-inclusive if prices_include_vat)
     discount taken off gross (same VAT basis as gross)
@@ -293,7 +296,7 @@ class Totals:
     total         what the customer pays
 
     Mapping to a Stripe invoice (fields of stripe.Invoice, docs.stripe.com/api/invoices),
-    per field via ``to_minor``; ``as_stripe_minor()`` returns them side by side:
+    per field via ``minor_units``; ``as_stripe_minor()`` returns them side by side:
       total                == invoice.total
       tax                  == sum(invoice.total_taxes[].amount)   (both tax behaviours)
       discount             == sum(invoice.total_discount_amounts[].amount)
