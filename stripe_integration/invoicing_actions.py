@@ -51,8 +51,9 @@ def _push_running(invoice: Invoice) -> bool:
     return (timezone.now() - invoice.push_claimed_at).total_seconds() < lease_seconds()
 
 
-# Starts the message of a Delete draft that Stripe refused or could not do: the push sweep
-# leaves such an invoice alone (someone meant to delete it, not to send it), Retry still works.
+# Starts the message of a Delete draft under way, or that Stripe refused or could not do:
+# the push sweep leaves such an invoice alone (someone meant to delete it, not to send
+# it); Retry still works.
 DELETE_FAILED = "Delete draft: "
 
 def push_retryable(invoice: Invoice) -> bool:
@@ -170,9 +171,11 @@ def _delete_draft(invoice: Invoice) -> str:
         row = Invoice.objects.select_for_update().get(pk=invoice.pk)
         if _push_running(row) or row.status != InvoiceStatus.DRAFT:
             raise InvoicingError(f"{row.number} is being sent to Stripe or is no longer a draft: it cannot be deleted.")
-        # Hold off pushes while Stripe's copy is deleted (they see a live "pushing").
+        # Hold off pushes while Stripe's copy is deleted (they see a live "pushing"; the
+        # sweep, seeing DELETE_FAILED, never takes it over should this process die here).
         row.push_status, row.push_claimed_at = InvoicePushStatus.PUSHING, timezone.now()
-        row.save(update_fields=["push_status", "push_claimed_at", "updated_at"])
+        row.last_error = f"{DELETE_FAILED}in progress (Stripe's draft is being deleted)."
+        row.save(update_fields=["push_status", "push_claimed_at", "last_error", "updated_at"])
     connection = connection_get_active(business=invoice.business)
     deleted = []
     try:

@@ -8,8 +8,8 @@ exactly-once (see `invoicing`).
 Only where Stripe still lets the push finish, as for the Retry button
 (`invoicing_actions.push_retryable`): local drafts and open invoices. A mismatch, which
 Retry offers, is not swept: it is a difference of totals that waits for a person; nor is
-a draft whose Delete failed (`invoicing_actions.DELETE_FAILED`): someone meant to delete
-it, and sending it would be the opposite. A failed push is retried
+a draft whose Delete failed or died half-way (`invoicing_actions.DELETE_FAILED`): someone
+meant to delete it, and sending it would be the opposite. A failed push is retried
 with exponential backoff by its attempt count (1 min, 2, 4, ... up to 6 hours), so a
 failure that needs a person (a refused customer address) costs a few calls a day.
 """
@@ -40,7 +40,8 @@ def invoice_pushes_due(*, now: datetime.datetime | None = None) -> list[tuple[in
     lease_ago = now - datetime.timedelta(seconds=lease_seconds())
     open_states = [InvoiceStatus.DRAFT, InvoiceStatus.OPEN]
     stuck = (Invoice.objects.filter(push_status=InvoicePushStatus.PUSHING, status__in=open_states)
-             .filter(Q(push_claimed_at__lt=lease_ago) | Q(push_claimed_at__isnull=True)))
+             .filter(Q(push_claimed_at__lt=lease_ago) | Q(push_claimed_at__isnull=True))
+             .exclude(last_error__startswith=DELETE_FAILED))
     # Built and queued, but never claimed: the task was lost (broker down at commit).
     never = (Invoice.objects.filter(push_status=InvoicePushStatus.PENDING, status=InvoiceStatus.DRAFT,
                                     push_claimed_at__isnull=True, created_at__lt=lease_ago)

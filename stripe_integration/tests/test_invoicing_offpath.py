@@ -342,3 +342,33 @@ def test_invoice_pushes_sweep_leaves_a_draft_whose_delete_failed(client, env, bu
     assert invoice_pushes_sweep() == 0
     invoice.refresh_from_db()
     assert invoice.status == "draft" and h.stripe_invoice_raw(conn, invoice.stripe_invoice_id)["status"] == "draft"
+
+
+def test_invoice_pushes_sweep_leaves_a_draft_whose_delete_died_half_way(client, env, business_a, _no_gateway_retries):
+    from django.db import connection as db_connection
+
+    from stripe_integration.invoicing_sweep import invoice_pushes_sweep
+
+    conn, contact, stripe_env = env
+    b = h.billable(business_a, contact, unit_price=D("30.00"))
+    invoice = invoicing.invoices_generate(business=business_a, billable_ids=[b.pk], push=False).invoices[0]
+    stripe_env.fault(r"^POST /v1/invoices/in_[^/]+/add_lines$", kind="500", count=1)
+    assert invoicing.invoice_push(invoice_id=invoice.pk).outcome == "failed"
+
+    class Died(BaseException):
+        pass
+
+    def die_after_stripe(execute, sql, params, many, context):
+        if sql.startswith('UPDATE "finance_billable"'):
+            raise Died()  # the worker dies once Stripe's draft is deleted, before the local delete
+        return execute(sql, params, many, context)
+
+    from stripe_integration.invoicing_actions import invoice_action
+
+    with db_connection.execute_wrapper(die_after_stripe), pytest.raises(Died):
+        invoice_action(invoice=invoice, action="delete_draft")
+    invoice.refresh_from_db()
+    assert invoice.push_status == InvoicePushStatus.PUSHING
+    _age(invoice, 3600)
+    assert invoice_pushes_sweep() == 0  # not pushed again: someone meant to delete it
+    assert h.stripe_invoices(conn, invoice.stripe_customer_id) == []
