@@ -128,8 +128,12 @@ CELERY_IMPORTS = [
     "stripe_integration.webhooks.tasks",
 ]
 # `celery -A config beat`: the webhook inbox's retry sweep (parked, failed, never-queued
-# deliveries) and the catch-up that lists events Stripe could not deliver.
+# deliveries), the catch-up that lists events Stripe could not deliver, and the sweep of
+# failed or stuck invoice pushes. Without a broker (the embedded default) there is no
+# beat: `bin/run` starts `manage.py stripe_periodic`, which runs the same schedule.
 CELERY_BEAT_SCHEDULE = {
+    "stripe-invoice-push-sweep": {"task": "stripe_integration.invoicing.tasks.invoice_pushes_sweep_task",
+                                  "schedule": 60.0},
     "stripe-webhook-retry": {"task": "stripe_integration.webhook_tasks.webhook_deliveries_retry_task", "schedule": 60.0},
     "stripe-catch-up": {"task": "stripe_integration.webhook_tasks.stripe_catch_up_task", "schedule": 30 * 60.0},
 }

@@ -1,7 +1,8 @@
 """Local invoices from billables: the CRM side of "Generate invoice" (issue 6).
 
 Selected unbilled billables become invoice drafts, one per bill-to and currency, at most
-`MAX_LINES` lines each (Stripe's limit: "Invoices can have at most 250 line items"), with
+`MAX_LINES` lines each (Stripe's limit: "Invoices can have at most 250 line items"; past
+it, parts none of which has a negative total: `_split`), with
 every line's figures snapshotted from `finance.money.compute_line` so later edits of a
 billable never change an invoice. Nothing here talks to Stripe: the push lives in
 `stripe_integration.invoicing`, which passes the business's integration settings in as a
@@ -30,7 +31,10 @@ from crm.models import Business, Contact
 from finance.models import (
     Billable, BillableStatus, CollectionMethod, Invoice, InvoiceLine, InvoicePushStatus, InvoiceStatus, LineType,
 )
-from finance.money import LineAmounts, LineInput, Totals, UnsupportedCurrency, compute_line, invoice_totals, normalize_currency
+from finance.money import (
+    LineAmounts, LineInput, Totals, UnsupportedCurrency, compute_line, decimal_places, invoice_totals, normalize_currency,
+    tax_places,
+)
 from finance.totals import billable_line_input
 
 MAX_LINES = 250
@@ -137,6 +141,48 @@ def _sort_lines(lines: list[DraftLine], order: str) -> list[DraftLine]:
     return lines
 
 
+CREDIT_WAITS = ("this credit would make a part of the split invoice negative (Stripe would book it as a "
+                "customer balance): it waits for the next invoice")
+
+
+def lines_limit(currency: str) -> int:
+    """CRM lines per invoice: MAX_LINES, less one where the push may add a rounding line
+    (three-decimal currencies, finance.money.Totals.rounding)."""
+    return MAX_LINES - 1 if tax_places(currency) > decimal_places(currency) else MAX_LINES
+
+
+def _split(lines: list[DraftLine], limit: int = MAX_LINES) -> tuple[list[list[DraftLine]], list[DraftLine]]:
+    """Lines -> parts of at most `limit` lines, none with a negative total, in the
+    lines' order; and the credits that fit on no part (they wait, left unbilled).
+
+    A part made only of credits would be a negative Stripe invoice, which Stripe turns
+    into a customer credit balance deducted silently from the next invoice. So the
+    charges are sliced first, leaving room on each part for its share of the credits, and
+    each credit (largest first) goes on the part with the largest total that stays >= 0
+    with it and has room."""
+    if len(lines) <= limit:
+        return [lines], []  # the caller refused a negative whole already
+    index = {id(ln): i for i, ln in enumerate(lines)}
+    charges = [ln for ln in lines if ln.amounts.total >= 0]
+    credits = sorted((ln for ln in lines if ln.amounts.total < 0), key=lambda ln: (ln.amounts.total, index[id(ln)]))
+    parts = -(-len(lines) // limit)
+    size = max(1, limit - -(-len(credits) // parts))
+    chunks = [charges[i:i + size] for i in range(0, len(charges), size)] or [[]]
+    totals = [sum((ln.amounts.total for ln in chunk), Decimal(0)) for chunk in chunks]
+    waiting = []
+    for credit in credits:
+        fits = [i for i in range(len(chunks))
+                if len(chunks[i]) < limit and totals[i] + credit.amounts.total >= 0]
+        if not fits:
+            waiting.append(credit)
+            continue
+        best = max(fits, key=lambda i: (totals[i], -i))
+        chunks[best].append(credit)
+        totals[best] += credit.amounts.total
+    chunks = [sorted(chunk, key=lambda ln: index[id(ln)]) for chunk in chunks if chunk]
+    return chunks, waiting
+
+
 def invoice_draft(*, billables, options: BuildOptions) -> Draft:
     """Group billables into invoices-to-be (no writes). Billables that cannot go on an
     invoice are listed in `left_out` with the reason, never dropped silently."""
@@ -170,7 +216,8 @@ def invoice_draft(*, billables, options: BuildOptions) -> Draft:
             draft.left_out.extend((ln.billable, "the credits exceed the charges for this customer and currency") for ln in lines)
             continue
         lines = _sort_lines(lines, options.line_order)
-        chunks = [lines[i:i + MAX_LINES] for i in range(0, len(lines), MAX_LINES)]
+        chunks, waiting = _split(lines, lines_limit(currency))
+        draft.left_out.extend((ln.billable, CREDIT_WAITS) for ln in waiting)
         for n, chunk in enumerate(chunks, start=1):
             draft.invoices.append(DraftInvoice(
                 bill_to=contacts[contact_id], currency=currency, lines=chunk,

@@ -128,6 +128,26 @@ INVOICE_TRANSITIONS = {
 }
 
 
+def invoice_status_path(current: str, target: str) -> list[str] | None:
+    """THE forward-only rule for an invoice's status, used by the push and the webhooks
+    alike: the forward steps from `current` to `target` ([] when equal), or None when the
+    target is behind (a stale object: ignore it). Stripe may skip a step we model: a draft
+    can be paid at finalizing (nothing due: a 100 % discount, a customer credit balance),
+    i.e. draft -> open -> paid."""
+    if current == target:
+        return []
+    queue, seen = [(current, [])], {current}
+    while queue:
+        status, path = queue.pop(0)
+        for nxt in sorted(INVOICE_TRANSITIONS[status]):
+            if nxt == target:
+                return [*path, nxt]
+            if nxt not in seen:
+                seen.add(nxt)
+                queue.append((nxt, [*path, nxt]))
+    return None
+
+
 class CollectionMethod(models.TextChoices):
     SEND_INVOICE = "send_invoice", "Send invoice"
     CHARGE_AUTOMATICALLY = "charge_automatically", "Charge automatically"
@@ -191,6 +211,10 @@ class Invoice(BusinessOwned):
     push_status = models.CharField(max_length=10, choices=InvoicePushStatus.choices, default=InvoicePushStatus.PENDING, db_index=True)
     push_step = models.CharField(max_length=10, choices=InvoicePushStep.choices, default=InvoicePushStep.NONE, blank=True, editable=False)
     push_attempts = models.PositiveIntegerField(default=0, editable=False)
+    # Bumped only when Stripe says the invoice it had for us is gone (a draft deleted in
+    # Stripe): part of the push's idempotency keys and metadata key, so the next attempt
+    # makes a new Stripe invoice instead of replaying the answers about the deleted one.
+    push_generation = models.PositiveIntegerField(default=0, editable=False)
     push_claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
     push_mismatch = models.JSONField(default=dict, blank=True, editable=False, help_text="CRM vs Stripe totals (minor units) when they differ.")
     approved = models.BooleanField(default=False, help_text="Needed before sending when the business sends only approved invoices.")
@@ -206,7 +230,9 @@ class Invoice(BusinessOwned):
         return self.number
 
     def can_transition(self, new_status):
-        return new_status == self.status or new_status in INVOICE_TRANSITIONS[self.status]
+        """Whether the status may move to `new_status` (forward, possibly over skipped
+        steps, or staying put): `invoice_status_path`, the one rule."""
+        return invoice_status_path(self.status, new_status) is not None
 
     @property
     def net_paid(self):

@@ -16,12 +16,19 @@ Two precisions per currency, both taken from Stripe's "Supported currencies" pag
     grid; the minor amount is then always a multiple of 10. Rounding to 3 places first
     and then to the nearest ten would round twice: KWD 1.2345 -> 1.235 -> 1240, whereas
     1.2345 is nearer 1.23 (1230). We return 1230.
+    Their VAT is the exception (``tax_places``): Stripe computes a line's tax in its
+    minor unit, 1 fils, so the app rounds tax to 3 places too, and a line's net and
+    total follow. The invoice's total then goes back on the 10-fils grid through one
+    rounding adjustment (``Totals.rounding``, at most 5 fils either way), which the
+    push sends as a line of its own: so Stripe's total and amount due equal the CRM's to
+    the fils AND end in 0, as card payments need.
   - ISK: exponent 2 for backwards compatibility, but since 2023-04-14 charges must be
     whole kronur, minor divisible by 100 (#special-cases; support.stripe.com/questions/
     deprecation-of-fractional-isk-charges-and-refunds). App precision: 0 places.
 
 Rounding is ROUND_HALF_UP everywhere (ties go away from zero, so a credit is exactly
-the negative of the matching charge), applied per line, on Decimals only.
+the negative of the matching charge), applied per line (and once per invoice for the
+three-decimal rounding adjustment), on Decimals only.
 """
 from __future__ import annotations
 
@@ -36,7 +43,7 @@ __all__ = [
     "WHOLE_UNIT_TWO_DECIMAL_CURRENCIES", "UnsupportedCurrency", "NotRepresentable",
     "normalize_currency", "exponent", "decimal_places", "quantize", "is_representable",
     "require_representable", "to_minor", "from_minor", "is_valid_minor",
-    "LineInput", "LineAmounts", "Totals", "compute_line", "invoice_totals",
+    "LineInput", "LineAmounts", "Totals", "compute_line", "invoice_totals", "tax_places", "minor_units",
     "format_money",
 ]
 
@@ -116,6 +123,14 @@ def decimal_places(currency: str) -> int:
     return 2
 
 
+def tax_places(currency: str) -> int:
+    """Places a line's tax (and so its net and total) is rounded to: Stripe's minor unit
+    for three-decimal currencies (Stripe rounds tax per line to 1 fils), else the app
+    precision. Amounts typed by people (prices, discounts) stay at ``decimal_places``."""
+    c = normalize_currency(currency)
+    return exponent(c) if c in THREE_DECIMAL_CURRENCIES else decimal_places(c)
+
+
 def _dec(value, name: str = "amount") -> Decimal:
     """Accept Decimal or int only: a float has already lost the cents it claims to hold."""
     if isinstance(value, bool) or not isinstance(value, (Decimal, int)):
@@ -163,6 +178,17 @@ def to_minor(amount: Decimal, currency: str, *, strict: bool = False) -> int:
     TypeError for float, ValueError for NaN/infinity."""
     q = require_representable(amount, currency) if strict else quantize(amount, currency)
     return int(q.scaleb(exponent(currency), context=_CTX))
+
+
+def minor_units(amount: Decimal, currency: str) -> int:
+    """Decimal -> Stripe integer, exactly, at the API exponent (no rounding to the charge
+    grid): for computed figures such as a three-decimal currency's tax (KWD 0.062 -> 62).
+    Raises NotRepresentable when the amount is finer than the exponent."""
+    d = _dec(amount)
+    places = exponent(currency)
+    if _round(d, places) != d:
+        raise NotRepresentable(f"{d} {normalize_currency(currency).upper()} is finer than Stripe's minor unit")
+    return int(d.scaleb(places, context=_CTX))
 
 
 def is_valid_minor(minor: int, currency: str) -> bool:
@@ -220,7 +246,9 @@ class LineInput:
 
 @dataclass(frozen=True)
 class LineAmounts:
-    """A computed line, every figure at app precision, all negative for a credit.
+    """A computed line, all negative for a credit. Gross and discount are at app precision
+    (``decimal_places``); net, tax and total at ``tax_places`` (finer only for
+    three-decimal currencies, whose tax Stripe rounds to the fils).
 
     gross    quantity x unit_price, rounded (VAT-inclusive if prices_include_vat)
     discount taken off gross (same VAT basis as gross)
@@ -242,8 +270,10 @@ class LineAmounts:
         # Anyone may build one (e.g. from stored lines); refuse figures that break the sums.
         c = normalize_currency(self.currency)
         for name in ("gross", "discount", "net", "tax", "total"):
-            if not is_representable(getattr(self, name), c):
-                raise ValueError(f"{name} {getattr(self, name)} is not at {c.upper()} precision")
+            places = decimal_places(c) if name in ("gross", "discount") else tax_places(c)
+            value = _dec(getattr(self, name), name)
+            if _round(value, places) != value:
+                raise ValueError(f"{name} {value} is not at {c.upper()} precision")
         included = self.tax if self.prices_include_vat else 0
         if self.net + self.tax != self.total or self.gross - self.discount - included != self.net:
             raise ValueError(f"inconsistent line amounts: {self}")
@@ -257,14 +287,17 @@ class LineAmounts:
 class Totals:
     """Invoice totals; ``subtotal - discount + tax == total`` always holds.
 
-    subtotal      sum of line subtotals, excluding all VAT, before discounts
+    subtotal      sum of line subtotals, excluding all VAT, before discounts, plus
+                  ``rounding``
+    rounding      what brings a three-decimal currency's total back to the 10-fils grid
+                  card payments need (0 elsewhere): a line of its own on Stripe's invoice
     discount      sum of line discounts
     tax           ALL VAT, inclusive and exclusive
     included_tax  the part of ``tax`` that was already inside VAT-inclusive prices
     total         what the customer pays
 
     Mapping to a Stripe invoice (fields of stripe.Invoice, docs.stripe.com/api/invoices),
-    per field via ``to_minor``; ``as_stripe_minor()`` returns them side by side:
+    per field via ``minor_units``; ``as_stripe_minor()`` returns them side by side:
       total                == invoice.total
       tax                  == sum(invoice.total_taxes[].amount)   (both tax behaviours)
       discount             == sum(invoice.total_discount_amounts[].amount)
@@ -282,6 +315,7 @@ class Totals:
     tax: Decimal
     total: Decimal
     included_tax: Decimal = Decimal(0)
+    rounding: Decimal = Decimal(0)
 
     def __post_init__(self):
         normalize_currency(self.currency)
@@ -303,18 +337,18 @@ class Totals:
     def as_stripe_minor(self) -> dict[str, int]:
         """Integers keyed by the Stripe invoice field they should equal (lists summed)."""
         c = self.currency
-        return {"subtotal": to_minor(self.stripe_subtotal, c),
-                "total_discount_amounts": to_minor(self.discount, c),
-                "total_taxes": to_minor(self.tax, c),
-                "total_excluding_tax": to_minor(self.total_excluding_tax, c),
-                "total": to_minor(self.total, c)}
+        return {"subtotal": minor_units(self.stripe_subtotal, c),
+                "total_discount_amounts": minor_units(self.discount, c),
+                "total_taxes": minor_units(self.tax, c),
+                "total_excluding_tax": minor_units(self.total_excluding_tax, c),
+                "total": minor_units(self.total, c)}
 
 
 def compute_line(line: LineInput) -> LineAmounts:
     """Compute one line, rounding half-up at each step that produces money:
     gross, discount, tax. Everything else is an exact sum of rounded figures."""
     c = normalize_currency(line.currency)
-    places = decimal_places(c)
+    places, tplaces = decimal_places(c), tax_places(c)
     with localcontext(_CTX):
         gross = _round(_dec(line.quantity) * _dec(line.unit_price), places)
         if line.discount_percent is not None:
@@ -330,23 +364,25 @@ def compute_line(line: LineInput) -> LineAmounts:
             # tax = total - total/(1+r) = total*r/(100+r) with r in percent; one rounding
             # of the tax itself, so net = total - tax is exact and the line always adds up.
             total = gross - discount
-            tax = _round(total * rate / (_HUNDRED + rate), places)
+            tax = _round(total * rate / (_HUNDRED + rate), tplaces)
             net = total - tax
         else:
             net = gross - discount
-            tax = _round(net * rate / _HUNDRED, places)
+            tax = _round(net * rate / _HUNDRED, tplaces)
             total = net + tax
     sign = -1 if line.is_credit else 1
-    figures = [_round(sign * v, places) for v in (gross, discount, net, tax, total)]
+    figures = [_round(sign * v, p) for v, p in ((gross, places), (discount, places), (net, tplaces), (tax, tplaces),
+                                                  (total, tplaces))]
     return LineAmounts(*figures, currency=c, prices_include_vat=line.prices_include_vat)
 
 
 def invoice_totals(lines: Iterable[LineInput | LineAmounts], currency: str) -> Totals:
     """Sum lines (computing any LineInput) into Totals. Sums are exact: every line is
-    already rounded, so sum(line.total) == Totals.total to the minor unit.
+    already rounded, so sum(line.total) + Totals.rounding == Totals.total to the minor
+    unit (rounding is 0 but for three-decimal currencies, see the module doc).
     Raises ValueError if any line's currency differs from ``currency``."""
     c = normalize_currency(currency)
-    zero = _round(Decimal(0), decimal_places(c))
+    zero = _round(Decimal(0), tax_places(c))
     subtotal = discount = tax = included = total = zero
     with localcontext(_CTX):
         for i, line in enumerate(lines):
@@ -362,18 +398,22 @@ def invoice_totals(lines: Iterable[LineInput | LineAmounts], currency: str) -> T
             total += amounts.total
             if amounts.prices_include_vat:
                 included += amounts.tax
-    return Totals(c, subtotal, discount, tax, total, included)
+        # Three-decimal currencies: back on the charge grid (module doc), in one step.
+        rounding = _round(total, decimal_places(c)) - total
+    return Totals(c, subtotal + rounding, discount, tax, total + rounding, included, rounding)
 
 
 # --- showing money ---------------------------------------------------------------------
 def format_money(amount, currency, *, empty: str = "-") -> str:
     """The one way money is shown, in the admin, the staff UI and the commands:
-    '1,234.50 USD', '1,500 JPY', '12.35 KWD'.
+    '1,234.50 USD', '1,500 JPY', '12.345 KWD'.
 
-    At the places the app keeps (`decimal_places`): JPY and ISK 0, three-decimal
-    currencies 2 like the amounts they show (see this module's doc), the rest 2; an
-    unknown or empty code 2, so a half-typed record still renders. Rounded half up, never
-    '-0.00'. A missing amount shows `empty` (admin columns '-', templates '')."""
+    At the finest places any figure of the app carries in that currency (`tax_places`):
+    JPY and ISK 0; three-decimal currencies 3, because their VAT, line totals and the
+    rounding adjustment are kept to the fils as Stripe computes them (prices typed by
+    people stay at 10 fils and show a trailing 0, as Stripe's Dashboard shows them); the
+    rest 2. An unknown or empty code 2, so a half-typed record still renders. Rounded half
+    up, never '-0.00'. A missing amount shows `empty` (admin columns '-', templates '')."""
     if amount is None or amount == "":
         return empty
     try:
@@ -381,7 +421,7 @@ def format_money(amount, currency, *, empty: str = "-") -> str:
     except (InvalidOperation, ValueError, TypeError):
         return f"{amount} {currency or ''}".strip()
     try:
-        places = decimal_places(str(currency))
+        places = tax_places(str(currency))
     except ValueError:  # UnsupportedCurrency, or no code at all
         places = 2
     value = value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)

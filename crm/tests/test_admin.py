@@ -74,7 +74,7 @@ def stranger(db):
         (Decimal("1234.5"), "USD", "1,234.50 USD"),
         (Decimal("1500"), "JPY", "1,500 JPY"),
         (Decimal("1500.4"), "jpy", "1,500 JPY"),
-        (Decimal("12.345"), "KWD", "12.35 KWD"),  # the 2 places the app keeps (finance.money)
+        (Decimal("12.345"), "KWD", "12.345 KWD"),  # to the fils, like its VAT (finance.money.format_money)
         (Decimal("1000"), "ISK", "1,000 ISK"),
         (Decimal("-10"), "EUR", "-10.00 EUR"),
         (Decimal("-0.001"), "USD", "0.00 USD"),

@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from finance.money import (
+    is_valid_minor, minor_units,
     LineAmounts, LineInput, Totals, UnsupportedCurrency, compute_line, from_minor,
     invoice_totals, is_representable, quantize, to_minor,
 )
@@ -60,11 +61,13 @@ def test_compute_line_jpy_has_no_decimals():
     assert to_minor(a.total, "jpy") == 1099
 
 
-def test_compute_line_kwd_stays_on_stripes_grid():
+def test_compute_line_kwd_tax_to_the_fils_and_total_on_stripes_grid():
     a = compute_line(line(qty="3", price="1.2345", currency="KWD", vat_rate=D("5")))
-    assert a.gross == D("3.70")  # 3.7035
-    assert a.tax == D("0.19")  # 0.185 half-up
-    assert all(to_minor(v, "kwd") % 10 == 0 for v in (a.gross, a.net, a.tax, a.total))
+    assert a.gross == D("3.70")  # 3.7035: typed amounts stay on the 10-fils grid
+    assert a.tax == D("0.185")  # to the fils, as Stripe rounds tax (issue 12, item 4)
+    t = invoice_totals([a], "KWD")
+    assert (t.total, t.rounding) == (D("3.89"), D("0.005"))  # back on the grid, once
+    assert t.as_stripe_minor()["total"] == 3890 and t.as_stripe_minor()["total_taxes"] == 185
 
 
 def test_compute_line_isk_whole_kronur():
@@ -221,7 +224,8 @@ def test_invoice_totals_invariant_subtotal_minus_discount_plus_tax(invoice):
     t = invoice_totals(lines, currency)
     assert t.subtotal - t.discount + t.tax == t.total
     m = t.as_stripe_minor()
-    assert m["subtotal"] - m["total_discount_amounts"] + to_minor(t.exclusive_tax, currency) == m["total"]
+    assert m["subtotal"] - m["total_discount_amounts"] + minor_units(t.exclusive_tax, currency) == m["total"]
+    assert is_valid_minor(m["total"], currency)  # what is due can be charged to a card
     assert m["total_excluding_tax"] == m["total"] - m["total_taxes"]
 
 
@@ -231,10 +235,11 @@ def test_invoice_totals_equal_sum_of_line_totals(invoice):
     currency, lines = invoice
     computed = [compute_line(x) for x in lines]
     t = invoice_totals(lines, currency)
-    assert t.total == sum((a.total for a in computed), D(0))
+    assert t.total == sum((a.total for a in computed), D(0)) + t.rounding
     assert t.tax == sum((a.tax for a in computed), D(0))
-    # to the minor unit, as Stripe sums integer line amounts
-    assert to_minor(t.total, currency) == sum(to_minor(a.total, currency) for a in computed)
+    # to the minor unit, as Stripe sums integer line amounts (plus the rounding line)
+    assert minor_units(t.total, currency) == sum(minor_units(a.total, currency) for a in computed) + minor_units(
+        t.rounding, currency)
     # precomputed lines give the same totals
     assert invoice_totals(computed, currency) == t
 
@@ -243,9 +248,11 @@ def test_invoice_totals_equal_sum_of_line_totals(invoice):
 @given(st.sampled_from(CURRENCIES).flatmap(line_inputs))
 def test_compute_line_figures_are_consistent_and_on_grid(li):
     a = compute_line(li)
-    for v in (a.gross, a.discount, a.net, a.tax, a.total):
+    for v in (a.gross, a.discount):  # typed amounts: on the charge grid
         assert is_representable(v, li.currency)
         assert from_minor(to_minor(v, li.currency), li.currency) == v
+    for v in (a.net, a.tax, a.total):  # computed with the tax: to Stripe's minor unit
+        assert from_minor(minor_units(v, li.currency), li.currency) == v
     sign = -1 if li.is_credit else 1
     assert sign * a.discount >= 0 and sign * a.tax >= 0 and sign * a.total >= 0
     assert a.net + a.tax == a.total

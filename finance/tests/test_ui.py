@@ -181,7 +181,7 @@ def test_money_filter_formats(amount, currency, expected):
 ])
 def test_money_filter_and_admin_show_the_same_text(amount, currency):
     # One rule (finance.money.format_money) for the staff UI and the admin: a three-decimal
-    # currency shows the two places the app keeps in both (the admin used to show three).
+    # currency shows its three places (to the fils, like its VAT) in both.
     assert money_tags.money(amount, currency) == format_money(amount, currency)
 
 

@@ -37,7 +37,6 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from crm.models import Business
-from finance.money import is_representable, to_minor
 from services.models import Service
 
 from .engine import (  # noqa: F401  (re-exported: the catalog's public names)
@@ -244,20 +243,13 @@ def catalog_summary(*, business: Business) -> dict[str, int]:
 # --- for the invoicing code and the webhook handlers -----------------------------------------
 def price_id_for(*, connection: StripeConnection, service: Service, currency: str, amount: Decimal) -> str | None:
     """The active synced Stripe price of `service` in `currency` when `amount` is exactly its
-    synced list amount; None otherwise (a negotiated amount is sent inline by the invoice)."""
-    try:
-        if not is_representable(amount, currency):
-            return None
-        minor = to_minor(amount, currency)
-    except (ValueError, TypeError):
-        return None
-    if ServiceSync.objects.filter(connection=connection, service=service, state=SyncState.DRIFT).exists():
-        return None  # Stripe's copy was changed by hand: do not bet an invoice on it
-    return (
-        PriceLink.objects.filter(connection=connection, service=service, currency=currency.upper(),
-                                 amount_minor=minor, active=True)
-        .values_list("stripe_price_id", flat=True).first()
-    )
+    synced list amount; None otherwise (a negotiated amount is sent inline by the invoice,
+    and so is any amount of a service whose Stripe copy drifted). The rule, for many at
+    once: `catalog.prices.price_ids_for`."""
+    from .prices import price_ids_for
+
+    key = (service.pk, currency, amount)
+    return price_ids_for(connection=connection, wanted=[key])[key]
 
 
 def product_drift_detected(*, product: Mapping[str, Any], connection: StripeConnection | None = None,

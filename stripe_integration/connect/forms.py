@@ -34,7 +34,8 @@ class IntegrationSettingsForm(forms.ModelForm):
         model = IntegrationSettings
         fields = ["auto_create_customers",
                   # --- invoices (issue 6) ---
-                  "collection_method", "days_until_due", "send_due_date", "only_approved", "excluded_line_types",
+                  "collection_method", "days_until_due", "send_due_date", "only_approved", "automatic_collection",
+                  "excluded_line_types",
                   "line_order", "po_number_field", "footer"]
 
 

@@ -436,10 +436,13 @@ class Gateway:
             options=self._options(account, idempotency_key),
         ))
 
-    def invoice_finalize(self, *, account: str, invoice_id: str, idempotency_key: str) -> InvoiceInfo:
-        # auto_advance off: the app sends (or charges) itself, after checking the totals.
+    def invoice_finalize(self, *, account: str, invoice_id: str, idempotency_key: str,
+                         auto_advance: bool = False) -> InvoiceInfo:
+        # The app sends (or charges) itself right after, having checked the totals;
+        # auto_advance says whether Stripe then keeps collecting (retries, reminders).
         return _invoice_info(self._call(self._client.v1.invoices.finalize_invoice, invoice_id,
-                                        params={"auto_advance": False}, options=self._options(account, idempotency_key)))
+                                        params={"auto_advance": auto_advance},
+                                        options=self._options(account, idempotency_key)))
 
     def invoice_send(self, *, account: str, invoice_id: str, idempotency_key: str) -> InvoiceInfo:
         return _invoice_info(self._call(self._client.v1.invoices.send_invoice, invoice_id,

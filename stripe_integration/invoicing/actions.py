@@ -10,7 +10,8 @@ checked again when it runs (the page may be stale):
                                                       is recorded and Stripe is told (`out_of_band.py`)
     resend                 open, send_invoice      Stripe e-mails it again
     delete_draft           draft, push not running -> gone, in Stripe and here; billables unbilled
-    retry                  push failed / mismatch / stuck past its lease
+    retry                  push failed / mismatch / stuck past its lease, while draft or
+                           open (a failure after finalizing is finished: send or pay)
     approve                waiting for approval    -> approved, then pushed
 
 Every Stripe write carries an idempotency key derived from the invoice (resend: per
@@ -50,6 +51,21 @@ def _push_running(invoice: Invoice) -> bool:
     return (timezone.now() - invoice.push_claimed_at).total_seconds() < lease_seconds()
 
 
+# Starts the message of a Delete draft under way, or that Stripe refused or could not do:
+# the push sweep leaves such an invoice alone (someone meant to delete it, not to send
+# it); Retry still works.
+DELETE_FAILED = "Delete draft: "
+
+def push_retryable(invoice: Invoice) -> bool:
+    """A push that failed, stopped on a mismatch, or is stuck past its lease, on an invoice
+    Stripe still lets us finish: a draft (create, lines, finalize) or an open one (a
+    failure after finalizing: send or pay, which Stripe allows while open)."""
+    if invoice.status not in (InvoiceStatus.DRAFT, InvoiceStatus.OPEN):
+        return False
+    return invoice.push_status in (InvoicePushStatus.FAILED, InvoicePushStatus.MISMATCH) or (
+        invoice.push_status == InvoicePushStatus.PUSHING and not _push_running(invoice))
+
+
 def invoice_actions(invoice: Invoice, *, only_approved: bool | None = None) -> list[str]:
     """The actions Stripe allows on this invoice now, in display order."""
     actions = []
@@ -62,10 +78,9 @@ def invoice_actions(invoice: Invoice, *, only_approved: bool | None = None) -> l
         actions.append("mark_uncollectible")
     if in_stripe and invoice.status in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE):
         actions.append("void")
+    if push_retryable(invoice):
+        actions.append("retry")
     if invoice.status == InvoiceStatus.DRAFT and invoice.push_status != InvoicePushStatus.PUSHED:
-        if invoice.push_status in (InvoicePushStatus.FAILED, InvoicePushStatus.MISMATCH) or (
-                invoice.push_status == InvoicePushStatus.PUSHING and not _push_running(invoice)):
-            actions.append("retry")
         if invoice.push_status == InvoicePushStatus.PENDING and not invoice.approved:
             if only_approved is None:
                 only_approved = IntegrationSettings.for_business(invoice.business).only_approved
@@ -145,9 +160,11 @@ def _delete_draft(invoice: Invoice) -> str:
         row = Invoice.objects.select_for_update().get(pk=invoice.pk)
         if _push_running(row) or row.status != InvoiceStatus.DRAFT:
             raise InvoicingError(f"{row.number} is being sent to Stripe or is no longer a draft: it cannot be deleted.")
-        # Hold off pushes while Stripe's copy is deleted (they see a live "pushing").
+        # Hold off pushes while Stripe's copy is deleted (they see a live "pushing"; the
+        # sweep, seeing DELETE_FAILED, never takes it over should this process die here).
         row.push_status, row.push_claimed_at = InvoicePushStatus.PUSHING, timezone.now()
-        row.save(update_fields=["push_status", "push_claimed_at", "updated_at"])
+        row.last_error = f"{DELETE_FAILED}in progress (Stripe's draft is being deleted)."
+        row.save(update_fields=["push_status", "push_claimed_at", "last_error", "updated_at"])
     connection = connection_get_active(business=invoice.business)
     deleted = []
     try:
@@ -167,7 +184,7 @@ def _delete_draft(invoice: Invoice) -> str:
                 deleted.append(remote.id)
     except (InvoicingError, GatewayError) as exc:
         message = exc.message if isinstance(exc, InvoicingError) else exc.user_message
-        _update(invoice, push_status=InvoicePushStatus.FAILED, last_error=f"Delete draft: {message}")
+        _update(invoice, push_status=InvoicePushStatus.FAILED, last_error=f"{DELETE_FAILED}{message}")
         raise InvoicingError(message) from None
     number = invoice.number
     invoice_delete_local(invoice=invoice)

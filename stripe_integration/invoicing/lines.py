@@ -19,8 +19,9 @@ Two cases cannot be sent as they are, and are sent exactly instead of approximat
 - Stripe refuses negative prices and discounts on negative lines: a credit goes as a
   negative `amount` (after its discount), quantity and discount named in its description.
 
-The app computes tax per line on the same rounded amounts Stripe uses, so the totals
-agree to the minor unit; `expected_stripe_totals` says what they must be, and the push
+The app computes tax per line on the same rounded amounts Stripe uses, to Stripe's minor
+unit (1 fils for three-decimal currencies, whose total then gets one rounding line back to
+the 10-fils grid: `Plan.extra`), so the totals agree to the minor unit; `expected_stripe_totals` says what they must be, and the push
 stops (mismatch) when Stripe says otherwise.
 """
 from __future__ import annotations
@@ -34,8 +35,8 @@ from django.db import IntegrityError, transaction
 
 from finance.invoices import invoice_line_input
 from finance.models import Invoice, InvoiceLine, LineType
-from finance.money import (LineAmounts, compute_line, decimal_places, exponent, invoice_totals, normalize_currency,
-                           to_minor)
+from finance.money import (LineAmounts, compute_line, decimal_places, exponent, invoice_totals, minor_units,
+                           normalize_currency, to_minor)
 
 from ..gateway.client import Gateway, InvalidRequest
 from ..models import BillingObjectKind, ServiceSync, StripeBillingObject, StripeConnection, SyncState
@@ -80,6 +81,12 @@ class LinePlan:
 @dataclass
 class Plan:
     lines: list[LinePlan] = field(default_factory=list)
+    # Entries that are no CRM line: the rounding of a three-decimal currency's total.
+    extra: list[dict] = field(default_factory=list)
+
+    def params(self) -> list[dict]:
+        """Every add_lines entry, in order."""
+        return [*(p.params for p in self.lines), *self.extra]
 
     def expected(self, currency: str) -> dict[str, int]:
         return expected_stripe_totals([p.sent_amounts for p in self.lines], currency)
@@ -232,15 +239,27 @@ class _Objects:
 
 def plan_lines(*, gw: Gateway, connection: StripeConnection, invoice: Invoice, lines: list[InvoiceLine]) -> Plan:
     """The add_lines entries of `lines`, making any tax rate, coupon or product they need
-    first (once per connection). DB queries: a fixed few, plus catalog.price_id_for per
-    distinct list-priced (service, amount), never per line."""
-    from ..catalog.sync import price_id_for
+    first (once per connection). DB queries: a fixed few, whatever the number of lines
+    and services (the catalog prices of all lines in one `price_ids_for`)."""
+    from ..catalog.prices import price_ids_for
 
     country = (invoice.business.country or "").upper()
     plan = Plan(lines=[_plan_line(line, invoice.currency, country) for line in lines])
+    rounding = invoice_totals([p.sent_amounts for p in plan.lines], invoice.currency).rounding
+    if rounding:
+        # Three-decimal currencies: the tax is exact to the fils (as Stripe computes it),
+        # and this line puts the total back on the 10-fils grid card payments need
+        # (finance.money). No tax, no discount: it is part of what is due, nothing more.
+        c = normalize_currency(invoice.currency)
+        plan.extra.append({
+            "amount": minor_units(rounding, c), "discountable": False,
+            "description": f"Rounding to the nearest {_money_text(Decimal(1).scaleb(-decimal_places(c)), c)}",
+            "metadata": {"crm_role": "rounding"},
+        })
     objects = _Objects(gw=gw, connection=connection)
-    prices: dict[tuple, str | None] = {}
     services = {p.line.service_id: p.line.service for p in plan.lines if p.line.service_id}
+    prices = price_ids_for(connection=connection, wanted=[(p.line.service_id, invoice.currency, p.line.unit_price)
+                                                          for p in plan.lines if p.catalog_price])
     products = dict(
         ServiceSync.objects.filter(connection=connection, service_id__in=list(services), state=SyncState.SYNCED)
         .exclude(stripe_product_id="").values_list("service_id", "stripe_product_id")
@@ -255,11 +274,7 @@ def plan_lines(*, gw: Gateway, connection: StripeConnection, invoice: Invoice, l
             continue
         price = None
         if p.catalog_price:
-            key = (p.line.service_id, p.line.unit_price)
-            if key not in prices:
-                prices[key] = price_id_for(connection=connection, service=services[p.line.service_id],
-                                           currency=invoice.currency, amount=p.line.unit_price)
-            price = prices[key]
+            price = prices[(p.line.service_id, invoice.currency, p.line.unit_price)]
         if price:
             params["pricing"] = {"price": price}
         else:

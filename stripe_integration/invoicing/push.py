@@ -15,9 +15,12 @@ Exactly once, in three layers:
    sees `pushing` with a live lease and leaves it (STRIPE_PUSH_LEASE_SECONDS; after the
    lease, a worker that died is taken over).
 2. Idempotency keys derived from local ids, the same on every retry of a step:
-   `crm-inv-<business>-<invoice>-<created µs>-<step>` (the creation time keeps a restored
-   or recreated database from replaying another invoice's answer). Within Stripe's 24
-   hours a retried step replays the first answer; the gateway's own retries reuse it.
+   `crm-inv-<business>-<invoice>-<created µs>[-g<generation>]-<step>` (the creation time
+   keeps a restored or recreated database from replaying another invoice's answer).
+   Within Stripe's 24 hours a retried step replays the first answer; the gateway's own
+   retries reuse it. The generation (`push_generation`) moves on only when Stripe says
+   the invoice it made for us is gone (a draft deleted in Stripe): the next attempt then
+   makes a new Stripe invoice under new keys instead of replaying the deleted one's.
 3. Recovery that trusts Stripe over memory. Any attempt after the first re-reads the
    Stripe invoice first: by its id, or, when the id never got saved (the worker died
    between the call and the local save, the answer was lost), by listing the customer's
@@ -26,7 +29,9 @@ Exactly once, in three layers:
    Stripe's status. So a step is never repeated even after the keys expire.
 
 Stripe calls for an invoice of up to 250 lines: create (pending_invoice_items_behavior=
-exclude), one add_lines, finalize (auto_advance off), send or pay = 4; a recovery adds one
+exclude, auto_advance off), one add_lines, finalize (auto_advance = the business's
+`automatic_collection`, on by default: Stripe retries declined automatic charges and
+sends reminders from then on), send or pay = 4; a recovery adds one
 read. Customers, tax rates, coupons and the inline product are made once, then reused.
 
 Totals: after add_lines (the draft) and again after finalize, Stripe's subtotal, discount,
@@ -52,7 +57,9 @@ from crm.models import Business
 from finance.invoices import (
     BuildOptions, CreateResult, invoice_mark_billables_paid, invoice_release_billables, invoices_create_from_billables,
 )
-from finance.models import CollectionMethod, Invoice, InvoicePushStatus, InvoicePushStep, InvoiceStatus
+from finance.models import (
+    CollectionMethod, Invoice, InvoicePushStatus, InvoicePushStep, InvoiceStatus, invoice_status_path,
+)
 from finance.money import from_minor
 
 from ..gateway.client import CardDeclined, Gateway, GatewayError, IdempotencyConflict, InvoiceInfo, NotFound
@@ -88,8 +95,13 @@ def lease_seconds() -> int:
 
 
 def key_prefix(invoice: Invoice) -> str:
+    """The stem of the push's idempotency keys and the `crm_invoice_key` metadata that
+    recovery looks up. A new generation (`push_generation`, bumped only when Stripe says
+    our invoice is gone) gets new keys: the old ones would replay answers about the
+    deleted invoice for 24 hours."""
     created = int(invoice.created_at.timestamp() * 1_000_000)
-    return f"crm-inv-{invoice.business_id}-{invoice.pk}-{created}"
+    generation = f"-g{invoice.push_generation}" if invoice.push_generation else ""
+    return f"crm-inv-{invoice.business_id}-{invoice.pk}-{created}{generation}"
 
 
 def idempotency_key(invoice: Invoice, step: str) -> str:
@@ -175,8 +187,10 @@ def _moment(timestamp: int | None) -> datetime.datetime | None:
 
 
 def _apply_remote(row: Invoice, remote: InvoiceInfo) -> set[str]:
-    """Stripe's facts onto the row. Status only moves forward (INVOICE_TRANSITIONS): a
-    webhook that already said paid or void wins over an older answer."""
+    """Stripe's facts onto the row. Status only moves forward, by the same rule as the
+    webhooks (`finance.models.invoice_status_path`, which also lets a draft that Stripe
+    paid at finalizing become paid): a webhook that already said paid or void wins over
+    an older answer."""
     changed = set()
 
     def put(name, value):
@@ -195,7 +209,7 @@ def _apply_remote(row: Invoice, remote: InvoiceInfo) -> set[str]:
         status = InvoiceStatus(remote.status)
     except ValueError:
         status = None
-    if status and status != row.status and row.can_transition(status):
+    if status and status != row.status and invoice_status_path(row.status, status) is not None:
         row.status = status
         changed.add("status")
         put("paid_at", _moment(remote.paid_at) if status == InvoiceStatus.PAID else None)
@@ -252,8 +266,18 @@ def invoice_push(*, invoice_id: int, takeover: bool = False) -> PushResult:
     if isinstance(claimed, PushResult):
         return claimed
     invoice, connection, options = claimed
+    gw = gateway()
     try:
-        return _push(invoice, connection, options, gateway())
+        try:
+            return _push(invoice, connection, options, gw)
+        except NotFound:
+            # An invoice step answered "no such invoice": if Stripe's draft is gone (deleted
+            # in Stripe, the create key replaying its old answer), start a new generation
+            # once; anything else stays the error it is.
+            if not _remote_gone(gw, invoice, connection.stripe_user_id):
+                raise
+            _start_over(invoice)
+            return _push(invoice, connection, options, gw)
     except GatewayError as exc:
         rid = f" (Stripe request {exc.request_id})" if exc.request_id else ""
         return _fail(invoice, exc.user_message + rid, retryable=exc.retryable)
@@ -298,6 +322,27 @@ def _find_remote(gw: Gateway, invoice: Invoice, account: str) -> InvoiceInfo | N
     if len(found) > 1:
         log.error("Invoice %s has %d Stripe invoices: %s", invoice.pk, len(found), [f.id for f in found])
     return min(found, key=lambda f: (f.created, f.id)) if found else None
+
+
+def _remote_gone(gw: Gateway, invoice: Invoice, account: str) -> bool:
+    """Whether the Stripe invoice saved on a local draft no longer exists in Stripe."""
+    if not invoice.stripe_invoice_id or invoice.status != InvoiceStatus.DRAFT:
+        return False
+    try:
+        gw.invoice_fetch(account=account, invoice_id=invoice.stripe_invoice_id)
+    except NotFound:
+        return True
+    return False
+
+
+def _start_over(invoice: Invoice) -> None:
+    """Stripe's draft of this invoice is gone: forget it and move to a new generation of
+    keys, so the next create makes a new Stripe invoice. Only for a local draft (Stripe
+    deletes only drafts; a finalized invoice is never re-created)."""
+    log.warning("Invoice %s (id %s): Stripe invoice %s is gone; pushing a new one.", invoice.number, invoice.pk,
+                invoice.stripe_invoice_id)
+    _update(invoice, stripe_invoice_id=None, push_step=InvoicePushStep.NONE,
+            push_generation=invoice.push_generation + 1)
 
 
 def _create_params(invoice: Invoice, options: IntegrationSettings) -> dict:
@@ -346,8 +391,10 @@ def _push(invoice: Invoice, connection: StripeConnection, options: IntegrationSe
     if invoice.push_attempts > 1 or invoice.stripe_invoice_id:
         remote = _find_remote(gw, invoice, account)
         if remote is None and invoice.stripe_invoice_id:
-            raise InvoicingError(f"Stripe no longer has invoice {invoice.stripe_invoice_id} (deleted in Stripe?). "
-                                 "Delete this draft and invoice its billables again.")
+            if invoice.status != InvoiceStatus.DRAFT:
+                raise InvoicingError(f"Stripe no longer has invoice {invoice.stripe_invoice_id}, which was "
+                                     f"{invoice.get_status_display().lower()}: check the Stripe account.")
+            _start_over(invoice)  # the draft was deleted in Stripe: a new one, with new keys
         if remote is not None and not _step_done(invoice, InvoicePushStep.CREATED):
             _update(invoice, push_step=InvoicePushStep.CREATED, stripe_invoice_id=remote.id)
 
@@ -369,7 +416,7 @@ def _push(invoice: Invoice, connection: StripeConnection, options: IntegrationSe
 
     if not _step_done(invoice, InvoicePushStep.LINES):
         if remote.status == "draft" and remote.metadata.get("crm_lines") != marker:
-            remote = gw.invoice_add_lines(account=account, invoice_id=remote.id, lines=[p.params for p in plan.lines],
+            remote = gw.invoice_add_lines(account=account, invoice_id=remote.id, lines=plan.params(),
                                           invoice_metadata={"crm_lines": marker},
                                           idempotency_key=idempotency_key(invoice, "lines"))
         _update(invoice, push_step=InvoicePushStep.LINES)
@@ -378,7 +425,11 @@ def _push(invoice: Invoice, connection: StripeConnection, options: IntegrationSe
         diff = totals_difference(expected, remote)
         if diff:
             return _mismatch(invoice, diff, "adding the lines")
-        remote = gw.invoice_finalize(account=account, invoice_id=remote.id, idempotency_key=idempotency_key(invoice, "finalize"))
+        # Automatic collection (IntegrationSettings.automatic_collection) starts only now:
+        # the draft was created with auto_advance off, so Stripe never finalizes a draft
+        # whose totals the app has not checked.
+        remote = gw.invoice_finalize(account=account, invoice_id=remote.id, idempotency_key=idempotency_key(invoice, "finalize"),
+                                     auto_advance=options.automatic_collection)
     diff = totals_difference(expected, remote)
     if diff:
         _update(invoice, remote)
@@ -394,9 +445,12 @@ def _push(invoice: Invoice, connection: StripeConnection, options: IntegrationSe
             try:
                 remote = gw.invoice_pay(account=account, invoice_id=remote.id, idempotency_key=idempotency_key(invoice, "pay"))
             except CardDeclined as exc:
-                # The invoice is in Stripe and open; collecting it is Stripe's (and the
-                # webhooks') business now. Shown on the invoice, not a failed push.
-                payment_error = exc.user_message
+                # The invoice is in Stripe and open: a decline is shown on the invoice, not
+                # a failed push. With automatic collection on, Stripe retries the charge
+                # (Smart Retries) and the webhooks record the outcome; off, staff collect.
+                payment_error = exc.user_message + (
+                    " Stripe will retry the charge automatically." if options.automatic_collection else
+                    " Stripe will not retry it (automatic collection is off in the settings).")
     _update(invoice, remote, push_step=InvoicePushStep.SENT, push_status=InvoicePushStatus.PUSHED,
             last_error=payment_error)
     return PushResult(invoice.pk, "pushed", payment_error)

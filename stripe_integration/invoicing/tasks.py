@@ -9,11 +9,13 @@ carries the same idempotency keys and starts by re-reading Stripe, so it never m
 second invoice. Other failures are recorded on the invoice (failed / mismatch, with
 Stripe's message and a Retry in the admin) and end the task. Eager Celery (the embedded
 default, where the task runs inside the web request) does not retry: the request would
-hang on the backoff; the Retry button is there instead.
+hang on the backoff; the Retry button and the periodic sweep (`invoice_pushes_sweep_task`,
+see `invoicing.sweep`) are there instead.
 """
 from celery import shared_task
 
 from . import push as invoicing
+from . import sweep as invoicing_sweep
 
 RETRY_BACKOFF = 10  # seconds, doubled per retry, capped
 RETRY_BACKOFF_MAX = 600
@@ -28,3 +30,8 @@ def invoice_push_task(self, invoice_id: int, takeover: bool = False) -> str:
         countdown = min(RETRY_BACKOFF_MAX, RETRY_BACKOFF * 2 ** self.request.retries)
         raise self.retry(countdown=countdown)
     return result.outcome
+
+
+@shared_task(name="stripe_integration.invoicing.tasks.invoice_pushes_sweep_task", ignore_result=True)
+def invoice_pushes_sweep_task() -> None:
+    invoicing_sweep.invoice_pushes_sweep()

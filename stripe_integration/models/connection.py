@@ -101,6 +101,12 @@ class IntegrationSettings(BusinessOwned):
     days_until_due = models.PositiveSmallIntegerField(default=30)
     send_due_date = models.BooleanField(default=True, help_text="Show the due date on the Stripe invoice.")
     only_approved = models.BooleanField(default=False, help_text="Only invoices marked approved are sent.")
+    automatic_collection = models.BooleanField(
+        "Let Stripe collect", default=True,
+        help_text="Invoices are finalized with Stripe's automatic collection on: Stripe retries a declined "
+                  "automatic charge (Smart Retries) and sends the reminders the Stripe account is set up for. "
+                  "Off: nothing is retried; staff collect unpaid invoices themselves.",
+    )
     excluded_line_types = models.JSONField(default=list, blank=True, help_text='Line types left out, e.g. ["credit"].')
     line_order = models.CharField(max_length=16, choices=LineOrder.choices, default=LineOrder.NONE)
     po_number_field = models.CharField(

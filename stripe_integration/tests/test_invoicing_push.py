@@ -82,7 +82,8 @@ def test_push_saves_stripe_number_status_due_date_and_links(env, business_a):
     assert invoice.hosted_invoice_url == raw["hosted_invoice_url"] and invoice.invoice_pdf_url == raw["invoice_pdf"]
     assert invoice.due_date is not None and raw["due_date"] - raw["status_transitions"]["finalized_at"] == 14 * 86400
     assert invoice.finalized_at is not None and invoice.amount_remaining == D("100.00")
-    assert raw["collection_method"] == "send_invoice" and raw["auto_advance"] is False
+    # Automatic collection is on by default (IntegrationSettings.automatic_collection).
+    assert raw["collection_method"] == "send_invoice" and raw["auto_advance"] is True
     sent = [r for r in stripe_env.requests(method="POST") if r["path"].endswith("/send")]
     assert len(sent) == 1
 

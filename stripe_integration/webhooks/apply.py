@@ -6,21 +6,21 @@ idempotent: applying the same object twice changes nothing the second time, and 
 events about the same change make one effect (rows are keyed by Stripe ids, amounts are
 set from Stripe's cumulative figures, never added up).
 
-Statuses only move forward (`finance.models.INVOICE_TRANSITIONS`): an object older than
-what the app already knows is ignored as a whole. Amounts become Decimals through
-`finance.money.from_minor`, the one place that converts money.
+Statuses only move forward (`finance.models.invoice_status_path`, the one rule the push
+uses too): an object older than what the app already knows is ignored as a whole.
+Amounts become Decimals through `finance.money.from_minor`, the one place that converts
+money.
 """
 from __future__ import annotations
 
 import logging
-from collections import deque
 from datetime import date, datetime, timezone as dt_timezone
 from decimal import Decimal
 
 from crm.models import Business
 from finance.models import (
-    BILLABLE_TRANSITIONS, INVOICE_TRANSITIONS, BillableStatus, Invoice, InvoiceStatus, Payment, PaymentMethod,
-    PaymentStatus, Refund,
+    BILLABLE_TRANSITIONS, BillableStatus, Invoice, InvoiceStatus, Payment, PaymentMethod, PaymentStatus, Refund,
+    invoice_status_path,
 )
 from finance.money import from_minor
 
@@ -64,24 +64,6 @@ def invoice_lock(*, business: Business, stripe_invoice_id: str) -> Invoice | Non
     """The business's invoice for a Stripe invoice id, locked for the rest of the
     transaction (handlers of two events about one invoice queue here)."""
     return Invoice.objects.select_for_update().filter(business=business, stripe_invoice_id=stripe_invoice_id).first()
-
-
-def invoice_status_path(current: str, target: str) -> list[str] | None:
-    """The forward steps from `current` to `target` ([] when equal), or None when the
-    target is behind (a stale object). Stripe may skip a step we model: a draft can be
-    paid at once (finalized and paid in one call), i.e. draft -> open -> paid."""
-    if current == target:
-        return []
-    queue, seen = deque([(current, [])]), {current}
-    while queue:
-        status, path = queue.popleft()
-        for nxt in INVOICE_TRANSITIONS[status]:
-            if nxt == target:
-                return [*path, nxt]
-            if nxt not in seen:
-                seen.add(nxt)
-                queue.append((nxt, [*path, nxt]))
-    return None
 
 
 def invoice_apply_stripe(*, invoice: Invoice, stripe_invoice: dict) -> list[str]:
