@@ -364,7 +364,7 @@ def test_invoice_pushes_sweep_leaves_a_draft_whose_delete_died_half_way(client, 
             raise Died()  # the worker dies once Stripe's draft is deleted, before the local delete
         return execute(sql, params, many, context)
 
-    from stripe_integration.invoicing_actions import invoice_action
+    from stripe_integration.invoicing.actions import invoice_action
 
     with db_connection.execute_wrapper(die_after_stripe), pytest.raises(Died):
         invoice_action(invoice=invoice, action="delete_draft")
