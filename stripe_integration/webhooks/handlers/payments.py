@@ -1,10 +1,8 @@
-"""Handlers of payment events: PaymentIntents and charges (payment history, refunds),
-disputes, and saved cards (the customer's default payment method)."""
+"""Handlers of payment events: PaymentIntents and charges (payment history, refunds)
+and saved cards (the customer's default payment method)."""
 from __future__ import annotations
 
-from django.db.models import Q
-
-from finance.models import Invoice, Payment
+from finance.models import Payment
 
 from .. import apply as payments
 from ..context import EventContext, EventIgnored, invoice_for_intent, invoice_reconcile, obj_id
@@ -48,27 +46,6 @@ def on_refund(ctx: EventContext) -> str:
         raise EventIgnored("The refund names no PaymentIntent the app knows.")
     invoice = invoice_for_intent(ctx, intent_id)
     return _note(invoice_reconcile(ctx, invoice, also_intents=(intent_id,)))
-
-
-def on_dispute_created(ctx: EventContext) -> str:
-    """charge.dispute.created: flag the invoice the disputed payment paid."""
-    dispute = ctx.obj
-    charge_id = payments.id_of(dispute.get("charge"))
-    intent_id = payments.id_of(dispute.get("payment_intent"))
-    match = Q(pk__in=[])
-    if charge_id:
-        match |= Q(stripe_charge_id=charge_id)
-    if intent_id:
-        match |= Q(stripe_payment_intent_id=intent_id)
-    invoice_id = Payment.objects.filter(match, business=ctx.business).values_list("invoice_id", flat=True).first()
-    if invoice_id is not None:
-        invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
-    elif intent_id:
-        invoice = invoice_for_intent(ctx, intent_id)
-    else:
-        raise EventIgnored("The dispute names no payment the app knows.")
-    flagged = payments.invoice_flag_dispute(invoice=invoice, disputed_at=payments.time_of(dispute.get("created")))
-    return f"invoice {invoice.number} flagged as disputed" if flagged else f"invoice {invoice.number} already disputed"
 
 
 # --- saved cards ----------------------------------------------------------------------
@@ -144,7 +121,6 @@ HANDLERS = {
     "charge.refund.updated": on_refund,
     "refund.updated": on_refund,
     "refund.failed": on_refund,
-    "charge.dispute.created": on_dispute_created,
     "checkout.session.completed": on_checkout_session_completed,
     "setup_intent.succeeded": on_setup_intent_succeeded,
 }
