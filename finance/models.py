@@ -206,7 +206,7 @@ class Invoice(BusinessOwned):
     # A dispute on one of its payments that is open or was lost (its `disputes`): shown as a
     # flag. What lost disputes took back, beside refunds: net paid subtracts both.
     disputed = models.BooleanField(default=False, db_index=True)
-    amount_disputed = money_field(help_text="Taken back by lost disputes.")
+    amount_disputed = money_field(editable=False, help_text="Taken back by lost disputes.")
     disputed_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     # --- push to Stripe (issue 6): see InvoicePushStatus ---
@@ -315,9 +315,9 @@ class Payment(BusinessOwned):
     net = money_field()
     amount_refunded = money_field()
     # Taken back by a lost dispute (its amount); the dispute fees are on its disputes.
-    amount_disputed = money_field()
+    amount_disputed = money_field(editable=False)
     # Stripe's payment method type (card, us_bank_account, sepa_debit...): says which bank debit.
-    method_type = models.CharField(max_length=40, blank=True)
+    method_type = models.CharField(max_length=40, blank=True, editable=False)
     paid_at = models.DateTimeField(null=True, blank=True)
     failure_message = models.CharField(max_length=500, blank=True)
     stripe_payment_intent_id = models.CharField(max_length=255, null=True, blank=True, unique=True)

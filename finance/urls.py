@@ -6,5 +6,6 @@ from finance import pages
 
 urlpatterns = [
     path("billables/", pages.BillableListView.as_view(), name="billable_list"),
+    path("disputes/", pages.DisputeListView.as_view(), name="dispute_list"),
     path("invoices/<int:pk>/", pages.InvoiceDetailView.as_view(), name="invoice_detail"),
 ]
