@@ -1,5 +1,7 @@
 """`{% stripe_customer_section contact %}`: the contact page's Stripe customer box (finance
 and owner roles only), so the CRM's contact view needs no knowledge of the integration."""
+import uuid
+
 from django import template
 
 from ..customers.links import customer_link_for
@@ -18,4 +20,6 @@ def stripe_customer_section(context, contact):
     settings_row = IntegrationSettings.objects.filter(business=business).first()
     return {"show": True, "contact": contact, "connection": connection, "link": link, "form": CustomerLinkForm(),
             "auto_create": settings_row.auto_create_customers if settings_row else True,
+            "charges_automatically": bool(settings_row and settings_row.collection_method == "charge_automatically"),
+            "nonce": uuid.uuid4().hex,
             "csrf_token": context.get("csrf_token")}

@@ -6,6 +6,8 @@ from finance.models import Payment
 
 from .. import apply as payments
 from ..context import EventContext, EventIgnored, invoice_for_intent, invoice_reconcile, obj_id
+from ...customers.cards import customer_card_record
+from ...gateway.cards import card_info
 from ...gateway.client import NotFound
 
 
@@ -84,7 +86,15 @@ def on_checkout_session_completed(ctx: EventContext) -> str:
 def default_payment_method_set(ctx: EventContext, *, customer_id: str, payment_method_id: str) -> str:
     """Make the saved card the customer's default (invoice_settings), unless a card saved
     later already is: events may come in any order, so the cards' own creation times
-    decide, read from Stripe."""
+    decide, read from Stripe. The default card, whichever it is, is then kept on the
+    contact's customer link (brand, last4, expiry) for the contact page."""
+    note, default_card = _default_choose(ctx, customer_id=customer_id, payment_method_id=payment_method_id)
+    if customer_card_record(connection=ctx.connection, customer_id=customer_id, card=card_info(default_card)):
+        note += "; contact's card updated"
+    return note
+
+
+def _default_choose(ctx: EventContext, *, customer_id: str, payment_method_id: str) -> tuple[str, dict]:
     gw, account = ctx.gw, ctx.account
     try:
         customer = gw.customer_retrieve(account=account, customer_id=customer_id)
@@ -97,19 +107,19 @@ def default_payment_method_set(ctx: EventContext, *, customer_id: str, payment_m
         raise EventIgnored(f"Card {payment_method_id} is not attached to {customer_id} (any more).")
     current = payments.id_of((customer.get("invoice_settings") or {}).get("default_payment_method"))
     if current == payment_method_id:
-        return f"{payment_method_id} is already the default of {customer_id}"
+        return f"{payment_method_id} is already the default of {customer_id}", card
     if current:
         try:
             current_card = gw.payment_method_retrieve(account=account, payment_method_id=current)
         except NotFound:
             current_card = {}
         if payments.id_of(current_card.get("customer")) == customer_id and (current_card.get("created") or 0) >= (card.get("created") or 0):
-            return f"kept {current}: saved no earlier than {payment_method_id}"
+            return f"kept {current}: saved no earlier than {payment_method_id}", current_card
     gw.customer_default_payment_method_set(
         account=account, customer_id=customer_id, payment_method_id=payment_method_id,
         idempotency_key=f"crm-default-pm-{customer_id}-{payment_method_id}",
     )
-    return f"{payment_method_id} is now the default of {customer_id}"
+    return f"{payment_method_id} is now the default of {customer_id}", card
 
 
 HANDLERS = {
