@@ -194,6 +194,13 @@ def _flow(sandbox, c: stripe.StripeClient, key: str) -> None:
     c.v1.checkout.sessions.create(params={"mode": "setup", "currency": "usd", "customer": cus.id,
                                           "success_url": "https://app.test/ok"})
 
+    # What happens later: a refund of the refund-failure card fails.
+    failing = c.v1.payment_intents.create(params={"amount": 1000, "currency": "usd", "confirm": True,
+                                                  "payment_method": "pm_card_refundFail"})
+    c.v1.refunds.create(params={"payment_intent": failing.id, "amount": 300})
+    assert [j["kind"] for j in sandbox.control("POST", "/clock", {"advance_seconds": 3601})["ran"]] == [
+        "refund_fails"]
+
     events = c.v1.events.list(params={"limit": 100})
     c.v1.events.retrieve(events.data[0].id)
     c.v1.webhook_endpoints.delete(we.id)
