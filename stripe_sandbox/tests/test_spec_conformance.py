@@ -198,8 +198,17 @@ def _flow(sandbox, c: stripe.StripeClient, key: str) -> None:
     failing = c.v1.payment_intents.create(params={"amount": 1000, "currency": "usd", "confirm": True,
                                                   "payment_method": "pm_card_refundFail"})
     c.v1.refunds.create(params={"payment_intent": failing.id, "amount": 300})
-    assert [j["kind"] for j in sandbox.control("POST", "/clock", {"advance_seconds": 3601})["ran"]] == [
-        "refund_fails"]
+    disputed = c.v1.payment_intents.create(params={"amount": 1500, "currency": "usd", "confirm": True,
+                                                   "payment_method": "pm_card_createDispute"})
+    dispute = c.v1.disputes.list(params={"payment_intent": disputed.id}).data[0]
+    c.v1.disputes.retrieve(dispute.id)
+    c.v1.disputes.update(dispute.id, params={"evidence": {"uncategorized_text": "winning_evidence"},
+                                             "metadata": {"case": "1"}})
+    inquiry = c.v1.payment_intents.create(params={"amount": 1500, "currency": "usd", "confirm": True,
+                                                  "payment_method": "pm_card_createDisputeInquiry"})
+    c.v1.disputes.close(c.v1.disputes.list(params={"payment_intent": inquiry.id}).data[0].id)
+    assert sorted(j["kind"] for j in sandbox.control("POST", "/clock", {"advance_seconds": 3601})["ran"]) == [
+        "dispute_decided", "refund_fails"]
 
     events = c.v1.events.list(params={"limit": 100})
     c.v1.events.retrieve(events.data[0].id)
