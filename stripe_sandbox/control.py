@@ -14,6 +14,7 @@ from .accounts import authenticate, connect_account
 from .core import Ctx, Response, new_id
 from .events import publish
 from .oauth import issue_code
+from .scheduler import pending, run_due
 
 _routes: dict[tuple[str, str], Callable] = {}
 
@@ -93,7 +94,28 @@ def rate_limit(sandbox, body, query):
 
 @_control("POST", "/clock")
 def clock_advance(sandbox, body, query):
-    return {"now": sandbox.clock.advance(float(body.get("advance_seconds", 0)))}
+    """Move sandbox time forward, then run what became due (refund failures, bank
+    debits settling, disputes decided): `ran` lists those jobs."""
+    seconds = float(body.get("advance_seconds", 0))
+    if seconds < 0:
+        raise ValueError("advance_seconds must be >= 0: the sandbox clock only moves forward")
+    now = sandbox.clock.advance(seconds)
+    return {"now": now, "ran": run_due(sandbox)}
+
+
+@_control("GET", "/jobs")
+def jobs_list(sandbox, body, query):
+    """What the sandbox will do on its own, soonest first."""
+    with sandbox.store.lock:
+        data = [{"id": j["id"], "kind": j["kind"], "due": j["due"], "account": a, "data": j["data"]}
+                for a, j in pending(sandbox.store)]
+        return {"now": sandbox.clock.now(), "data": data}
+
+
+@_control("POST", "/jobs/run")
+def jobs_run(sandbox, body, query):
+    """Run the jobs that are due now, without moving the clock."""
+    return {"now": sandbox.clock.now(), "ran": run_due(sandbox)}
 
 
 @_control("GET", "/clock")

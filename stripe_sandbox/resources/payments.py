@@ -35,6 +35,7 @@ from .payments_cards import (
     attach, behaviour_of, decline_error, decline_of, error_details, resolve_payment_method,
 )
 from .payments_charges import record_charge
+from .payments_disputes import open_dispute_if_test_card
 from .payments_common import MINIMUM_CHARGE, answering_declines, format_amount, internal
 
 CONFIRMABLE = ("requires_payment_method", "requires_confirmation", "requires_action")
@@ -153,6 +154,7 @@ def confirm(ctx, pi: dict, pm: dict) -> tuple[dict, dict]:
         attach(ctx, pm, pi["customer"])
     ctx.emit("charge.succeeded", charge)
     ctx.emit("payment_intent.succeeded", pi)
+    open_dispute_if_test_card(ctx, charge, behaviour_of(ctx, pm))
     return pi, charge
 
 

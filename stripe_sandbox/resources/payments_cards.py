@@ -7,7 +7,10 @@ PaymentMethod ids (`pm_card_visa`, `pm_card_chargeDeclined`, ...) and card token
 (`tok_visa`, ...) work wherever Stripe takes them: each use makes a new `pm_...`.
 Decline cards fail when attached to a customer (Stripe verifies the card then),
 except `4000000000000341` / `pm_card_chargeCustomerFail`, which attaches and fails
-when charged. Only `type=card` is modelled.
+when charged. Some cards succeed and something happens later: `pm_card_refundFail`
+(its refunds fail an hour later, payments_charges), `pm_card_createDispute`,
+`pm_card_createDisputeProductNotReceived`, `pm_card_createDisputeInquiry` (a dispute
+opens right after the charge, payments_disputes). Only `type=card` is modelled here.
 """
 
 from __future__ import annotations
@@ -55,6 +58,11 @@ CARDS = {
     "4000000000006975": ("visa", "credit", "US", "card_velocity_exceeded"),
     "4100000000000019": ("visa", "credit", "US", "fraudulent"),
     "4000000000000341": ("visa", "credit", "US", "charge_customer_fail"),
+    # Charges that succeed, then something happens later (docs.stripe.com/testing).
+    "4000000000005126": ("visa", "credit", "US", "refund_fail"),
+    "4000000000000259": ("visa", "credit", "US", "dispute_fraudulent"),
+    "4000000000002685": ("visa", "credit", "US", "dispute_product_not_received"),
+    "4000000000001976": ("visa", "credit", "US", "dispute_inquiry"),
 }
 
 # Suffixes of Stripe's test ids: `pm_card_<x>` and `tok_<x>`.
@@ -90,7 +98,14 @@ ALIASES = {
     "chargeDeclinedFraudulent": "4100000000000019",
     "radarBlock": "4100000000000019",
     "chargeCustomerFail": "4000000000000341",
+    "refundFail": "4000000000005126",
+    "createDispute": "4000000000000259",
+    "createDisputeProductNotReceived": "4000000000002685",
+    "createDisputeInquiry": "4000000000001976",
 }
+
+# Behaviours of cards whose charge goes through (something else happens later).
+SUCCEEDING = frozenset({"refund_fail", "dispute_fraudulent", "dispute_product_not_received", "dispute_inquiry"})
 
 _DISPLAY_BRAND = {"amex": "american_express", "diners": "diners_club", "unionpay": "union_pay"}
 
@@ -124,6 +139,8 @@ def decline_of(behaviour: str | None, *, charging: bool) -> str | None:
     """The decline code a card with `behaviour` gets, or None if it goes through."""
     if behaviour == "charge_customer_fail":
         return "generic_decline" if charging else None
+    if behaviour in SUCCEEDING:
+        return None
     return behaviour
 
 
