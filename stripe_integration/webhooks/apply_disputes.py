@@ -1,10 +1,11 @@
 """Disputes from Stripe's dispute objects: the writes behind `handlers/disputes.py`.
 
-A dispute row follows Stripe's object forward only (`finance.models.dispute_status_moves`):
-an older copy delivered late is ignored whole, and the money it moved (balance
-transactions: funds withdrawn, reinstated, fees) only ever grows, so any order and any
-number of copies of the charge.dispute.* events leave the same figures. The payment's and
-the invoice's disputed amounts are then summed again from their disputes (a lost
+The handlers pass the dispute as Stripe has it now (retrieved under the invoice's lock),
+and the row follows it forward only (`finance.models.dispute_status_moves`: an older
+state is ignored whole), so any order and any number of copies of the charge.dispute.*
+events leave the same figures. The money it moved (funds withdrawn and reinstated, the
+dispute fee net of a refunded fee) is summed from its balance transactions; the payment's
+and the invoice's disputed amounts are then summed again from their disputes (a lost
 dispute's amount), never added to.
 """
 from __future__ import annotations
@@ -26,7 +27,8 @@ class UnknownDisputeStatus(ValueError):
 
 
 def _funds(dispute: dict, currency: str) -> tuple[Decimal, Decimal, Decimal]:
-    """(withdrawn, reinstated, fee) from the dispute's balance transactions, in its currency."""
+    """(withdrawn, reinstated, fee) from the dispute's balance transactions, in its currency:
+    the fee is what it costs in the end (Stripe gives the fee of a won dispute back)."""
     withdrawn = reinstated = fee = 0
     for txn in dispute.get("balance_transactions") or []:
         if not isinstance(txn, dict) or (txn.get("currency") or "").upper() != currency:
@@ -35,7 +37,7 @@ def _funds(dispute: dict, currency: str) -> tuple[Decimal, Decimal, Decimal]:
         withdrawn += -amount if amount < 0 else 0
         reinstated += amount if amount > 0 else 0
         fee += int(txn.get("fee") or 0)
-    return money_of(withdrawn, currency), money_of(reinstated, currency), money_of(fee, currency)
+    return money_of(withdrawn, currency), money_of(reinstated, currency), money_of(max(fee, 0), currency)
 
 
 def dispute_apply(*, payment: Payment, dispute: dict, seen_at: datetime | None) -> tuple[Dispute, bool]:
@@ -61,11 +63,7 @@ def dispute_apply(*, payment: Payment, dispute: dict, seen_at: datetime | None) 
     details = dispute.get("evidence_details") or {}
     row.evidence_due_by = time_of(details.get("due_by")) or (row.evidence_due_by if same_state else None)
     row.evidence_submitted = row.evidence_submitted or bool(details.get("submission_count"))
-    withdrawn, reinstated, fee = _funds(dispute, currency)
-    # Balance transactions are only ever added to a dispute: the larger figure is the newer.
-    row.funds_withdrawn = max(row.funds_withdrawn, withdrawn)
-    row.funds_reinstated = max(row.funds_reinstated, reinstated)
-    row.fee = max(row.fee, fee)
+    row.funds_withdrawn, row.funds_reinstated, row.fee = _funds(dispute, currency)
     row.opened_at = row.opened_at or time_of(dispute.get("created"))
     if status in FINAL and row.closed_at is None:
         row.closed_at = seen_at

@@ -1,8 +1,8 @@
 """Handlers of dispute events (charge.dispute.created / updated / closed /
 funds_withdrawn / funds_reinstated): the dispute row on the disputed payment, and the
 payment's and invoice's disputed figures and flag (writes in `apply_disputes.py`).
-Every one of these events carries the whole dispute; each applies it forward only, so
-their order and copies do not matter."""
+Each event applies the dispute as Stripe has it now (retrieved through the gateway), forward
+only, so their order and copies do not matter."""
 from __future__ import annotations
 
 from django.db.models import Q
@@ -11,6 +11,8 @@ from finance.models import Invoice, Payment
 
 from .. import apply as payments
 from ..apply_disputes import UnknownDisputeStatus, dispute_apply, invoice_refresh_disputes, payment_refresh_disputed
+from ...gateway.client import NotFound
+from ...gateway.disputes import dispute_retrieve
 from ..context import EventContext, EventIgnored, EventParked, invoice_for_intent, invoice_reconcile, obj_id
 
 
@@ -39,9 +41,14 @@ def _disputed_payment(ctx: EventContext, dispute: dict) -> Payment:
 
 
 def on_dispute(ctx: EventContext) -> str:
-    dispute = ctx.obj
-    obj_id(dispute)
-    payment = _disputed_payment(ctx, dispute)
+    dispute_id = obj_id(ctx.obj)
+    payment = _disputed_payment(ctx, ctx.obj)  # its invoice locked: the next handler waits for this one
+    try:
+        dispute = dispute_retrieve(ctx.gw, account=ctx.account, dispute_id=dispute_id)
+    except NotFound:
+        raise EventIgnored(f"Stripe has no dispute {dispute_id}.") from None
+    if payments.id_of(dispute.get("charge")) not in (None, payment.stripe_charge_id):
+        raise EventIgnored(f"Dispute {dispute_id} is about another charge than the event said.")
     try:
         row, changed = dispute_apply(payment=payment, dispute=dispute, seen_at=payments.time_of(ctx.event.get("created")))
     except UnknownDisputeStatus as exc:
