@@ -17,5 +17,6 @@ urlpatterns = [
     path("customers/<int:pk>/link/", views.CustomerLinkView.as_view(), name="customer_link"),
     # save a card (issue 13)
     path("customers/<int:pk>/save-card/", customer_views.CardSetupLinkView.as_view(), name="card_setup_link"),
+    path("customers/<int:pk>/collection/", customer_views.CollectionMethodView.as_view(), name="collection_method"),
     path("card-saved/", customer_views.card_saved, name="card_saved"),
 ]

@@ -76,3 +76,34 @@ def customer_card_record(*, connection: StripeConnection, customer_id: str, card
         link.save(update_fields=[*values, "updated_at"])
         changed += 1
     return changed
+
+
+COLLECTION_METHODS = ("", "send_invoice", "charge_automatically")
+
+
+def customer_collection_method_set(*, business: Business, contact: Contact, method: str) -> CustomerLink:
+    """How this contact's invoices are collected ("" = as the business does). Charging
+    automatically needs the contact's Stripe customer (made first if need be)."""
+    if method not in COLLECTION_METHODS:
+        raise CustomerLinkError("Choose how invoices are collected: as the business does, send, or charge the card.")
+    if contact.business_id != business.pk:
+        raise CustomerLinkError("The contact belongs to another business.")
+    connection = connection_get_active(business=business)
+    if connection is None:
+        raise CustomerLinkError("This business is not connected to Stripe.")
+    customer_ensure(connection=connection, contact=contact)
+    link = CustomerLink.objects.select_for_update().get(connection=connection, contact=contact)
+    if link.collection_method != method:
+        link.collection_method = method
+        link.full_clean()
+        link.save(update_fields=["collection_method", "updated_at"])
+    return link
+
+
+def contact_collection_methods(*, business: Business, contact_ids) -> dict[int, str]:
+    """{contact id: collection method} for the contacts that do not do as the business does."""
+    connection = connection_get_active(business=business)
+    if connection is None:
+        return {}
+    return dict(CustomerLink.objects.filter(connection=connection, contact_id__in=list(contact_ids))
+                .exclude(collection_method="").values_list("contact_id", "collection_method"))

@@ -143,6 +143,11 @@ class CustomerLink(BusinessOwned):
     card_exp_month = models.PositiveSmallIntegerField(null=True, blank=True, editable=False,
                                                       validators=[MinValueValidator(1), MaxValueValidator(12)])
     card_exp_year = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
+    # How this contact's invoices are collected, over the business's setting ("" = as the
+    # business does): charge_automatically charges the default card above.
+    collection_method = models.CharField(max_length=24, blank=True, default="", choices=[
+        ("", "As the business does"), ("send_invoice", "Send the invoice"),
+        ("charge_automatically", "Charge the saved card automatically")])
 
     class Meta:
         verbose_name = "customer link"

@@ -6,7 +6,7 @@ from django import template
 
 from ..customers.links import customer_link_for
 from ..connect.forms import CustomerLinkForm
-from ..models import IntegrationSettings
+from ..models import CustomerLink, IntegrationSettings
 
 register = template.Library()
 
@@ -20,6 +20,8 @@ def stripe_customer_section(context, contact):
     settings_row = IntegrationSettings.objects.filter(business=business).first()
     return {"show": True, "contact": contact, "connection": connection, "link": link, "form": CustomerLinkForm(),
             "auto_create": settings_row.auto_create_customers if settings_row else True,
-            "charges_automatically": bool(settings_row and settings_row.collection_method == "charge_automatically"),
+            "charges_automatically": (link.collection_method if link and link.collection_method else
+                                      settings_row.collection_method if settings_row else "") == "charge_automatically",
+            "collection_choices": CustomerLink._meta.get_field("collection_method").choices,
             "nonce": uuid.uuid4().hex,
             "csrf_token": context.get("csrf_token")}

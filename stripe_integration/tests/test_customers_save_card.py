@@ -120,3 +120,32 @@ def test_save_card_link_is_for_finance_of_the_contacts_business(connected, clien
 def test_card_saved_page_is_public(client):
     assert "Your card is saved" in client.get("/integrations/stripe/card-saved/").content.decode()
     assert "No card was saved" in client.get("/integrations/stripe/card-saved/?canceled=1").content.decode()
+
+
+def test_contact_set_to_charge_automatically_is_charged_while_the_business_sends(connected, client):
+    s = connected.stripe
+    h.settings_for(connected.business, collection_method="send_invoice")
+    charged, sent = _contact(connected.business), _contact(connected.business)
+    for contact in (charged, sent):
+        _save_card(_url(_link_page(client, contact).content.decode()), "4242 4242 4242 4242")
+    s.drain()
+    response = client.post(f"/integrations/stripe/customers/{charged.pk}/collection/",
+                           {"collection_method": "charge_automatically"})
+    assert response.status_code == 302
+    assert "charged to it automatically" in client.get(f"/contacts/{charged.pk}/").content.decode()
+    bills = [h.billable(connected.business, contact).pk for contact in (charged, sent)]
+    result = invoicing.invoices_generate(business=connected.business, billable_ids=bills, push=False)
+    for invoice in result.invoices:
+        assert invoicing.invoice_push(invoice_id=invoice.pk).outcome == "pushed"
+    s.drain()
+    got = {i.bill_to_id: (i.collection_method, i.status) for i in (inv.__class__.objects.get(pk=inv.pk)
+                                                                    for inv in result.invoices)}
+    assert got == {charged.pk: ("charge_automatically", InvoiceStatus.PAID),
+                   sent.pk: ("send_invoice", InvoiceStatus.OPEN)}
+
+
+@pytest.mark.parametrize("value", ["charge", "x" * 3000, "<script>"])
+def test_collection_method_hostile_value_is_a_400(connected, client, value):
+    contact = _contact(connected.business)
+    response = client.post(f"/integrations/stripe/customers/{contact.pk}/collection/", {"collection_method": value})
+    assert response.status_code == 400 and "Choose how invoices are collected" in response.content.decode()
