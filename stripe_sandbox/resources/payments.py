@@ -9,8 +9,8 @@ A confirmation that charges emits charge.succeeded and payment_intent.succeeded,
 charge.failed and payment_intent.payment_failed with a 402 card error whose body
 carries `payment_intent` (the object), `charge` and `payment_method`, as Stripe's does.
 
-Not modelled: manual capture, 3D Secure (`requires_action`), and non-card payment
-methods (so no `payment_intent.processing`).
+Bank debits (`us_bank_account`, `sepa_debit`) go `processing` instead and settle a
+day later (payments_bank.py). Not modelled: manual capture, 3D Secure (`requires_action`).
 
 Interface with the billing modules
 ----------------------------------
@@ -35,6 +35,7 @@ from .payments_cards import (
     attach, behaviour_of, decline_error, decline_of, error_details, resolve_payment_method,
 )
 from .payments_charges import record_charge
+from .payments_bank import BANK_TYPES, confirm_bank
 from .payments_disputes import open_dispute_if_test_card
 from .payments_common import MINIMUM_CHARGE, answering_declines, format_amount, internal
 
@@ -131,6 +132,8 @@ def confirm(ctx, pi: dict, pm: dict) -> tuple[dict, dict]:
     """Charge `pm` for `pi`: (payment_intent, charge), or the card error after the
     failed attempt is recorded (see the module docstring)."""
     check_owner(pm, pi["customer"])
+    if pm["type"] in BANK_TYPES:
+        return confirm_bank(ctx, pi, pm)
     decline = decline_of(behaviour_of(ctx, pm), charging=True)
     charge = record_charge(ctx, pi=pi, pm=pm, decline=decline)
     pi["latest_charge"] = charge["id"]
@@ -223,9 +226,9 @@ def payment_method_param(ctx, params: dict, customer: str | None) -> dict | None
 
 def check_types(params: dict) -> None:
     for kind in params.get("payment_method_types") or []:
-        if kind != "card":
-            raise invalid_request(f"stripe_sandbox models card payments only, not {kind!r}.",
-                                  param="payment_method_types")
+        if kind != "card" and kind not in BANK_TYPES:
+            raise invalid_request(f"stripe_sandbox models card, us_bank_account and sepa_debit payments only, "
+                                  f"not {kind!r}.", param="payment_method_types")
     if params.get("capture_method") == "manual":
         raise invalid_request("stripe_sandbox does not model manual capture (capture_method=manual).",
                               param="capture_method")

@@ -337,8 +337,13 @@ def create(ctx, params):
     kind = params.get("type")
     if kind is None:
         raise parameter_missing("type")
+    if kind in ("us_bank_account", "sepa_debit"):
+        from .payments_bank import new_bank_payment_method  # it builds on payments_charges, which imports us
+
+        return new_bank_payment_method(ctx, params)
     if kind != "card":
-        raise invalid_request(f"stripe_sandbox models card payment methods only, not {kind!r}.", param="type")
+        raise invalid_request(f"stripe_sandbox models card, us_bank_account and sepa_debit payment methods "
+                              f"only, not {kind!r}.", param="type")
     card = params.get("card")
     if not card:
         raise parameter_missing("card")
