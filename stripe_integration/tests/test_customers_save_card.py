@@ -9,8 +9,7 @@ import pytest
 import requests
 
 from crm.tests.factories import IndividualFactory
-from finance.models import InvoiceStatus, Payment
-from stripe_integration.invoicing import push as invoicing
+from finance.models import Invoice, InvoiceStatus, Payment
 from stripe_integration.models import CustomerLink
 from stripe_integration.tests import invoicing_helpers as h
 from stripe_integration.tests.webhook_fixtures import (  # noqa: F401  (fixtures)
@@ -40,7 +39,20 @@ def _save_card(url: str, number: str):
     assert "/integrations/stripe/card-saved/" in resp.headers["Location"]
 
 
-def test_save_card_link_then_card_shown_then_invoice_charged_automatically(connected, client):
+def send_to_stripe(app_server, client, billable_ids) -> None:
+    """Staff click Send to Stripe, on the app server (with eager Celery the push runs in the
+    request): the server answers one request at a time on in-memory SQLite, so the push
+    and the webhooks it causes never share the test's connection at once."""
+    browser = requests.Session()
+    browser.trust_env = False
+    browser.cookies.set("sessionid", client.cookies["sessionid"].value)
+    browser.get(app_server + "/billables/", timeout=30).raise_for_status()
+    resp = browser.post(app_server + "/invoices/send/", timeout=60, allow_redirects=False,
+                        data={"billables": billable_ids, "csrfmiddlewaretoken": browser.cookies["csrftoken"]})
+    assert resp.status_code == 302, resp.text[:300]
+
+
+def test_save_card_link_then_card_shown_then_invoice_charged_automatically(connected, client, app_server):
     s = connected.stripe
     connected.platform.chaos(seed=31)
     contact = _contact(connected.business)
@@ -67,19 +79,17 @@ def test_save_card_link_then_card_shown_then_invoice_charged_automatically(conne
 
     h.settings_for(connected.business, collection_method="charge_automatically")
     bill = h.billable(connected.business, contact)
-    result = invoicing.invoices_generate(business=connected.business, billable_ids=[bill.pk], push=False)
-    outcome = invoicing.invoice_push(invoice_id=result.invoices[0].pk)
-    assert outcome.outcome == "pushed", outcome
+    send_to_stripe(app_server, client, [bill.pk])
     s.drain()
-    invoice = result.invoices[0]
-    invoice.refresh_from_db()
+    invoice = Invoice.objects.get(bill_to=contact)
+    assert invoice.push_status == "pushed", invoice.last_error
     assert (invoice.status, invoice.collection_method) == (InvoiceStatus.PAID, "charge_automatically")
     payment = Payment.objects.get(invoice=invoice)
     assert (payment.status, payment.card_last4) == ("succeeded", "4242")
     assert_inbox_exact(connected)
 
 
-def test_saved_card_that_declines_shows_the_reason_and_the_retry(connected, client):
+def test_saved_card_that_declines_shows_the_reason_and_the_retry(connected, client, app_server):
     s = connected.stripe
     contact = _contact(connected.business)
     _save_card(_url(_link_page(client, contact).content.decode()), "4000 0000 0000 0341")
@@ -88,11 +98,9 @@ def test_saved_card_that_declines_shows_the_reason_and_the_retry(connected, clie
     assert link.card_last4 == "0341"
     h.settings_for(connected.business, collection_method="charge_automatically", automatic_collection=True)
     bill = h.billable(connected.business, contact)
-    result = invoicing.invoices_generate(business=connected.business, billable_ids=[bill.pk], push=False)
-    invoicing.invoice_push(invoice_id=result.invoices[0].pk)
+    send_to_stripe(app_server, client, [bill.pk])
     s.drain()
-    invoice = result.invoices[0]
-    invoice.refresh_from_db()
+    invoice = Invoice.objects.get(bill_to=contact)
     assert invoice.status == InvoiceStatus.OPEN and invoice.collection_method == "charge_automatically"
     assert "declined" in invoice.last_error.lower() and "Stripe will retry" in invoice.last_error
     payment = Payment.objects.get(invoice=invoice)
@@ -122,7 +130,7 @@ def test_card_saved_page_is_public(client):
     assert "No card was saved" in client.get("/integrations/stripe/card-saved/?canceled=1").content.decode()
 
 
-def test_contact_set_to_charge_automatically_is_charged_while_the_business_sends(connected, client):
+def test_contact_set_to_charge_automatically_is_charged_while_the_business_sends(connected, client, app_server):
     s = connected.stripe
     h.settings_for(connected.business, collection_method="send_invoice")
     charged, sent = _contact(connected.business), _contact(connected.business)
@@ -134,12 +142,9 @@ def test_contact_set_to_charge_automatically_is_charged_while_the_business_sends
     assert response.status_code == 302
     assert "charged to it automatically" in client.get(f"/contacts/{charged.pk}/").content.decode()
     bills = [h.billable(connected.business, contact).pk for contact in (charged, sent)]
-    result = invoicing.invoices_generate(business=connected.business, billable_ids=bills, push=False)
-    for invoice in result.invoices:
-        assert invoicing.invoice_push(invoice_id=invoice.pk).outcome == "pushed"
+    send_to_stripe(app_server, client, bills)
     s.drain()
-    got = {i.bill_to_id: (i.collection_method, i.status) for i in (inv.__class__.objects.get(pk=inv.pk)
-                                                                    for inv in result.invoices)}
+    got = {i.bill_to_id: (i.collection_method, i.status) for i in Invoice.objects.all()}
     assert got == {charged.pk: ("charge_automatically", InvoiceStatus.PAID),
                    sent.pk: ("send_invoice", InvoiceStatus.OPEN)}
 
