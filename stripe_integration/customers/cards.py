@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone as dt_timezone
 
 from django.conf import settings
+from django.db import transaction
 from django.urls import reverse
 
 from crm.models import Business, Contact
@@ -62,7 +63,8 @@ def card_setup_link_create(*, business: Business, contact: Contact, nonce: str) 
 
 def customer_card_record(*, connection: StripeConnection, customer_id: str, card: CardInfo | None) -> int:
     """Keep the customer's default card (brand, last4, expiry) on its contact's link, as
-    Stripe now has it (None: no card). Returns the number of links changed."""
+    Stripe now has it (None: no card), inside the caller's transaction (the webhook
+    delivery's). Returns the number of links changed."""
     values = {"card_id": card.id if card else "", "card_brand": (card.brand if card else "")[:20],
               "card_last4": (card.last4 if card else "")[:4],
               "card_exp_month": card.exp_month if card else None, "card_exp_year": card.exp_year if card else None}
@@ -91,12 +93,13 @@ def customer_collection_method_set(*, business: Business, contact: Contact, meth
     connection = connection_get_active(business=business)
     if connection is None:
         raise CustomerLinkError("This business is not connected to Stripe.")
-    customer_ensure(connection=connection, contact=contact)
-    link = CustomerLink.objects.select_for_update().get(connection=connection, contact=contact)
-    if link.collection_method != method:
-        link.collection_method = method
-        link.full_clean()
-        link.save(update_fields=["collection_method", "updated_at"])
+    customer_ensure(connection=connection, contact=contact)  # Stripe calls: outside the transaction
+    with transaction.atomic():
+        link = CustomerLink.objects.select_for_update().get(connection=connection, contact=contact)
+        if link.collection_method != method:
+            link.collection_method = method
+            link.full_clean()
+            link.save(update_fields=["collection_method", "updated_at"])
     return link
 
 
