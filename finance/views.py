@@ -37,15 +37,18 @@ def _selected_ids(request) -> list[int]:
     ids = []
     for value in request.POST.getlist("billables"):
         try:
-            ids.append(int(value))
+            number = int(value)
         except (TypeError, ValueError):
             continue
+        if 0 < number < 2**63:  # no row has another id; SQLite can't even compare a larger one
+            ids.append(number)
     return ids
 
 
 def _back(request, fallback="ui:billable_list"):
     target = request.POST.get("next") or request.GET.get("next")
-    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+    # Only a path ("/contacts/3/"): anything else would be taken for a URL name by redirect().
+    if target and target.startswith("/") and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
         return target
     from django.urls import reverse
 

@@ -279,3 +279,4 @@ def service_sync_cell(service):
 
 # --- webhooks (issue 7): the inbox's admin lives in its own module ---
 from .admin_webhooks import WebhookDeliveryAdmin  # noqa: E402,F401  (registers it)
+from .admin_djstripe import make_djstripe_admins_read_only  # noqa: E402,F401  (dj-stripe's admin: a read-only mirror)

@@ -1,0 +1,177 @@
+"""Every form of the admin and the staff UI answers hostile input with a clear error,
+never a 5xx (issue 12, item 11).
+
+The admin walk is generic: every registered ModelAdmin's add page, and the change page of
+one row of each model, is read back from its own context (form fields and inline
+formsets) and posted again with hostile values, once with every field hostile and once per
+foreign key (the rest of the form left as the page rendered it). Django's test client
+re-raises a view's exception, so a 500 shows up as the exception itself.
+"""
+from decimal import Decimal
+
+import pytest
+from django.contrib import admin
+from django.forms import ModelChoiceField, ModelMultipleChoiceField
+from django.urls import NoReverseMatch, reverse
+
+from crm.tests.factories import IndividualFactory, OpportunityFactory, OrganizationFactory, TicketFactory, UserFactory
+from finance.tests.factories import BillableFactory, InvoiceFactory, InvoiceLineFactory, PaymentFactory, RefundFactory
+from services.tests.factories import ServiceFactory, ServicePriceFactory
+
+pytestmark = pytest.mark.django_db
+
+HOSTILE = ["abc", "1e400", "NaN", "-1", "99999999999999999999999", "1.00000000001", "٣💥", "x" * 5000, " \x00"]
+HOSTILE_KEYS = ["abc", "99999999999999999999999", "1.5"]
+
+
+def _initial_data(form):
+    """The values the page rendered for a form, as a browser would post them back."""
+    data = {}
+    for name, field in form.fields.items():
+        bound = form[name]
+        value = bound.value()
+        key = form.add_prefix(name)
+        if value is None:
+            continue
+        if isinstance(value, (list, tuple)):
+            data[key] = [str(v) for v in value]
+        elif isinstance(value, bool):
+            if value:
+                data[key] = "on"
+        else:
+            data[key] = str(value.pk if hasattr(value, "pk") else value)
+    return data
+
+
+def _management(formset):
+    prefix = formset.prefix
+    return {f"{prefix}-TOTAL_FORMS": str(len(formset.forms) + 1), f"{prefix}-INITIAL_FORMS": str(formset.initial_form_count()),
+            f"{prefix}-MIN_NUM_FORMS": "0", f"{prefix}-MAX_NUM_FORMS": "1000"}
+
+
+def _forms_of(response):
+    """(main form, [(formset, extra form)]) of an admin add/change page."""
+    context = response.context
+    form = context["adminform"].form
+    formsets = []
+    for inline in context.get("inline_admin_formsets") or []:
+        formset = inline.formset
+        extra = formset.form(prefix=formset.add_prefix(len(formset.forms)), **formset.get_form_kwargs(None))
+        formsets.append((formset, extra))
+    return form, formsets
+
+
+def _payloads(response):
+    """Hostile POST bodies for an admin page: all fields hostile, then one FK at a time."""
+    form, formsets = _forms_of(response)
+    base = _initial_data(form)
+    for formset, _ in formsets:
+        base.update(_management(formset))
+        for existing in formset.forms:
+            base.update(_initial_data(existing))
+    editable = [(form, name, field) for name, field in form.fields.items()]
+    for _, extra in formsets:
+        editable += [(extra, name, field) for name, field in extra.fields.items() if name not in ("id", "DELETE")]
+    for value in HOSTILE:
+        data = dict(base)
+        for owner, name, field in editable:
+            data[owner.add_prefix(name)] = [value] if isinstance(field, ModelMultipleChoiceField) else value
+        yield f"all fields = {value[:20]!r}", data
+    for owner, name, field in editable:
+        if isinstance(field, ModelChoiceField):
+            for value in HOSTILE_KEYS:
+                data = dict(base)
+                data[owner.add_prefix(name)] = [value] if isinstance(field, ModelMultipleChoiceField) else value
+                yield f"{owner.add_prefix(name)} = {value!r}", data
+
+
+@pytest.fixture
+def rows(business_a):
+    """One row of each model the admin edits, so every change page has something to open."""
+    contact = IndividualFactory(business=business_a)
+    org = OrganizationFactory(business=business_a)
+    OpportunityFactory(business=business_a, contact=contact, value=Decimal("10.00"), currency="USD")
+    TicketFactory(business=business_a, contact=contact)
+    service = ServiceFactory(business=business_a)
+    ServicePriceFactory(service=service, business=business_a)
+    BillableFactory(business=business_a, bill_to=org)
+    invoice = InvoiceFactory(business=business_a, bill_to=contact)
+    billable = BillableFactory(business=business_a, bill_to=contact, invoice=invoice, status="invoiced")
+    InvoiceLineFactory(invoice=invoice, billable=billable, position=1)
+    payment = PaymentFactory(invoice=invoice)
+    RefundFactory(payment=payment)
+    from stripe_integration.models import CustomerLink, StripeConnection
+
+    connection = StripeConnection.objects.create(business=business_a, stripe_user_id="acct_hostile", status="connected")
+    CustomerLink.objects.create(business=business_a, connection=connection, contact=org, stripe_customer_id="cus_hostile1",
+                                origin="linked")
+    return business_a
+
+
+def _admin_pages(model, model_admin):
+    opts = model._meta
+    try:
+        yield reverse(f"admin:{opts.app_label}_{opts.model_name}_add")
+    except NoReverseMatch:
+        pass
+    obj = model._default_manager.first()
+    if obj is not None:
+        yield reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
+
+
+@pytest.mark.parametrize("who", ["superuser", "finance"])
+def test_admin_forms_answer_hostile_input_without_5xx(client, rows, finance_a, who):
+    user = UserFactory(is_staff=True, is_superuser=True) if who == "superuser" else finance_a
+    client.force_login(user)
+    failures = []
+    for model, model_admin in admin.site._registry.items():
+        for page in _admin_pages(model, model_admin):
+            response = client.get(page)
+            if response.status_code != 200 or "adminform" not in (response.context or {}):
+                continue
+            for label, data in _payloads(response):
+                try:
+                    answer = client.post(page, data)
+                except Exception as exc:  # the test client re-raises what would be a 500
+                    failures.append(f"{page} {label}: {type(exc).__name__}: {str(exc)[:120]}")
+                    continue
+                if answer.status_code >= 500:
+                    failures.append(f"{page} {label}: {answer.status_code}")
+    assert failures == [], "\n".join(failures)
+
+
+def test_staff_ui_forms_answer_hostile_input_without_5xx(client, rows, finance_a):
+    from finance.models import Billable, Invoice
+
+    client.force_login(finance_a)
+    contact = IndividualFactory(business=rows)
+    opportunity = OpportunityFactory(business=rows, contact=contact)
+    ticket = TicketFactory(business=rows, contact=contact)
+    unbilled = list(Billable.objects.filter(business=rows, status="unbilled").values_list("pk", flat=True))
+    pages = [
+        ("/contacts/new/individual/", ["name", "email", "organization", "country", "phone"]),
+        ("/contacts/new/organization/", ["name", "billing_email", "tax_id", "country"]),
+        (reverse("ui:contact_update", args=[contact.pk]), ["name", "email", "organization", "country"]),
+        ("/opportunities/new/", ["title", "contact", "stage", "value", "currency", "close_date", "owner"]),
+        (reverse("ui:opportunity_update", args=[opportunity.pk]), ["title", "contact", "value", "currency", "owner"]),
+        ("/tickets/new/", ["subject", "contact", "status", "priority", "description"]),
+        (reverse("ui:ticket_update", args=[ticket.pk]), ["subject", "contact", "status", "priority"]),
+        ("/invoices/preview/", ["billables", "next"]),
+        ("/invoices/send/", ["billables", "next", "po_number", "approved"]),
+        (reverse("ui:invoice_action", args=[Invoice.objects.filter(business=rows).first().pk]), ["action"]),
+        ("/business/switch/", ["business", "next"]),
+    ]
+    failures = []
+    for page, fields in pages:
+        for value in HOSTILE + ["//evil.example/", "https://evil.example/", "javascript:alert(1)", "\r\nX: y"]:
+            data = {name: value for name in fields}
+            if "billables" in fields and value == "abc":
+                data["billables"] = [str(pk) for pk in unbilled] + [value]
+            try:
+                answer = client.post(page, data)
+            except Exception as exc:
+                failures.append(f"{page} = {value[:20]!r}: {type(exc).__name__}: {str(exc)[:120]}")
+                continue
+            if answer.status_code >= 500:
+                failures.append(f"{page} = {value[:20]!r}: {answer.status_code}")
+    assert failures == [], "\n".join(failures)
