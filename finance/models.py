@@ -12,7 +12,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-from crm.models import BusinessOwned, Contact, Opportunity, Ticket, currency_validator
+from crm.models import BusinessOwned, Contact, Opportunity, Ticket
+from crm.money_fields import CurrencyField, check_money
 from services.models import Service
 
 MONEY = {"max_digits": 18, "decimal_places": 3}
@@ -55,7 +56,7 @@ class Billable(BusinessOwned):
         help_text="Leave empty to use the service's list price in this currency; set it for a negotiated rate.",
     )
     uses_list_price = models.BooleanField(default=False, editable=False)
-    currency = models.CharField(max_length=3, validators=[currency_validator])
+    currency = CurrencyField()
     discount_percent = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(100)])
     discount_amount = models.DecimalField(**MONEY, null=True, blank=True, validators=[MinValueValidator(0)])
     vat_rate = models.DecimalField("VAT rate (%)", max_digits=5, decimal_places=2, default=Decimal("0"), validators=[MinValueValidator(0), MaxValueValidator(100)])
@@ -89,8 +90,6 @@ class Billable(BusinessOwned):
             bill_to=getattr(self, "bill_to", None), opportunity=self.opportunity,
             ticket=self.ticket, service=self.service,
         )
-        if self.currency:
-            self.currency = self.currency.upper()
         if self.unit_price is None:
             price = self.service.prices.filter(currency=self.currency).first() if self.service_id else None
             if price is None:
@@ -102,6 +101,20 @@ class Billable(BusinessOwned):
             self.uses_list_price = price is not None and price.amount == self.unit_price
         if not self.description and self.service_id:
             self.description = self.service.name
+        # Refused where they are typed: amounts Stripe would not take (issue 12).
+        check_money(self.currency, unit_price=self.unit_price, discount_amount=self.discount_amount)
+        self.check_line_amount()
+
+    def check_line_amount(self):
+        """The line as a whole (quantity x price, less discount, plus VAT) within Stripe's maximum."""
+        from finance.money import AmountOutOfRange
+
+        try:
+            self.amounts
+        except AmountOutOfRange as exc:
+            raise ValidationError({"quantity": f"{str(exc)[:1].upper()}{str(exc)[1:]}."}) from None
+        except (TypeError, ValueError):
+            pass  # a field or the currency is invalid: its own message says so
 
     @property
     def amounts(self):
@@ -162,7 +175,7 @@ class InvoicePushStep(models.TextChoices):
 class Invoice(BusinessOwned):
     number = models.CharField(max_length=40, help_text="Local invoice number.")
     bill_to = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="invoices")
-    currency = models.CharField(max_length=3, validators=[currency_validator])
+    currency = CurrencyField()
     status = models.CharField(max_length=16, choices=InvoiceStatus.choices, default=InvoiceStatus.DRAFT, db_index=True)
     collection_method = models.CharField(max_length=24, choices=CollectionMethod.choices, default=CollectionMethod.SEND_INVOICE)
     due_date = models.DateField(null=True, blank=True)
@@ -214,8 +227,6 @@ class Invoice(BusinessOwned):
 
     def clean(self):
         self.check_same_business(bill_to=getattr(self, "bill_to", None))
-        if self.currency:
-            self.currency = self.currency.upper()
 
 
 class InvoiceLine(BusinessOwned):
@@ -263,7 +274,7 @@ class PaymentMethod(models.TextChoices):
 class Payment(BusinessOwned):
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="payments")
     amount = money_field()
-    currency = models.CharField(max_length=3, validators=[currency_validator])
+    currency = CurrencyField()
     status = models.CharField(max_length=20, choices=PaymentStatus.choices, default=PaymentStatus.PENDING, db_index=True)
     method = models.CharField(max_length=16, choices=PaymentMethod.choices, default=PaymentMethod.CARD)
     card_brand = models.CharField(max_length=20, blank=True)
@@ -284,12 +295,13 @@ class Payment(BusinessOwned):
 
     def clean(self):
         self.check_same_business(invoice=getattr(self, "invoice", None))
+        check_money(self.currency, amount=self.amount)
 
 
 class Refund(BusinessOwned):
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
     amount = money_field()
-    currency = models.CharField(max_length=3, validators=[currency_validator])
+    currency = CurrencyField()
     reason = models.CharField(max_length=200, blank=True)
     status = models.CharField(max_length=20, default="succeeded")
     stripe_refund_id = models.CharField(max_length=255, null=True, blank=True, unique=True)
@@ -302,3 +314,4 @@ class Refund(BusinessOwned):
 
     def clean(self):
         self.check_same_business(payment=getattr(self, "payment", None))
+        check_money(self.currency, amount=self.amount)

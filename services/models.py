@@ -2,7 +2,8 @@
 from django.core.validators import MinValueValidator
 from django.db import models
 
-from crm.models import BusinessOwned, currency_validator
+from crm.models import BusinessOwned
+from crm.money_fields import CurrencyField, check_money
 
 
 class Service(BusinessOwned):
@@ -28,7 +29,7 @@ class Service(BusinessOwned):
 
 class ServicePrice(BusinessOwned):
     service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="prices")
-    currency = models.CharField(max_length=3, validators=[currency_validator])
+    currency = CurrencyField()
     amount = models.DecimalField(max_digits=18, decimal_places=3, validators=[MinValueValidator(0)])
 
     class Meta:
@@ -40,3 +41,4 @@ class ServicePrice(BusinessOwned):
 
     def clean(self):
         self.check_same_business(service=getattr(self, "service", None))
+        check_money(self.currency, amount=self.amount)

@@ -175,3 +175,21 @@ def test_staff_ui_forms_answer_hostile_input_without_5xx(client, rows, finance_a
             if answer.status_code >= 500:
                 failures.append(f"{page} = {value[:20]!r}: {answer.status_code}")
     assert failures == [], "\n".join(failures)
+
+
+def test_invoice_send_with_an_amount_beyond_stripes_maximum_leaves_it_out_with_a_message(client, finance_a, business_a,
+                                                                                          stripe_env):
+    """A billable saved before the limits existed (no clean()), 100,000 billion USD all told:
+    "Send to Stripe" says why it is left out instead of a 500 on the invoice's 15 digits."""
+    from finance.models import Billable, Invoice
+    from stripe_integration.tests import invoicing_helpers as h
+
+    h.connect(client, finance_a, business_a)
+    contact = h.contact(business_a)
+    huge = Billable.objects.create(business=business_a, bill_to=contact, description="Huge", quantity=Decimal("1000"),
+                                   unit_price=Decimal("99999999999999"), currency="USD")
+    response = client.post("/invoices/send/", {"billables": [huge.pk], "next": f"/contacts/{contact.pk}/"}, follow=True)
+    assert response.status_code == 200
+    said = " ".join(str(m) for m in response.context["messages"])
+    assert "more than Stripe accepts" in said and "Nothing was sent" in said
+    assert not Invoice.objects.exists()
