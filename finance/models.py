@@ -90,6 +90,12 @@ class Billable(BusinessOwned):
             bill_to=getattr(self, "bill_to", None), opportunity=self.opportunity,
             ticket=self.ticket, service=self.service,
         )
+        if self.invoice_id is not None:
+            # On an invoice: its bill-to and currency are the invoice's (Invoice.check_follows_billables).
+            invoice = self.invoice
+            if self.bill_to_id != invoice.bill_to_id or self.currency != invoice.currency:
+                raise ValidationError(f"This billable is on {invoice.number} (billed to {invoice.bill_to}, "
+                                      f"in {invoice.currency}): its bill-to and currency cannot change.")
         if self.unit_price is None:
             price = self.service.prices.filter(currency=self.currency).first() if self.service_id else None
             if price is None:
@@ -227,6 +233,24 @@ class Invoice(BusinessOwned):
 
     def clean(self):
         self.check_same_business(bill_to=getattr(self, "bill_to", None))
+        self.check_follows_billables()
+
+    def check_follows_billables(self):
+        """Bill-to and currency follow from the invoice's billables and lines (issue 12): once
+        it has any, they are fixed, or the push would bill another customer in another
+        currency than the billables say (a 100.00 USD billable sent as 100 JPY)."""
+        if self.pk is None:
+            return
+        stored = Invoice.objects.filter(pk=self.pk).values("bill_to_id", "currency").first()
+        if stored is None:
+            return
+        changed = {}
+        if self.bill_to_id != stored["bill_to_id"]:
+            changed["bill_to"] = "The bill-to of an invoice follows from its billables; it cannot change once it has them."
+        if self.currency != stored["currency"]:
+            changed["currency"] = "The currency of an invoice follows from its billables; it cannot change once it has them."
+        if changed and (self.lines.exists() or self.billables.exists()):
+            raise ValidationError(changed)
 
 
 class InvoiceLine(BusinessOwned):
