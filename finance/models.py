@@ -19,6 +19,25 @@ from services.models import Service
 MONEY = {"max_digits": 18, "decimal_places": 3}
 
 
+def line_rules(prefix, *, discount_amount=False):
+    """Database checks of a priced line (billable, invoice line): positive quantity,
+    non-negative unit price (credits are a line type, not a negative price), VAT and a
+    discount percent within 0-100, and a non-negative discount amount."""
+    rules = [
+        ("quantity_positive", Q(quantity__gt=0), "The quantity must be more than 0."),
+        ("unit_price_not_negative", Q(unit_price__isnull=True) | Q(unit_price__gte=0),
+         "The unit price cannot be negative (a credit is a line type)."),
+        ("vat_rate_0_100", Q(vat_rate__gte=0, vat_rate__lte=100), "The VAT rate is between 0 and 100 %."),
+        ("discount_percent_0_100", Q(discount_percent__isnull=True) | Q(discount_percent__gte=0, discount_percent__lte=100),
+         "The discount percent is between 0 and 100."),
+    ]
+    if discount_amount:
+        rules.append(("discount_amount_not_negative", Q(discount_amount__isnull=True) | Q(discount_amount__gte=0),
+                      "The discount amount cannot be negative."))
+    return [models.CheckConstraint(condition=condition, name=f"{prefix}_{name}", violation_error_message=message)
+            for name, condition, message in rules]
+
+
 def money_field(**kwargs):
     return models.DecimalField(default=Decimal("0"), **MONEY, **kwargs)
 
@@ -79,6 +98,14 @@ class Billable(BusinessOwned):
                 condition=~(Q(discount_percent__isnull=False) & Q(discount_amount__isnull=False)),
                 name="billable_one_discount_kind",
                 violation_error_message="Give a discount as a percent or as an amount, not both.",
+            ),
+            # The field validators' rules, kept by the database too, so bulk_create, update()
+            # and another process cannot break them (issue 12, item 13).
+            *line_rules("billable", discount_amount=True),
+            models.CheckConstraint(
+                condition=~Q(status=BillableStatus.INVOICED) | Q(invoice__isnull=False),
+                name="billable_invoiced_has_invoice",
+                violation_error_message="An invoiced billable is on an invoice.",
             ),
         ]
 
@@ -277,6 +304,11 @@ class InvoiceLine(BusinessOwned):
 
     class Meta:
         ordering = ["invoice", "position"]
+        constraints = [
+            *line_rules("invoiceline"),
+            models.UniqueConstraint(fields=["invoice", "position"], name="uniq_invoiceline_position",
+                                    violation_error_message="An invoice has one line per position."),
+        ]
 
 
 class PaymentStatus(models.TextChoices):
@@ -313,6 +345,13 @@ class Payment(BusinessOwned):
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            # Marking an invoice paid outside Stripe records one payment (a replayed click or
+            # webhook records nothing more); the database keeps it so under concurrency too.
+            models.UniqueConstraint(fields=["invoice"], condition=Q(method=PaymentMethod.OUT_OF_BAND),
+                                    name="uniq_out_of_band_payment_per_invoice",
+                                    violation_error_message="This invoice already has a payment made outside Stripe."),
+        ]
 
     def __str__(self):
         return f"{self.amount} {self.currency} ({self.status})"

@@ -1,6 +1,7 @@
 """The service catalog: what a business sells, with one price per currency."""
 from django.core.validators import MinValueValidator
 from django.db import models
+from django.db.models import Q
 
 from crm.models import BusinessOwned
 from crm.money_fields import CurrencyField, check_money
@@ -34,7 +35,11 @@ class ServicePrice(BusinessOwned):
 
     class Meta:
         ordering = ["service", "currency"]
-        constraints = [models.UniqueConstraint(fields=["service", "currency"], name="uniq_service_price_currency")]
+        constraints = [
+            models.UniqueConstraint(fields=["service", "currency"], name="uniq_service_price_currency"),
+            models.CheckConstraint(condition=Q(amount__gte=0), name="serviceprice_amount_not_negative",
+                                   violation_error_message="A price cannot be negative."),
+        ]
 
     def __str__(self):
         return f"{self.amount} {self.currency}"
