@@ -53,9 +53,10 @@ class CurrencyField(models.CharField):
         return value.strip().upper() if isinstance(value, str) else value
 
 
-def money_errors(currency, **amounts) -> dict:
+def money_errors(currency, *, per_unit=(), **amounts) -> dict:
     """{field: message} for each amount Stripe would not take in `currency` (None and
-    amounts of an unsupported currency are skipped: the currency field says why)."""
+    amounts of an unsupported currency are skipped: the currency field says why). Fields
+    named in `per_unit` are unit prices (finance.money.check_amount)."""
     rules = money_rules()
     try:
         rules.normalize_currency(currency)
@@ -66,7 +67,7 @@ def money_errors(currency, **amounts) -> dict:
         if amount is None:
             continue
         try:
-            rules.check_amount(amount, currency, name=name.replace("_", " "))
+            rules.check_amount(amount, currency, name=name.replace("_", " "), per_unit=name in per_unit)
         except (rules.AmountOutOfRange, rules.NotRepresentable) as exc:
             message = str(exc)
             errors[name] = message[:1].upper() + message[1:] + "."
@@ -75,8 +76,8 @@ def money_errors(currency, **amounts) -> dict:
     return errors
 
 
-def check_money(currency, **amounts) -> None:
+def check_money(currency, *, per_unit=(), **amounts) -> None:
     """Raise ValidationError({field: message}) for the amounts `money_errors` refuses."""
-    errors = money_errors(currency, **amounts)
+    errors = money_errors(currency, per_unit=per_unit, **amounts)
     if errors:
         raise ValidationError(errors)

@@ -135,7 +135,8 @@ class Billable(BusinessOwned):
         if not self.description and self.service_id:
             self.description = self.service.name
         # Refused where they are typed: amounts Stripe would not take (issue 12).
-        check_money(self.currency, unit_price=self.unit_price, discount_amount=self.discount_amount)
+        check_money(self.currency, per_unit=("unit_price",), unit_price=self.unit_price,
+                    discount_amount=self.discount_amount)
         self.check_line_amount()
 
     def check_line_amount(self):

@@ -176,20 +176,23 @@ def max_amount(currency: str) -> Decimal:
     return largest.quantize(_GRID[decimal_places(currency)], rounding=ROUND_DOWN, context=_CTX)
 
 
-def check_amount(amount: Decimal, currency: str, *, name: str = "amount") -> Decimal:
+def check_amount(amount: Decimal, currency: str, *, name: str = "amount", per_unit: bool = False) -> Decimal:
     """An amount as typed for `currency`: at most ``max_amount`` either way, and no finer
-    than Stripe accepts. Returns it at app precision; raises AmountOutOfRange,
+    than Stripe accepts. An amount charged as such (a price, a discount, a payment) keeps
+    the app precision (``decimal_places``: KWD 2, ISK 0); a unit price (``per_unit``) may
+    use the currency's full exponent (KWD 1.235, sent as ``unit_amount_decimal``), as the
+    line it makes is rounded once. Returns the amount unchanged; raises AmountOutOfRange,
     NotRepresentable or UnsupportedCurrency with a message that says why."""
     d = _dec(amount, name)
     code = normalize_currency(currency).upper()
     largest = max_amount(currency)
     if abs(d) > largest:
         raise AmountOutOfRange(f"{name} {d:,f} {code} is more than Stripe accepts: at most {largest:,f} {code}")
-    if not is_representable(d, currency):
-        places = decimal_places(currency)
+    places = exponent(currency) if per_unit else decimal_places(currency)
+    if _round(d, places) != d:
         raise NotRepresentable(f"{name} {d:f} {code} has more decimals than {code} allows "
                                f"({places} decimal place{'' if places == 1 else 's'})")
-    return quantize(d, currency)
+    return d
 
 
 def to_minor(amount: Decimal, currency: str, *, strict: bool = False) -> int:

@@ -43,16 +43,29 @@ def test_check_amount_takes_up_to_stripes_maximum(currency, amount, largest):
     ("USD", "0.001", NotRepresentable, "2 decimal places"),
     ("JPY", "100.5", NotRepresentable, "0 decimal places"),
     ("ISK", "10.50", NotRepresentable, "0 decimal places"),
+    ("KWD", "1.235", NotRepresentable, "2 decimal places"),
 ])
 def test_check_amount_refuses_what_stripe_would_not_take(currency, amount, error, says):
     with pytest.raises(error, match=says):
         check_amount(D(amount), currency)
 
 
+@pytest.mark.parametrize("currency, amount, ok", [
+    ("KWD", "1.235", True), ("ISK", "10.50", True), ("USD", "12.345", False), ("JPY", "1.5", False),
+])
+def test_check_amount_per_unit_allows_the_currency_exponent(currency, amount, ok):
+    if ok:
+        assert check_amount(D(amount), currency, per_unit=True) == D(amount)
+    else:
+        with pytest.raises(NotRepresentable, match="more decimals than"):
+            check_amount(D(amount), currency, per_unit=True)
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize("overrides, field, says", [
     ({"unit_price": "99999999999999"}, "unit_price", "more than Stripe accepts: at most 999,999.99 USD"),
     ({"unit_price": "0.001"}, "unit_price", "more decimals than USD allows"),
+    ({"unit_price": "12.345"}, "unit_price", "more decimals than USD allows (2 decimal places)"),
     ({"unit_price": "100.5", "currency": "JPY"}, "unit_price", "more decimals than JPY allows"),
     ({"discount_amount": "0.005"}, "discount_amount", "more decimals than USD allows"),
     ({"currency": "XYZ"}, "currency", "XYZ is not supported by Stripe"),
