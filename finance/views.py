@@ -87,9 +87,13 @@ class InvoiceSendView(MemberRequiredMixin, View):
         from stripe_integration.invoicing import invoices_generate
 
         ids = _selected_ids(request)
+        po_number = request.POST.get("po_number", "").strip()
+        if len(po_number) > 100 or "\x00" in po_number:  # PostgreSQL refuses NUL in text: a 500
+            messages.error(request, "A PO number has at most 100 characters and no null characters. Nothing was sent.")
+            return redirect(_back(request))
         try:
             result = invoices_generate(business=self.business, billable_ids=ids,
-                                       po_number=request.POST.get("po_number", "")[:100],
+                                       po_number=po_number,
                                        approved=request.POST.get("approved") == "on")
         except NothingToInvoice as exc:
             messages.error(request, f"{exc} Nothing was sent.")
