@@ -38,6 +38,9 @@ class CurrencyValidator:
     def __eq__(self, other):
         return isinstance(other, CurrencyValidator)
 
+    def __hash__(self):
+        return hash(CurrencyValidator)
+
 
 class CurrencyField(models.CharField):
     """An ISO 4217 code that Stripe supports, stored in upper case."""
