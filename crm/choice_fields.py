@@ -10,6 +10,7 @@ target field, or an integer outside the 64-bit range every backend stores) names
 the field says "Select a valid choice" and the widget renders nothing selected.
 """
 from django import forms
+from django.contrib.admin import helpers
 from django.contrib.admin.widgets import AutocompleteSelect, AutocompleteSelectMultiple
 from django.core.exceptions import ValidationError
 
@@ -79,7 +80,18 @@ class SafeAutocompleteSelectMultiple(_SafeAutocompleteMixin, AutocompleteSelectM
 
 
 class SafeChoicesAdminMixin:
-    """For a ModelAdmin or inline: its foreign-key and many-to-many fields use the above."""
+    """For a ModelAdmin or inline: its foreign-key and many-to-many fields use the above,
+    and an action's selected ids that no row can have are dropped before Django filters
+    by them (`pk__in=["abc"]` was a 500; with none left Django says nothing was selected)."""
+
+    def response_action(self, request, queryset):
+        name = helpers.ACTION_CHECKBOX_NAME
+        selected = request.POST.getlist(name)
+        possible = [value for value in selected if is_possible_key(self.model._meta.pk, value)]
+        if possible != selected:
+            request.POST = request.POST.copy()
+            request.POST.setlist(name, possible)
+        return super().response_action(request, queryset)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if "widget" not in kwargs and db_field.name in self.get_autocomplete_fields(request):

@@ -140,6 +140,31 @@ def test_admin_forms_answer_hostile_input_without_5xx(client, rows, finance_a, w
     assert failures == [], "\n".join(failures)
 
 
+@pytest.mark.parametrize("who", ["superuser", "finance"])
+def test_admin_actions_answer_hostile_selections_without_5xx(client, rows, finance_a, who):
+    """Every action of every changelist, run on selected ids no row can have."""
+    client.force_login(UserFactory(is_staff=True, is_superuser=True) if who == "superuser" else finance_a)
+    failures = []
+    for model in list(admin.site._registry):
+        opts = model._meta
+        page = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
+        response = client.get(page)
+        action_form = (response.context or {}).get("action_form") if response.status_code == 200 else None
+        if action_form is None:
+            continue
+        actions = [name for name, _ in action_form.fields["action"].choices if name]
+        for action in actions:
+            for value in HOSTILE_KEYS:
+                try:
+                    answer = client.post(page, {"action": action, "_selected_action": [value], "index": "0"})
+                except Exception as exc:
+                    failures.append(f"{page} {action} {value!r}: {type(exc).__name__}: {str(exc)[:120]}")
+                    continue
+                if answer.status_code >= 500:
+                    failures.append(f"{page} {action} {value!r}: {answer.status_code}")
+    assert failures == [], "\n".join(failures)
+
+
 def test_staff_ui_forms_answer_hostile_input_without_5xx(client, rows, finance_a):
     from finance.models import Billable, Invoice
 
