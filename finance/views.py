@@ -31,6 +31,7 @@ from django.views import View  # noqa: E402
 from crm.tenancy import MemberRequiredMixin  # noqa: E402
 from finance.invoices import NothingToInvoice, billables_for_invoicing, invoice_draft  # noqa: E402
 from finance.models import Invoice  # noqa: E402
+from finance.validators import po_number_problem  # noqa: E402
 
 
 def _selected_ids(request) -> list[int]:
@@ -88,8 +89,8 @@ class InvoiceSendView(MemberRequiredMixin, View):
 
         ids = _selected_ids(request)
         po_number = request.POST.get("po_number", "").strip()
-        if len(po_number) > 100 or "\x00" in po_number:  # PostgreSQL refuses NUL in text: a 500
-            messages.error(request, "A PO number has at most 100 characters and no null characters. Nothing was sent.")
+        if problem := po_number_problem(po_number):
+            messages.error(request, f"{problem} Nothing was sent.")
             return redirect(_back(request))
         try:
             result = invoices_generate(business=self.business, billable_ids=ids,

@@ -221,3 +221,20 @@ def test_invoice_send_with_an_amount_beyond_stripes_maximum_leaves_it_out_with_a
     said = " ".join(str(m) for m in response.context["messages"])
     assert "more than Stripe accepts" in said and "Nothing was sent" in said
     assert not Invoice.objects.exists()
+
+
+@pytest.mark.parametrize("po_number, says", [("PO\x00-1", "null character"), ("P" * 101, "at most 100 characters")])
+def test_send_to_stripe_refuses_a_po_number_it_cannot_store(client, rows, finance_a, po_number, says):
+    """Staff UI and admin action alike: a message, nothing created (was: silently cut to
+    100 characters; a NUL is a 500 on PostgreSQL)."""
+    from finance.models import Billable, Invoice
+
+    client.force_login(finance_a)
+    ids = list(Billable.objects.filter(business=rows, status="unbilled").values_list("pk", flat=True))
+    sent = client.post("/invoices/send/", {"billables": ids, "po_number": po_number}, follow=True)
+    assert any(says in str(m) for m in sent.context["messages"])
+    action = client.post(reverse("admin:finance_billable_changelist"),
+                         {"action": "generate_invoice", "_selected_action": ids, "apply": "Send to Stripe",
+                          "po_number": po_number}, follow=True)
+    assert any(says in str(m) for m in action.context["messages"])
+    assert not Invoice.objects.filter(po_number__startswith="P", business=rows).exists()
