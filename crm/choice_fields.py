@@ -33,34 +33,58 @@ def _target_field(queryset, to_field_name):
     return opts.get_field(to_field_name) if to_field_name else opts.pk
 
 
-class SafeModelChoiceField(forms.ModelChoiceField):
+class _SafeKeyMixin:
+    """For a ModelChoiceField (or a subclass, e.g. django-filter's)."""
+
     def to_python(self, value):
-        if value not in self.empty_values and not is_possible_key(_target_field(self.queryset, self.to_field_name), value):
+        if (value not in self.empty_values and value != getattr(self, "null_value", None)
+                and not is_possible_key(_target_field(self.queryset, self.to_field_name), value)):
             raise ValidationError(self.error_messages["invalid_choice"], code="invalid_choice",
                                   params={"value": str(value)[:50]})
         return super().to_python(value)
 
 
-class SafeModelMultipleChoiceField(forms.ModelMultipleChoiceField):
+class _SafeKeysMixin:
+    """For a ModelMultipleChoiceField (or a subclass)."""
+
     def _check_values(self, value):
         target = _target_field(self.queryset, self.to_field_name)
         for item in value if isinstance(value, (list, tuple, set, frozenset)) else ():
-            if not is_possible_key(target, item):
+            if item != getattr(self, "null_value", None) and not is_possible_key(target, item):
                 raise ValidationError(self.error_messages["invalid_pk_value"], code="invalid_pk_value",
                                       params={"pk": str(item)[:50]})
         return super()._check_values(value)
+
+
+class SafeModelChoiceField(_SafeKeyMixin, forms.ModelChoiceField):
+    pass
+
+
+class SafeModelMultipleChoiceField(_SafeKeysMixin, forms.ModelMultipleChoiceField):
+    pass
 
 
 _SAFE_CLASSES = {forms.ModelChoiceField: SafeModelChoiceField,
                  forms.ModelMultipleChoiceField: SafeModelMultipleChoiceField}
 
 
+def _safe_class(cls):
+    if issubclass(cls, (_SafeKeyMixin, _SafeKeysMixin)):
+        return None
+    if cls not in _SAFE_CLASSES:
+        mixin = _SafeKeysMixin if issubclass(cls, forms.ModelMultipleChoiceField) else _SafeKeyMixin
+        _SAFE_CLASSES[cls] = type(f"Safe{cls.__name__}", (mixin, cls), {"__module__": __name__})
+    return _SAFE_CLASSES[cls]
+
+
 def make_choices_safe(form):
-    """Give a built form's plain model choice fields the checks above (fields are per form)."""
+    """Give a built form's model choice fields (of any ModelChoiceField class) the checks
+    above; a form's fields are its own copies, so only this form changes."""
     for field in form.fields.values():
-        safe = _SAFE_CLASSES.get(type(field))
-        if safe is not None:
-            field.__class__ = safe
+        if isinstance(field, forms.ModelChoiceField):
+            safe = _safe_class(type(field))
+            if safe is not None:
+                field.__class__ = safe
 
 
 class _SafeAutocompleteMixin:

@@ -202,6 +202,21 @@ def test_staff_ui_forms_answer_hostile_input_without_5xx(client, rows, finance_a
                 continue
             if answer.status_code >= 500:
                 failures.append(f"{page} = {value[:20]!r}: {answer.status_code}")
+    lists = {
+        "/contacts/": ["q", "kind", "country", "organization", "page"],
+        "/opportunities/": ["q", "stage", "contact", "owner", "close_from", "close_to", "page"],
+        "/tickets/": ["q", "status", "priority", "contact", "page"],
+        "/billables/": ["q", "status", "currency", "bill_to", "date_from", "date_to", "page"],
+    }
+    for page, fields in lists.items():  # the list pages' filter forms (GET)
+        for value in HOSTILE:
+            try:
+                answer = client.get(page, {name: value for name in fields})
+            except Exception as exc:
+                failures.append(f"{page}?{value[:20]!r}: {type(exc).__name__}: {str(exc)[:120]}")
+                continue
+            if answer.status_code >= 500:
+                failures.append(f"{page}?{value[:20]!r}: {answer.status_code}")
     assert failures == [], "\n".join(failures)
 
 
