@@ -1,11 +1,11 @@
 """Foreign-key choices that survive hostile input (issue 12, item 11), in the admin
-(`SafeChoicesAdminMixin`) and the staff UI's forms (`make_choices_safe`).
+(`SafeChoicesAdminMixin`) and the staff UI's forms and list filters (`make_choices_safe`).
 
 A posted foreign-key value is raw text. Django puts it straight into queries in
-two places: the autocomplete widget, when it re-renders a form that did not validate
-(`AutocompleteMixin.optgroups` filters `pk__in=[value]`: "abc" raises ValueError), and
-the choice fields on SQLite (a 20-digit id raises OverflowError: SQLite integers are
-64-bit). Both were 500s. Here a value that cannot name a row (not a valid key for the
+three places: the autocomplete widget, when it re-renders a form that did not validate
+(`AutocompleteMixin.optgroups` filters `pk__in=[value]`: "abc" raises ValueError), an
+admin action's selected ids (`pk__in`), and the choice fields on SQLite (a 20-digit id
+raises OverflowError: SQLite integers are 64-bit). All were 500s. Here a value that cannot name a row (not a valid key for the
 target field, or an integer outside the 64-bit range every backend stores) names none:
 the field says "Select a valid choice" and the widget renders nothing selected.
 """
