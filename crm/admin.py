@@ -5,12 +5,15 @@ to every role of the business, their billables inline to owner/finance only.
 """
 from django.contrib import admin
 from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group
 from django.db.models import Count
 from django.urls import reverse
 from django.utils.html import format_html
 
 from crm.admin_base import BusinessScopedAdminMixin, BusinessScopedInlineMixin, format_money
+from crm.choice_fields import SafeChoicesAdminMixin
 from crm.models import Business, Contact, Individual, Membership, Opportunity, Organization, Role, Ticket
 
 # --- businesses and members -------------------------------------------------------------
@@ -95,7 +98,7 @@ if admin.site.is_registered(User):
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(SafeChoicesAdminMixin, DjangoUserAdmin):
     """Django's user admin plus memberships, for superusers only: users span businesses, so
     no per-business role may list them (owners manage members on their business page)."""
 
@@ -115,6 +118,15 @@ class UserAdmin(DjangoUserAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return request.user.is_superuser
+
+
+if admin.site.is_registered(Group):
+    admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(SafeChoicesAdminMixin, DjangoGroupAdmin):
+    """Django's group admin; its permission choices refuse ids no row can have."""
 
 
 # --- contacts -----------------------------------------------------------------------

@@ -6,6 +6,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.db.models import Q
 
+from crm.choice_fields import make_choices_safe
 from crm.models import Contact, ContactKind, Opportunity, Organization, Ticket
 
 
@@ -20,6 +21,12 @@ class BusinessFilterSet(django_filters.FilterSet):
         self.business = business
         for name, make in self.business_querysets.items():
             self.filters[name].queryset = make(business)
+
+    @property
+    def form(self):
+        form = super().form
+        make_choices_safe(form)  # ?organization=<20 digits> is an invalid choice, not a 500
+        return form
 
 
 def _contacts(business):
