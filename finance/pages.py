@@ -11,6 +11,7 @@ from django.http import Http404
 from django.shortcuts import render
 from django.views import View
 
+from crm.audit import audit_for_object
 from crm.page_context import page_context
 from crm.tenancy import MemberRequiredMixin
 from crm.views import FilteredListView, preview
@@ -48,6 +49,13 @@ class InvoiceDetailView(MemberRequiredMixin, View):
             **page_context("invoice_detail", invoice=invoice, membership=self.membership),
             **(extra_context or {}),
         }, status=status)
+
+
+def invoice_history_context(*, invoice, membership) -> dict:
+    """The invoice page's history: the audit entries about it, oldest first: created,
+    push attempts and their outcomes, Stripe events and what each changed, actions and
+    who took them (crm.audit; the integration writes most of them)."""
+    return {"history": list(audit_for_object(business=invoice.business, obj=invoice))}
 
 
 # --- finance's sections of crm's pages --------------------------------------------------
