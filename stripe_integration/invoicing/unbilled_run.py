@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -66,7 +67,19 @@ def unbilled_preview(*, business: Business) -> UnbilledPreview:
 
 
 def invoice_run_active(*, business: Business) -> InvoiceRun | None:
-    return InvoiceRun.objects.filter(business=business, status=InvoiceRunStatus.RUNNING).first()
+    """The business's run under way: running, and heard from within the push lease (each
+    push it finishes touches it). One silent for longer lost its worker: see below."""
+    since = timezone.now() - timedelta(seconds=invoicing.lease_seconds())
+    return InvoiceRun.objects.filter(business=business, status=InvoiceRunStatus.RUNNING, updated_at__gte=since).first()
+
+
+def _end_stale_runs(business: Business) -> None:
+    """Runs whose worker died: marked stopped, so the next run can start (it resumes their
+    unsent invoices first, as the push sweep would)."""
+    since = timezone.now() - timedelta(seconds=invoicing.lease_seconds())
+    for run in InvoiceRun.objects.filter(business=business, status=InvoiceRunStatus.RUNNING, updated_at__lt=since):
+        _finish(run.pk, InvoiceRunStatus.FAILED,
+                error="No progress within the push lease: its worker stopped. The next run resumes its unsent invoices.")
 
 
 def invoice_run_start(*, business: Business, user, fingerprint: str, ip: str | None = None) -> InvoiceRun:
@@ -77,6 +90,7 @@ def invoice_run_start(*, business: Business, user, fingerprint: str, ip: str | N
         raise InvoicingError("This business is not connected to Stripe: connect it on the Stripe settings page first.")
     with transaction.atomic():
         Business.objects.select_for_update().filter(pk=business.pk).values_list("pk", flat=True).get()
+        _end_stale_runs(business)
         running = invoice_run_active(business=business)
         if running is not None:
             raise InvoicingError(f"Invoice run {running.pk} is still running: wait for it to finish.")

@@ -127,3 +127,22 @@ def test_invoice_run_not_connected(client, finance_a, business_a):
     assert "not connected to Stripe" in html and 'name="fingerprint"' not in html
     response = client.post(URL, {"fingerprint": unbilled_run.unbilled_preview(business=business_a).fingerprint}, follow=True)
     assert "not connected to Stripe" in response.content.decode() and Invoice.objects.count() == 0
+
+
+def test_invoice_run_stale_run_stops_blocking_after_the_lease(client, month, finance_a, business_a, settings,
+                                                            django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    settings.STRIPE_PUSH_LEASE_SECONDS = 60
+    dead = InvoiceRun.objects.create(business=business_a, started_by=finance_a, invoice_ids=[], made=0)
+    InvoiceRun.objects.filter(pk=dead.pk).update(updated_at=timezone.now() - timedelta(seconds=61))
+    assert unbilled_run.invoice_run_active(business=business_a) is None
+    fingerprint = unbilled_run.unbilled_preview(business=business_a).fingerprint
+    with django_capture_on_commit_callbacks(execute=True):
+        run = unbilled_run.invoice_run_start(business=business_a, user=finance_a, fingerprint=fingerprint)
+    dead.refresh_from_db()
+    assert dead.status == "failed" and "worker stopped" in dead.error
+    run.refresh_from_db()
+    assert run.status == "done" and run.pushed == 3
