@@ -13,7 +13,7 @@ from django.views import View
 from crm import selectors as crm_selectors
 from crm.models import Opportunity, Ticket
 from crm.tenancy import MemberRequiredMixin
-from crm.views import ServiceFormView
+from crm.views import ServiceFormView, apply_validation_error
 from finance import billables, selectors
 from finance.billable_forms import BillableForm
 from finance.money import quantize
@@ -126,6 +126,21 @@ class BillableUpdateView(_ListPriceMixin, ServiceFormView):
         if billable.status != BillableStatus.UNBILLED:
             return self._refuse(billable)
         return super().get(request, *args, **kwargs)
+
+    def post(self, request, *args, **kwargs):
+        # An invoiced billable is refused for that reason before the form is validated: the
+        # model's own checks (its bill-to and currency follow its invoice) would otherwise
+        # answer first, with a reason that is true but beside the point.
+        billable = self.fetch(selectors.billable_get, Billable)
+        if billable.status != BillableStatus.UNBILLED:
+            self.setup_instance()
+            form = self.get_form()
+            try:
+                billables.billable_update(billable=billable, data={})
+            except ValidationError as error:
+                apply_validation_error(form, error)
+            return self.form_invalid(form)
+        return super().post(request, *args, **kwargs)
 
     def _refuse(self, billable):
         where = f" on invoice {billable.invoice.number}" if billable.invoice_id else ""

@@ -177,7 +177,8 @@ def test_billable_update_service_refuses_invoiced_after_form_was_read(business_a
     # The page showed an unbilled billable; an invoice run takes it before Save.
     b = BillableFactory(business=business_a)
     stale = Billable.objects.get(pk=b.pk)
-    Billable.objects.filter(pk=b.pk).update(status=BillableStatus.INVOICED)
+    invoice = InvoiceFactory(business=business_a, bill_to=b.bill_to, currency=b.currency)
+    Billable.objects.filter(pk=b.pk).update(status=BillableStatus.INVOICED, invoice=invoice)  # a database rule
     with pytest.raises(billables.BillableReadOnly):
         billables.billable_update(billable=stale, data={"unit_price": Decimal("1")})
     with pytest.raises(billables.BillableReadOnly):
