@@ -292,7 +292,7 @@ def create(ctx, params):
         except StripeError as exc:
             exc.param = "refund_amount"
             raise
-        refund = new_refund(ctx, charge, refund_amount, metadata={"credit_note": note["id"]})
+        refund = new_refund(ctx, charge, refund_amount)
         note["refunds"].append({"amount_refunded": refund_amount, "refund": refund["id"], "type": "refund",
                                 "payment_record_refund": None})
     if credit_amount:
