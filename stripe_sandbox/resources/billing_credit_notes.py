@@ -240,7 +240,8 @@ def build(ctx, params: dict) -> tuple[dict, dict]:
         total=total,
         total_excluding_tax=total - exclusive - inclusive,
         total_taxes=[t for ln in lines for t in ln["taxes"]],
-        type="pre_payment" if post == 0 else "post_payment",
+        # "A pre_payment credit note means it was issued when the invoice was open" (spec).
+        type="post_payment" if invoice["status"] == "paid" else "pre_payment",
         voided_at=None,
     )
     for ln in lines:
