@@ -148,6 +148,10 @@ if not _field_keys:
     _field_keys = [base64.urlsafe_b64encode(hashlib.sha256(SECRET_KEY.encode()).digest()).decode()]
 FIELD_ENCRYPTION_KEYS = _field_keys
 
+# Where crm and services find the money rules (Stripe's currencies, precision, maximum):
+# a lower app names the higher module here rather than importing it (crm.money_fields).
+MONEY_RULES_MODULE = "finance.money"
+
 # --- Stripe ---------------------------------------------------------------------------
 # Unset STRIPE_SECRET_KEY = the offline sandbox (`make run` starts it and sets the bases).
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")

@@ -5,12 +5,16 @@ to every role of the business, their billables inline to owner/finance only.
 """
 from django.contrib import admin
 from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group
 from django.db.models import Count
 from django.urls import reverse
 from django.utils.html import format_html
 
 from crm.admin_base import BusinessScopedAdminMixin, BusinessScopedInlineMixin, format_money
+from crm.audit import AuditEntry
+from crm.choice_fields import SafeChoicesAdminMixin
 from crm.models import Business, Contact, Individual, Membership, Opportunity, Organization, Role, Ticket
 
 # --- businesses and members -------------------------------------------------------------
@@ -95,7 +99,7 @@ if admin.site.is_registered(User):
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(SafeChoicesAdminMixin, DjangoUserAdmin):
     """Django's user admin plus memberships, for superusers only: users span businesses, so
     no per-business role may list them (owners manage members on their business page)."""
 
@@ -115,6 +119,15 @@ class UserAdmin(DjangoUserAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return request.user.is_superuser
+
+
+if admin.site.is_registered(Group):
+    admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(SafeChoicesAdminMixin, DjangoGroupAdmin):
+    """Django's group admin; its permission choices refuse ids no row can have."""
 
 
 # --- contacts -----------------------------------------------------------------------
@@ -207,3 +220,26 @@ class TicketAdmin(BusinessScopedAdminMixin, admin.ModelAdmin):
     date_hierarchy = "created_at"
     autocomplete_fields = ("contact",)
     readonly_fields = ("created_at", "updated_at")
+
+
+# --- the audit log (issue 14): read-only ----------------------------------------------------
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(BusinessScopedAdminMixin, admin.ModelAdmin):
+    finance_only = True
+    list_display = ("created_at", "business", "user", "action", "object_label", "amount", "currency", "ip_address")
+    list_filter = ("action",)
+    search_fields = ("object_label", "object_id", "detail", "user__username")
+    date_hierarchy = "created_at"
+    list_select_related = ("business", "user")
+    readonly_fields = [f.name for f in AuditEntry._meta.fields]
+
+    # Entries are only ever added, by the service functions that act.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

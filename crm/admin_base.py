@@ -35,6 +35,7 @@ from django.db import models
 from django.forms.models import ModelChoiceField
 from django.utils.text import capfirst
 
+from crm.choice_fields import SafeChoicesAdminMixin
 from crm.models import FINANCE_ROLES, Business, Role
 from crm.tenancy import get_membership
 
@@ -166,8 +167,9 @@ class BusinessScopedFormSetMixin:
             field.choices = cache[name]
 
 
-class BusinessScopedBase:
-    """What ModelAdmins and inlines share: roles, querysets, foreign-key choices."""
+class BusinessScopedBase(SafeChoicesAdminMixin):
+    """What ModelAdmins and inlines share: roles, querysets, foreign-key choices (which
+    also refuse a posted key that cannot name a row: `crm.choice_fields`)."""
 
     business_field = "business"
     finance_only = False

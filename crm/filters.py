@@ -6,6 +6,8 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.db.models import Q
 
+from crm.audit import ACTION_LABELS, AuditEntry
+from crm.choice_fields import make_choices_safe
 from crm.models import Contact, ContactKind, Opportunity, Organization, Ticket
 
 
@@ -20,6 +22,12 @@ class BusinessFilterSet(django_filters.FilterSet):
         self.business = business
         for name, make in self.business_querysets.items():
             self.filters[name].queryset = make(business)
+
+    @property
+    def form(self):
+        form = super().form
+        make_choices_safe(form)  # ?organization=<20 digits> is an invalid choice, not a 500
+        return form
 
 
 def _contacts(business):
@@ -102,3 +110,31 @@ class TicketFilter(BusinessFilterSet):
         fields = ["q", "status", "priority", "contact"]
 
     filter_q = staticmethod(_search(["subject", "description", "contact__name"]))
+
+
+class AuditFilter(BusinessFilterSet):
+    """The audit log page (crm.audit_views)."""
+
+    q = django_filters.CharFilter(label="Search", method="filter_q",
+                                  widget=forms.TextInput(attrs={"placeholder": "Object, detail or user", "type": "search"}))
+    action = django_filters.ChoiceFilter(choices=[], empty_label="Any action")
+    user = django_filters.ModelChoiceFilter(queryset=get_user_model().objects.none(), empty_label="Anyone")
+    date_from = django_filters.DateFilter(field_name="created_at", lookup_expr="date__gte", label="From",
+                                          widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = django_filters.DateFilter(field_name="created_at", lookup_expr="date__lte", label="To",
+                                        widget=forms.DateInput(attrs={"type": "date"}))
+
+    business_querysets = {
+        "user": lambda b: get_user_model().objects.filter(memberships__business=b).order_by("username"),
+    }
+
+    class Meta:
+        model = AuditEntry
+        fields = ["q", "action", "user", "date_from", "date_to"]
+
+    def __init__(self, data=None, *args, business, **kwargs):
+        super().__init__(data, *args, business=business, **kwargs)
+        used = AuditEntry.objects.filter(business=business).order_by().values_list("action", flat=True).distinct()
+        self.filters["action"].extra["choices"] = [(a, ACTION_LABELS.get(a, a)) for a in sorted(set(used))]
+
+    filter_q = staticmethod(_search(["object_label", "object_id", "detail", "user__username"]))

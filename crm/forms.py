@@ -3,6 +3,7 @@ to it, so a crafted POST with another business's id fails as "not a valid choice
 The forms only validate input; crm.services does the writes."""
 from django import forms
 
+from crm.choice_fields import make_choices_safe
 from crm.models import Contact, Individual, Opportunity, Organization, Ticket
 from crm.selectors import member_users
 
@@ -16,6 +17,7 @@ class BusinessModelForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.business = business
         self.limit_choices(business)
+        make_choices_safe(self)  # a posted id no row can have is "not a valid choice", not a 500
 
     def limit_choices(self, business):
         pass

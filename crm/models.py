@@ -13,7 +13,10 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 
-currency_validator = RegexValidator(r"^[A-Z]{3}$", "Use a three-letter ISO 4217 code, e.g. USD.")
+from crm.money_fields import CurrencyField, CurrencyValidator
+
+# Upper-case ISO 4217 codes that Stripe supports (see crm.money_fields).
+currency_validator = CurrencyValidator()
 country_validator = RegexValidator(r"^[A-Z]{2}$", "Use a two-letter ISO 3166 country code, e.g. GB.")
 
 
@@ -31,7 +34,7 @@ class Business(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(unique=True)
     country = models.CharField(max_length=2, validators=[country_validator])
-    default_currency = models.CharField(max_length=3, default="USD", validators=[currency_validator])
+    default_currency = CurrencyField(default="USD")
     finance_enabled = models.BooleanField(default=False, help_text="Billing, invoices and the Stripe integration.")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -174,7 +177,7 @@ class Opportunity(BusinessOwned):
     title = models.CharField(max_length=200)
     stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.LEAD)
     value = models.DecimalField(max_digits=18, decimal_places=3, null=True, blank=True)
-    currency = models.CharField(max_length=3, blank=True, validators=[currency_validator])
+    currency = CurrencyField(blank=True)
     close_date = models.DateField(null=True, blank=True)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
@@ -214,3 +217,7 @@ class Ticket(BusinessOwned):
 
     def clean(self):
         self.check_same_business(contact=getattr(self, "contact", None))
+
+
+# The audit log lives in its own module (crm.audit); imported here so Django finds the model.
+from crm.audit import AuditEntry  # noqa: E402,F401

@@ -13,9 +13,10 @@ from django.views import View
 from django.views.generic import FormView, ListView, TemplateView
 
 from crm import selectors, services
+from crm.choice_fields import is_possible_key
 from crm.filters import ContactFilter, OpportunityFilter, TicketFilter
 from crm.forms import IndividualForm, OpportunityForm, OrganizationForm, TicketForm
-from crm.models import Contact, ContactKind, Individual, Opportunity, Organization, Ticket
+from crm.models import Business, Contact, ContactKind, Individual, Opportunity, Organization, Ticket
 from crm.page_context import page_context
 from crm.tenancy import SESSION_KEY, MemberRequiredMixin
 
@@ -174,9 +175,10 @@ class SwitchBusinessView(MemberRequiredMixin, View):
     http_method_names = ["post"]
 
     def post(self, request):
-        membership = get_object_or_404(
-            selectors.membership_list(user=request.user), business_id=request.POST.get("business")
-        )
+        business_id = request.POST.get("business")
+        if not is_possible_key(Business._meta.pk, business_id):
+            raise Http404("No such business.")
+        membership = get_object_or_404(selectors.membership_list(user=request.user), business_id=business_id)
         request.session[SESSION_KEY] = membership.business_id
         messages.info(request, f"Now working in {membership.business}.")
         return redirect("ui:home")

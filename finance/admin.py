@@ -248,6 +248,9 @@ class InvoiceAdmin(DefaultCurrencyMixin, BusinessScopedAdminMixin, admin.ModelAd
 
     def get_readonly_fields(self, request, obj=None):
         readonly = super().get_readonly_fields(request, obj)
+        if obj is not None:
+            # Bill-to and currency follow from the billables (Invoice.check_follows_billables).
+            readonly += [name for name in ("bill_to", "currency") if name not in readonly]
         if obj is not None and obj.status != InvoiceStatus.DRAFT:
             # Finalized at Stripe: what the customer was sent can't change here.
             readonly += [name for name in self.editable_field_names(request) if name not in readonly]

@@ -12,10 +12,30 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-from crm.models import BusinessOwned, Contact, Opportunity, Ticket, currency_validator
+from crm.models import BusinessOwned, Contact, Opportunity, Ticket
+from crm.money_fields import CurrencyField, check_money
 from services.models import Service
 
 MONEY = {"max_digits": 18, "decimal_places": 3}
+
+
+def line_rules(prefix, *, discount_amount=False):
+    """Database checks of a priced line (billable, invoice line): positive quantity,
+    non-negative unit price (credits are a line type, not a negative price), VAT and a
+    discount percent within 0-100, and a non-negative discount amount."""
+    rules = [
+        ("quantity_positive", Q(quantity__gt=0), "The quantity must be more than 0."),
+        ("unit_price_not_negative", Q(unit_price__isnull=True) | Q(unit_price__gte=0),
+         "The unit price cannot be negative (a credit is a line type)."),
+        ("vat_rate_0_100", Q(vat_rate__gte=0, vat_rate__lte=100), "The VAT rate is between 0 and 100 %."),
+        ("discount_percent_0_100", Q(discount_percent__isnull=True) | Q(discount_percent__gte=0, discount_percent__lte=100),
+         "The discount percent is between 0 and 100."),
+    ]
+    if discount_amount:
+        rules.append(("discount_amount_not_negative", Q(discount_amount__isnull=True) | Q(discount_amount__gte=0),
+                      "The discount amount cannot be negative."))
+    return [models.CheckConstraint(condition=condition, name=f"{prefix}_{name}", violation_error_message=message)
+            for name, condition, message in rules]
 
 
 def money_field(**kwargs):
@@ -55,7 +75,7 @@ class Billable(BusinessOwned):
         help_text="Leave empty to use the service's list price in this currency; set it for a negotiated rate.",
     )
     uses_list_price = models.BooleanField(default=False, editable=False)
-    currency = models.CharField(max_length=3, validators=[currency_validator])
+    currency = CurrencyField()
     discount_percent = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(100)])
     discount_amount = models.DecimalField(**MONEY, null=True, blank=True, validators=[MinValueValidator(0)])
     vat_rate = models.DecimalField("VAT rate (%)", max_digits=5, decimal_places=2, default=Decimal("0"), validators=[MinValueValidator(0), MaxValueValidator(100)])
@@ -79,6 +99,14 @@ class Billable(BusinessOwned):
                 name="billable_one_discount_kind",
                 violation_error_message="Give a discount as a percent or as an amount, not both.",
             ),
+            # The field validators' rules, kept by the database too, so bulk_create, update()
+            # and another process cannot break them (issue 12, item 13).
+            *line_rules("billable", discount_amount=True),
+            models.CheckConstraint(
+                condition=~Q(status=BillableStatus.INVOICED) | Q(invoice__isnull=False),
+                name="billable_invoiced_has_invoice",
+                violation_error_message="An invoiced billable is on an invoice.",
+            ),
         ]
 
     def __str__(self):
@@ -89,8 +117,12 @@ class Billable(BusinessOwned):
             bill_to=getattr(self, "bill_to", None), opportunity=self.opportunity,
             ticket=self.ticket, service=self.service,
         )
-        if self.currency:
-            self.currency = self.currency.upper()
+        if self.invoice_id is not None:
+            # On an invoice: its bill-to and currency are the invoice's (Invoice.check_follows_billables).
+            invoice = self.invoice
+            if self.bill_to_id != invoice.bill_to_id or self.currency != invoice.currency:
+                raise ValidationError(f"This billable is on {invoice.number} (billed to {invoice.bill_to}, "
+                                      f"in {invoice.currency}): its bill-to and currency cannot change.")
         if self.unit_price is None:
             price = self.service.prices.filter(currency=self.currency).first() if self.service_id else None
             if price is None:
@@ -102,6 +134,21 @@ class Billable(BusinessOwned):
             self.uses_list_price = price is not None and price.amount == self.unit_price
         if not self.description and self.service_id:
             self.description = self.service.name
+        # Refused where they are typed: amounts Stripe would not take (issue 12).
+        check_money(self.currency, per_unit=("unit_price",), unit_price=self.unit_price,
+                    discount_amount=self.discount_amount)
+        self.check_line_amount()
+
+    def check_line_amount(self):
+        """The line as a whole (quantity x price, less discount, plus VAT) within Stripe's maximum."""
+        from finance.money import AmountOutOfRange
+
+        try:
+            self.amounts
+        except AmountOutOfRange as exc:
+            raise ValidationError({"quantity": f"{str(exc)[:1].upper()}{str(exc)[1:]}."}) from None
+        except (TypeError, ValueError):
+            pass  # a field or the currency is invalid: its own message says so
 
     @property
     def amounts(self):
@@ -182,7 +229,7 @@ class InvoicePushStep(models.TextChoices):
 class Invoice(BusinessOwned):
     number = models.CharField(max_length=40, help_text="Local invoice number.")
     bill_to = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="invoices")
-    currency = models.CharField(max_length=3, validators=[currency_validator])
+    currency = CurrencyField()
     status = models.CharField(max_length=16, choices=InvoiceStatus.choices, default=InvoiceStatus.DRAFT, db_index=True)
     collection_method = models.CharField(max_length=24, choices=CollectionMethod.choices, default=CollectionMethod.SEND_INVOICE)
     due_date = models.DateField(null=True, blank=True)
@@ -227,6 +274,12 @@ class Invoice(BusinessOwned):
     class Meta:
         ordering = ["-created_at"]
         constraints = [models.UniqueConstraint(fields=["business", "number"], name="uniq_invoice_number_per_business")]
+        # The Invoices page, money owed and aging (issue 14): open invoices by due date,
+        # and the list's default order.
+        indexes = [
+            models.Index(fields=["business", "status", "due_date"], name="invoice_biz_status_due"),
+            models.Index(fields=["business", "created_at"], name="invoice_biz_created"),
+        ]
 
     def __str__(self):
         return self.number
@@ -242,8 +295,24 @@ class Invoice(BusinessOwned):
 
     def clean(self):
         self.check_same_business(bill_to=getattr(self, "bill_to", None))
-        if self.currency:
-            self.currency = self.currency.upper()
+        self.check_follows_billables()
+
+    def check_follows_billables(self):
+        """Bill-to and currency follow from the invoice's billables and lines (issue 12): once
+        it has any, they are fixed, or the push would bill another customer in another
+        currency than the billables say (a 100.00 USD billable sent as 100 JPY)."""
+        if self.pk is None:
+            return
+        stored = Invoice.objects.filter(pk=self.pk).values("bill_to_id", "currency").first()
+        if stored is None:
+            return
+        changed = {}
+        if self.bill_to_id != stored["bill_to_id"]:
+            changed["bill_to"] = "The bill-to of an invoice follows from its billables; it cannot change once it has them."
+        if self.currency != stored["currency"]:
+            changed["currency"] = "The currency of an invoice follows from its billables; it cannot change once it has them."
+        if changed and (self.lines.exists() or self.billables.exists()):
+            raise ValidationError(changed)
 
 
 class InvoiceLine(BusinessOwned):
@@ -270,6 +339,11 @@ class InvoiceLine(BusinessOwned):
 
     class Meta:
         ordering = ["invoice", "position"]
+        constraints = [
+            *line_rules("invoiceline"),
+            models.UniqueConstraint(fields=["invoice", "position"], name="uniq_invoiceline_position",
+                                    violation_error_message="An invoice has one line per position."),
+        ]
 
 
 class PaymentStatus(models.TextChoices):
@@ -306,7 +380,7 @@ class OutOfBandMethod(models.TextChoices):
 class Payment(BusinessOwned):
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="payments")
     amount = money_field()
-    currency = models.CharField(max_length=3, validators=[currency_validator])
+    currency = CurrencyField()
     status = models.CharField(max_length=20, choices=PaymentStatus.choices, default=PaymentStatus.PENDING, db_index=True)
     method = models.CharField(max_length=16, choices=PaymentMethod.choices, default=PaymentMethod.CARD)
     card_brand = models.CharField(max_length=20, blank=True)
@@ -328,6 +402,13 @@ class Payment(BusinessOwned):
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            # Marking an invoice paid outside Stripe records one payment (a replayed click or
+            # webhook records nothing more); the database keeps it so under concurrency too.
+            models.UniqueConstraint(fields=["invoice"], condition=Q(method=PaymentMethod.OUT_OF_BAND),
+                                    name="uniq_out_of_band_payment_per_invoice",
+                                    violation_error_message="This invoice already has a payment made outside Stripe."),
+        ]
 
     def __str__(self):
         return f"{self.amount} {self.currency} ({self.status})"
@@ -339,12 +420,13 @@ class Payment(BusinessOwned):
 
     def clean(self):
         self.check_same_business(invoice=getattr(self, "invoice", None))
+        check_money(self.currency, amount=self.amount)
 
 
 class Refund(BusinessOwned):
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
     amount = money_field()
-    currency = models.CharField(max_length=3, validators=[currency_validator])
+    currency = CurrencyField()
     reason = models.CharField(max_length=200, blank=True)
     status = models.CharField(max_length=20, default="succeeded")
     stripe_refund_id = models.CharField(max_length=255, null=True, blank=True, unique=True)
@@ -357,6 +439,7 @@ class Refund(BusinessOwned):
 
     def clean(self):
         self.check_same_business(payment=getattr(self, "payment", None))
+        check_money(self.currency, amount=self.amount)
 
 
 # --- disputes (issue 13) ---------------------------------------------------------------
@@ -416,7 +499,7 @@ class Dispute(BusinessOwned):
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="disputes")
     stripe_id = models.CharField(max_length=255, unique=True)
     amount = money_field(validators=[MinValueValidator(0)])
-    currency = models.CharField(max_length=3, validators=[currency_validator])
+    currency = CurrencyField()
     reason = models.CharField(max_length=40, blank=True)
     status = models.CharField(max_length=24, choices=DisputeStatus.choices, db_index=True)
     evidence_due_by = models.DateTimeField(null=True, blank=True)
@@ -452,5 +535,5 @@ class Dispute(BusinessOwned):
 
     def clean(self):
         self.check_same_business(payment=getattr(self, "payment", None), invoice=getattr(self, "invoice", None))
-        if self.currency:
-            self.currency = self.currency.upper()
+        check_money(self.currency, amount=self.amount, fee=self.fee, funds_withdrawn=self.funds_withdrawn,
+                    funds_reinstated=self.funds_reinstated)

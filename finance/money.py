@@ -34,14 +34,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from decimal import (ROUND_HALF_UP, Context, Decimal, DivisionByZero, InvalidOperation,
+from decimal import (ROUND_DOWN, ROUND_HALF_UP, Context, Decimal, DivisionByZero, InvalidOperation,
                      Overflow, localcontext)
 from typing import Iterable
 
 __all__ = [
     "SUPPORTED_CURRENCIES", "ZERO_DECIMAL_CURRENCIES", "THREE_DECIMAL_CURRENCIES",
-    "WHOLE_UNIT_TWO_DECIMAL_CURRENCIES", "UnsupportedCurrency", "NotRepresentable",
-    "normalize_currency", "exponent", "decimal_places", "quantize", "is_representable",
+    "WHOLE_UNIT_TWO_DECIMAL_CURRENCIES", "MAX_MINOR_AMOUNT", "UnsupportedCurrency", "NotRepresentable",
+    "AmountOutOfRange", "normalize_currency", "max_amount", "check_amount", "exponent", "decimal_places", "quantize", "is_representable",
     "require_representable", "to_minor", "from_minor", "is_valid_minor",
     "LineInput", "LineAmounts", "Totals", "compute_line", "invoice_totals", "tax_places", "minor_units",
     "format_money",
@@ -76,6 +76,15 @@ SUPPORTED_CURRENCIES = frozenset("""
     ugx uyu uzs vnd vuv wst xaf xcd xof xpf yer zar zmw
 """.split()) | ZERO_DECIMAL_CURRENCIES | THREE_DECIMAL_CURRENCIES
 
+# The largest amount Stripe takes in one charge, in minor units. Stripe's API reference
+# (spec3.json, e.g. PaymentIntent `amount`): "The amount value supports up to eight digits
+# (e.g., a value of 99999999 for a USD charge of $999,999.99)"; also
+# docs.stripe.com/currencies#minimum-and-maximum-charge-amounts. An invoice is paid by
+# one such charge, so no amount typed for one, and no invoice line, may be larger. The
+# same 8 digits apply to every currency here (Stripe's page allows more for a few, e.g.
+# IDR; keeping them at 8 digits refuses some amounts Stripe would take, never the reverse).
+MAX_MINOR_AMOUNT = 99_999_999
+
 _CODE = re.compile(r"[A-Za-z]{3}")
 _GRID = {0: Decimal(1), 2: Decimal("0.01"), 3: Decimal("0.001")}
 _HUNDRED = Decimal(100)
@@ -91,6 +100,10 @@ class UnsupportedCurrency(ValueError):
 
 class NotRepresentable(ValueError):
     """The amount has more precision than Stripe accepts for its currency."""
+
+
+class AmountOutOfRange(ValueError):
+    """The amount is larger than Stripe accepts for its currency (MAX_MINOR_AMOUNT)."""
 
 
 def normalize_currency(code: str) -> str:
@@ -170,6 +183,32 @@ def require_representable(amount: Decimal, currency: str) -> Decimal:
             f"{d} {normalize_currency(currency).upper()} cannot be charged exactly; "
             f"Stripe accepts {decimal_places(currency)} decimal place(s), nearest is {q}")
     return q
+
+
+def max_amount(currency: str) -> Decimal:
+    """The largest amount Stripe takes for `currency`, at app precision: USD 999,999.99,
+    JPY 99,999,999, KWD 99,999.99, ISK 999,999."""
+    largest = Decimal(MAX_MINOR_AMOUNT).scaleb(-exponent(currency), context=_CTX)
+    return largest.quantize(_GRID[decimal_places(currency)], rounding=ROUND_DOWN, context=_CTX)
+
+
+def check_amount(amount: Decimal, currency: str, *, name: str = "amount", per_unit: bool = False) -> Decimal:
+    """An amount as typed for `currency`: at most ``max_amount`` either way, and no finer
+    than Stripe accepts. An amount charged as such (a price, a discount, a payment) keeps
+    the app precision (``decimal_places``: KWD 2, ISK 0); a unit price (``per_unit``) may
+    use the currency's full exponent (KWD 1.235, sent as ``unit_amount_decimal``), as the
+    line it makes is rounded once. Returns the amount unchanged; raises AmountOutOfRange,
+    NotRepresentable or UnsupportedCurrency with a message that says why."""
+    d = _dec(amount, name)
+    code = normalize_currency(currency).upper()
+    largest = max_amount(currency)
+    if abs(d) > largest:
+        raise AmountOutOfRange(f"{name} {d:,f} {code} is more than Stripe accepts: at most {largest:,f} {code}")
+    places = exponent(currency) if per_unit else decimal_places(currency)
+    if _round(d, places) != d:
+        raise NotRepresentable(f"{name} {d:f} {code} has more decimals than {code} allows "
+                               f"({places} decimal place{'' if places == 1 else 's'})")
+    return d
 
 
 def to_minor(amount: Decimal, currency: str, *, strict: bool = False) -> int:
@@ -370,6 +409,10 @@ def compute_line(line: LineInput) -> LineAmounts:
             net = gross - discount
             tax = _round(net * rate / _HUNDRED, tplaces)
             total = net + tax
+    largest = max_amount(c)
+    if max(gross, total) > largest:
+        raise AmountOutOfRange(f"the line comes to {max(gross, total):,f} {c.upper()}, more than Stripe accepts "
+                               f"(at most {largest:,f} {c.upper()})")
     sign = -1 if line.is_credit else 1
     figures = [_round(sign * v, p) for v, p in ((gross, places), (discount, places), (net, tplaces), (tax, tplaces),
                                                   (total, tplaces))]

@@ -1,8 +1,10 @@
 """The service catalog: what a business sells, with one price per currency."""
 from django.core.validators import MinValueValidator
 from django.db import models
+from django.db.models import Q
 
-from crm.models import BusinessOwned, currency_validator
+from crm.models import BusinessOwned
+from crm.money_fields import CurrencyField, check_money
 
 
 class Service(BusinessOwned):
@@ -28,15 +30,20 @@ class Service(BusinessOwned):
 
 class ServicePrice(BusinessOwned):
     service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="prices")
-    currency = models.CharField(max_length=3, validators=[currency_validator])
+    currency = CurrencyField()
     amount = models.DecimalField(max_digits=18, decimal_places=3, validators=[MinValueValidator(0)])
 
     class Meta:
         ordering = ["service", "currency"]
-        constraints = [models.UniqueConstraint(fields=["service", "currency"], name="uniq_service_price_currency")]
+        constraints = [
+            models.UniqueConstraint(fields=["service", "currency"], name="uniq_service_price_currency"),
+            models.CheckConstraint(condition=Q(amount__gte=0), name="serviceprice_amount_not_negative",
+                                   violation_error_message="A price cannot be negative."),
+        ]
 
     def __str__(self):
         return f"{self.amount} {self.currency}"
 
     def clean(self):
         self.check_same_business(service=getattr(self, "service", None))
+        check_money(self.currency, amount=self.amount)

@@ -3,7 +3,7 @@ from decimal import Decimal
 import factory
 
 from crm.tests.factories import BusinessFactory, IndividualFactory
-from finance.models import Billable, Dispute, Invoice, InvoiceLine, Payment, Refund
+from finance.models import Billable, BillableStatus, Dispute, Invoice, InvoiceLine, Payment, Refund
 
 
 class BillableFactory(factory.django.DjangoModelFactory):
@@ -16,6 +16,15 @@ class BillableFactory(factory.django.DjangoModelFactory):
     quantity = Decimal("1")
     unit_price = Decimal("100.00")
     currency = "USD"
+    status = BillableStatus.UNBILLED
+    # An invoiced billable is on an invoice (a database rule): one of its own unless given.
+    invoice = factory.Maybe(
+        factory.LazyAttribute(lambda o: o.status == BillableStatus.INVOICED),
+        yes_declaration=factory.SubFactory(
+            "finance.tests.factories.InvoiceFactory", business=factory.SelfAttribute("..business"),
+            bill_to=factory.SelfAttribute("..bill_to"), currency=factory.SelfAttribute("..currency")),
+        no_declaration=None,
+    )
 
 
 class InvoiceFactory(factory.django.DjangoModelFactory):
@@ -34,6 +43,7 @@ class InvoiceLineFactory(factory.django.DjangoModelFactory):
 
     invoice = factory.SubFactory(InvoiceFactory)
     business = factory.SelfAttribute("invoice.business")
+    position = factory.Sequence(lambda n: n + 1)  # one line per position (a database rule)
     description = "Line"
     quantity = Decimal("1")
     unit_price = Decimal("100.00")

@@ -1,12 +1,12 @@
 """Line and invoice totals (finance.money.compute_line / invoice_totals). Pure Python."""
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from finance.money import (
-    is_valid_minor, minor_units,
+    AmountOutOfRange, is_valid_minor, max_amount, minor_units,
     LineAmounts, LineInput, Totals, UnsupportedCurrency, compute_line, from_minor,
     invoice_totals, is_representable, quantize, to_minor,
 )
@@ -202,6 +202,9 @@ CURRENCIES = ["usd", "EUR", "jpy", "KRW", "vnd", "kwd", "BHD", "isk", "huf"]
 def line_inputs(draw, currency):
     qty = D(draw(st.integers(1, 10**6))).scaleb(-draw(st.integers(0, 3)))
     price = D(draw(st.integers(0, 10**9))).scaleb(-draw(st.integers(0, 4)))
+    # Lines Stripe accepts: at most max_amount with up to 30 % VAT on top (larger ones are
+    # refused, see test_compute_line_refuses_a_line_beyond_stripes_maximum).
+    price = min(price, (max_amount(currency) / qty / D("1.3")).quantize(D("0.0001"), rounding=ROUND_DOWN))
     kw = dict(vat_rate=D(draw(st.integers(0, 3000))).scaleb(-2),
               prices_include_vat=draw(st.booleans()), is_credit=draw(st.booleans()))
     kind = draw(st.sampled_from(["none", "percent", "amount"]))
@@ -270,3 +273,14 @@ def test_compute_line_credit_mirrors_charge(li):
     fields["is_credit"] = not li.is_credit
     a, b = compute_line(li), compute_line(LineInput(**fields))
     assert (a.gross, a.discount, a.net, a.tax, a.total) == (-b.gross, -b.discount, -b.net, -b.tax, -b.total)
+
+
+@pytest.mark.parametrize("currency, price, vat", [("USD", "1000000.00", "0"), ("USD", "900000.00", "20"),
+                                                  ("JPY", "100000000", "0"), ("KWD", "100000.00", "0")])
+def test_compute_line_refuses_a_line_beyond_stripes_maximum(currency, price, vat):
+    with pytest.raises(AmountOutOfRange, match="more than Stripe accepts"):
+        compute_line(LineInput(quantity=D("1"), unit_price=D(price), currency=currency, vat_rate=D(vat)))
+
+
+def test_compute_line_takes_stripes_maximum_itself():
+    assert compute_line(LineInput(quantity=D("1"), unit_price=D("999999.99"), currency="USD")).total == D("999999.99")

@@ -23,6 +23,7 @@ from django.utils.html import format_html, format_html_join
 from finance.invoices import NothingToInvoice, billables_for_invoicing, invoice_draft, invoice_release_billables
 from finance.models import Invoice, InvoicePushStatus
 from finance.money import format_money, from_minor
+from finance.validators import po_number_problem
 
 
 class BillableInvoicingMixin:
@@ -39,10 +40,14 @@ class BillableInvoicingMixin:
         businesses = {b.pk: b for b in _businesses(by_business)}
         if request.POST.get("apply"):
             made = 0
+            po_number = request.POST.get("po_number", "").strip()
+            if problem := po_number_problem(po_number):
+                self.message_user(request, f"{problem} Nothing was sent.", messages.ERROR)
+                return None
             for business_id, ids in by_business.items():
                 try:
                     result = invoices_generate(business=businesses[business_id], billable_ids=ids,
-                                               po_number=request.POST.get("po_number", "")[:100],
+                                               po_number=po_number,
                                                approved=request.POST.get("approved") == "on")
                 except NothingToInvoice as exc:
                     self.message_user(request, f"{businesses[business_id]}: {exc}", messages.ERROR)

@@ -12,9 +12,11 @@ from django.shortcuts import redirect, render  # noqa: E402
 from django.utils.http import url_has_allowed_host_and_scheme  # noqa: E402
 from django.views import View  # noqa: E402
 
+from crm.audit import client_ip  # noqa: E402
 from crm.tenancy import MemberRequiredMixin  # noqa: E402
 from finance.invoices import NothingToInvoice, billables_for_invoicing, invoice_draft  # noqa: E402
 from finance.models import Invoice  # noqa: E402
+from finance.validators import po_number_problem  # noqa: E402
 from finance.pages import InvoiceDetailView  # noqa: E402
 
 from ..models import IntegrationSettings  # noqa: E402
@@ -27,15 +29,18 @@ def _selected_ids(request) -> list[int]:
     ids = []
     for value in request.POST.getlist("billables"):
         try:
-            ids.append(int(value))
+            number = int(value)
         except (TypeError, ValueError):
             continue
+        if 0 < number < 2**63:  # no row has another id; SQLite can't even compare a larger one
+            ids.append(number)
     return ids
 
 
 def _back(request, fallback="ui:billable_list"):
     target = request.POST.get("next") or request.GET.get("next")
-    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+    # Only a path ("/contacts/3/"): anything else would be taken for a URL name by redirect().
+    if target and target.startswith("/") and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
         return target
     from django.urls import reverse
 
@@ -69,9 +74,13 @@ class InvoiceSendView(MemberRequiredMixin, View):
 
     def post(self, request):
         ids = _selected_ids(request)
+        po_number = request.POST.get("po_number", "").strip()
+        if problem := po_number_problem(po_number):
+            messages.error(request, f"{problem} Nothing was sent.")
+            return redirect(_back(request))
         try:
-            result = invoices_generate(business=self.business, billable_ids=ids,
-                                       po_number=request.POST.get("po_number", "")[:100],
+            result = invoices_generate(business=self.business, billable_ids=ids, user=request.user, ip=client_ip(request),
+                                       po_number=po_number,
                                        approved=request.POST.get("approved") == "on")
         except NothingToInvoice as exc:
             messages.error(request, f"{exc} Nothing was sent.")
@@ -101,7 +110,8 @@ class InvoiceActionView(MemberRequiredMixin, View):
                 return InvoiceDetailView.get(self, request, pk, extra_context={"out_of_band_form": form}, status=400)
             details = form.details()
         try:
-            message = invoice_action(invoice=invoice, action=action, user=request.user, out_of_band=details)
+            message = invoice_action(invoice=invoice, action=action, user=request.user, out_of_band=details,
+                                     ip=client_ip(request))
         except InvoicingError as exc:
             messages.error(request, exc.message)
         else:

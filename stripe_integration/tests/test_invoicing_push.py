@@ -94,7 +94,7 @@ def test_push_uses_catalog_price_for_list_price_and_inline_price_for_negotiated(
     catalog.service_sync(connection=conn, service=service)
     listed = h.billable(business_a, contact, service=service, unit_price=None, description="")
     negotiated = h.billable(business_a, contact, service=service, unit_price=D("400.00"), description="Audit (deal)")
-    adhoc = h.billable(business_a, contact, unit_price=D("12.345"), quantity=D("2"), description="Ad hoc")
+    adhoc = h.billable(business_a, contact, unit_price=D("12.35"), quantity=D("2"), description="Ad hoc")
     assert listed.uses_list_price and not negotiated.uses_list_price
     (invoice,) = _push_all(business_a, [listed.pk, negotiated.pk, adhoc.pk])
     price_id = catalog.price_id_for(connection=conn, service=service, currency="USD", amount=D("450.00"))
@@ -103,7 +103,7 @@ def test_push_uses_catalog_price_for_list_price_and_inline_price_for_negotiated(
     deal = lines["Audit (deal)"]["pricing"]
     assert deal["price_details"]["price"] != price_id and deal["unit_amount_decimal"] == "40000"
     assert deal["price_details"]["product"] == service.stripe_syncs.get().stripe_product_id  # the service's product
-    assert lines["Ad hoc"]["pricing"]["unit_amount_decimal"] == "1234.5" and lines["Ad hoc"]["amount"] == 2469
+    assert lines["Ad hoc"]["pricing"]["unit_amount_decimal"] == "1235" and lines["Ad hoc"]["amount"] == 2470
 
 
 def test_tax_rates_and_coupons_are_made_once_and_reused(env, business_a):

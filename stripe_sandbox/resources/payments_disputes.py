@@ -85,14 +85,15 @@ def open_dispute_if_test_card(ctx, charge: dict, behaviour: str | None) -> dict 
     charge = ctx.get("charge", charge["id"])
     charge["disputed"] = True
     ctx.save(charge)
-    ctx.emit("charge.dispute.created", dispute)
-    if not inquiry:
-        _withdraw(ctx, dispute)
+    if inquiry:
+        ctx.emit("charge.dispute.created", dispute)
+    else:  # the dispute already shows the withdrawal when it is announced
+        _withdraw(ctx, dispute, announce=lambda: ctx.emit("charge.dispute.created", dispute))
     schedule(ctx, at=now + EVIDENCE_DUE_SECONDS, kind="dispute_due", dispute=did)
     return dispute
 
 
-def _withdraw(ctx, dispute: dict) -> None:
+def _withdraw(ctx, dispute: dict, announce=None) -> None:
     fee = dispute_fee(dispute["currency"])
     txn = new_balance_transaction(
         ctx, amount=-dispute["amount"], currency=dispute["currency"], source=dispute["id"], kind="adjustment",
@@ -102,6 +103,8 @@ def _withdraw(ctx, dispute: dict) -> None:
     dispute["balance_transactions"].append(copy_json(txn))
     dispute["is_charge_refundable"] = False
     ctx.save(dispute)
+    if announce is not None:
+        announce()
     ctx.emit("charge.dispute.funds_withdrawn", dispute)
 
 

@@ -154,3 +154,11 @@ def test_dispute_card_number_typed_in_opens_a_dispute(sandbox):
         "number": "4000 0000 0000 0259", "exp_month": 12, "exp_year": 2040, "cvc": "123"}})
     _, charge_id = _pay(client, pm.id, amount=900)
     assert _dispute_of(client, charge_id).amount == 900
+
+
+def test_dispute_created_event_already_shows_the_withdrawal(sandbox):
+    client = sandbox.client()
+    _pay(client, "pm_card_createDispute", amount=3000)
+    created = client.v1.events.list(params={"type": "charge.dispute.created"}).data[0]
+    (txn,) = created.data.object.balance_transactions
+    assert (txn.amount, txn.fee) == (-3000, 1500)
