@@ -13,7 +13,7 @@ from django.utils.html import format_html
 from crm.admin_base import BusinessScopedAdminMixin, BusinessScopedInlineMixin
 from crm.admin_extensions import admin_extend
 from crm.models import Individual, Opportunity, Organization, Ticket
-from finance.models import Billable, BillableStatus, Invoice, InvoiceLine, InvoiceStatus, Payment, Refund
+from finance.models import Billable, BillableStatus, Dispute, Invoice, InvoiceLine, InvoiceStatus, Payment, Refund
 from finance.money import format_money
 
 
@@ -339,6 +339,31 @@ class RefundAdmin(BusinessScopedAdminMixin, admin.ModelAdmin):
     @admin.display(description="invoice", ordering="payment__invoice__number")
     def invoice(self, obj):
         return obj.payment.invoice
+
+
+@admin.register(Dispute)
+class DisputeAdmin(BusinessScopedAdminMixin, admin.ModelAdmin):
+    """Read-only: disputes come from Stripe's dispute events and are answered in Stripe."""
+
+    finance_only = True
+    list_display = ("stripe_id", "invoice", "status", "reason", "amount_display", "fee_display",
+                    "evidence_due_by", "evidence_submitted", "opened_at", "closed_at")
+    list_select_related = ("invoice",)
+    list_filter = ("status", "reason", "currency", "evidence_due_by")
+    search_fields = ("stripe_id", "invoice__number", "invoice__bill_to__name", "payment__stripe_payment_intent_id")
+    ordering = ("evidence_due_by", "pk")
+
+    amount_display = money_column("amount", "amount")
+    fee_display = money_column("fee", "fee")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 # --- billables on the CRM's pages -------------------------------------------------------

@@ -250,8 +250,10 @@ class Invoice(BusinessOwned):
     # Refunds never change Stripe's amount_paid (a refunded invoice stays "paid"); the app
     # keeps what was given back beside it, so net paid = amount_paid - amount_refunded.
     amount_refunded = money_field()
-    # A chargeback on one of its payments (charge.dispute.created): staff must respond.
+    # A dispute on one of its payments that is open or was lost (its `disputes`): shown as a
+    # flag. What lost disputes took back, beside refunds: net paid subtracts both.
     disputed = models.BooleanField(default=False, db_index=True)
+    amount_disputed = money_field(editable=False, help_text="Taken back by lost disputes.")
     disputed_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     # --- push to Stripe (issue 6): see InvoicePushStatus ---
@@ -289,7 +291,7 @@ class Invoice(BusinessOwned):
 
     @property
     def net_paid(self):
-        return self.amount_paid - self.amount_refunded
+        return self.amount_paid - self.amount_refunded - self.amount_disputed
 
     def clean(self):
         self.check_same_business(bill_to=getattr(self, "bill_to", None))
@@ -360,6 +362,12 @@ class PaymentMethod(models.TextChoices):
     OTHER = "other", "Other"
 
 
+METHOD_TYPE_LABELS = {
+    "us_bank_account": "ACH debit", "sepa_debit": "SEPA debit", "bacs_debit": "Bacs debit",
+    "acss_debit": "ACSS debit", "au_becs_debit": "BECS debit", "ach_debit": "ACH debit",
+}
+
+
 class OutOfBandMethod(models.TextChoices):
     """How a payment made outside Stripe came in (staff say so when they mark it)."""
 
@@ -380,6 +388,10 @@ class Payment(BusinessOwned):
     fee = money_field()
     net = money_field()
     amount_refunded = money_field()
+    # Taken back by a lost dispute (its amount); the dispute fees are on its disputes.
+    amount_disputed = money_field(editable=False)
+    # Stripe's payment method type (card, us_bank_account, sepa_debit...): says which bank debit.
+    method_type = models.CharField(max_length=40, blank=True, editable=False)
     paid_at = models.DateTimeField(null=True, blank=True)
     failure_message = models.CharField(max_length=500, blank=True)
     stripe_payment_intent_id = models.CharField(max_length=255, null=True, blank=True, unique=True)
@@ -400,6 +412,11 @@ class Payment(BusinessOwned):
 
     def __str__(self):
         return f"{self.amount} {self.currency} ({self.status})"
+
+    @property
+    def method_label(self) -> str:
+        """The method as staff say it: ACH, SEPA, BACS... for bank debits, else the choice."""
+        return METHOD_TYPE_LABELS.get(self.method_type) or self.get_method_display()
 
     def clean(self):
         self.check_same_business(invoice=getattr(self, "invoice", None))
@@ -423,3 +440,100 @@ class Refund(BusinessOwned):
     def clean(self):
         self.check_same_business(payment=getattr(self, "payment", None))
         check_money(self.currency, amount=self.amount)
+
+
+# --- disputes (issue 13) ---------------------------------------------------------------
+class DisputeStatus(models.TextChoices):
+    """Stripe's dispute statuses (API reference, "The Dispute object")."""
+    WARNING_NEEDS_RESPONSE = "warning_needs_response", "Inquiry: needs response"
+    WARNING_UNDER_REVIEW = "warning_under_review", "Inquiry: under review"
+    WARNING_CLOSED = "warning_closed", "Inquiry closed"
+    NEEDS_RESPONSE = "needs_response", "Needs response"
+    UNDER_REVIEW = "under_review", "Under review"
+    WON = "won", "Won"
+    LOST = "lost", "Lost"
+    PREVENTED = "prevented", "Prevented"
+
+
+# Stripe's dispute lifecycle: an inquiry (warning_*) may close or escalate to a chargeback;
+# a chargeback is answered (under_review) or not, then won or lost. Won, lost, prevented and
+# warning_closed are final.
+DISPUTE_TRANSITIONS = {
+    DisputeStatus.WARNING_NEEDS_RESPONSE: {DisputeStatus.WARNING_UNDER_REVIEW, DisputeStatus.WARNING_CLOSED,
+                                           DisputeStatus.NEEDS_RESPONSE, DisputeStatus.WON, DisputeStatus.LOST},
+    DisputeStatus.WARNING_UNDER_REVIEW: {DisputeStatus.WARNING_CLOSED, DisputeStatus.NEEDS_RESPONSE,
+                                         DisputeStatus.WON, DisputeStatus.LOST},
+    DisputeStatus.NEEDS_RESPONSE: {DisputeStatus.UNDER_REVIEW, DisputeStatus.WON, DisputeStatus.LOST},
+    DisputeStatus.UNDER_REVIEW: {DisputeStatus.WON, DisputeStatus.LOST},
+    DisputeStatus.WARNING_CLOSED: set(),
+    DisputeStatus.WON: set(),
+    DisputeStatus.LOST: set(),
+    DisputeStatus.PREVENTED: set(),
+}
+DISPUTE_OPEN = frozenset({DisputeStatus.WARNING_NEEDS_RESPONSE, DisputeStatus.WARNING_UNDER_REVIEW,
+                          DisputeStatus.NEEDS_RESPONSE, DisputeStatus.UNDER_REVIEW})
+
+
+def dispute_status_moves(current: str, target: str) -> bool:
+    """THE forward-only rule for a dispute's status: whether `target` is `current` or
+    reachable from it (an older copy of the dispute, delivered late, is ignored whole)."""
+    if current == target:
+        return True
+    seen, queue = {current}, [current]
+    while queue:
+        for nxt in DISPUTE_TRANSITIONS.get(queue.pop(0), ()):
+            if nxt == target:
+                return True
+            if nxt not in seen:
+                seen.add(nxt)
+                queue.append(nxt)
+    return False
+
+
+class Dispute(BusinessOwned):
+    """A dispute (chargeback or inquiry) on one of an invoice's payments, as Stripe has it.
+    A lost one takes its amount out of the payment's and the invoice's net paid; the fee
+    Stripe charges for it is kept beside (`fee`, from its balance transactions)."""
+
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="disputes")
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="disputes")
+    stripe_id = models.CharField(max_length=255, unique=True)
+    amount = money_field(validators=[MinValueValidator(0)])
+    currency = CurrencyField()
+    reason = models.CharField(max_length=40, blank=True)
+    status = models.CharField(max_length=24, choices=DisputeStatus.choices, db_index=True)
+    evidence_due_by = models.DateTimeField(null=True, blank=True)
+    evidence_submitted = models.BooleanField(default=False)
+    fee = money_field(validators=[MinValueValidator(0)])
+    funds_withdrawn = money_field(validators=[MinValueValidator(0)])
+    funds_reinstated = money_field(validators=[MinValueValidator(0)])
+    opened_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True, help_text="When the app learned it was won, lost or closed.")
+
+    class Meta:
+        ordering = ["evidence_due_by", "pk"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gte=0) & Q(fee__gte=0) & Q(funds_withdrawn__gte=0)
+                                   & Q(funds_reinstated__gte=0),
+                                   name="dispute_amounts_not_negative",
+                                   violation_error_message="Dispute amounts cannot be negative."),
+            models.CheckConstraint(condition=Q(status__in=DisputeStatus.values), name="dispute_status_known",
+                                   violation_error_message="Unknown dispute status."),
+        ]
+
+    def __str__(self):
+        return f"{self.stripe_id} ({self.status})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in DISPUTE_OPEN
+
+    @property
+    def amount_lost(self) -> Decimal:
+        """What the dispute takes out of what was paid: its amount once lost, else nothing."""
+        return self.amount if self.status == DisputeStatus.LOST else Decimal(0)
+
+    def clean(self):
+        self.check_same_business(payment=getattr(self, "payment", None), invoice=getattr(self, "invoice", None))
+        check_money(self.currency, amount=self.amount, fee=self.fee, funds_withdrawn=self.funds_withdrawn,
+                    funds_reinstated=self.funds_reinstated)

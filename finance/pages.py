@@ -7,8 +7,10 @@ context that `stripe_integration` registers ("invoice_detail"). The `*_context`
 functions fill crm's home, contact, opportunity and ticket pages (`crm.page_context`),
 registered in `FinanceConfig.ready()`.
 """
+from django import forms
 from django.http import Http404
 from django.shortcuts import render
+from django.utils import timezone
 from django.views import View
 
 from crm.audit import audit_for_object
@@ -49,6 +51,32 @@ class InvoiceDetailView(MemberRequiredMixin, View):
             **page_context("invoice_detail", invoice=invoice, membership=self.membership),
             **(extra_context or {}),
         }, status=status)
+
+
+class DisputeListForm(forms.Form):
+    show = forms.ChoiceField(choices=[("open", "Open"), ("lost", "Lost"), ("won", "Won"), ("all", "All")],
+                             required=False)
+    order = forms.ChoiceField(choices=[("due", "Due soonest first"), ("-due", "Due latest first")], required=False)
+
+
+class DisputeListView(MemberRequiredMixin, View):
+    """Disputes with their evidence deadlines (open ones by default), for finance staff:
+    responding is done in Stripe, before the deadline."""
+
+    finance_required = True
+
+    def get(self, request):
+        form = DisputeListForm(request.GET or None)
+        if request.GET and not form.is_valid():
+            return render(request, "ui/dispute_list.html", {"title": "Disputes", "form": form, "disputes": []},
+                          status=400)
+        show = (form.cleaned_data.get("show") if form.is_bound else "") or "open"
+        order = (form.cleaned_data.get("order") if form.is_bound else "") or "due"
+        disputes = selectors.dispute_list(business=self.business, show=show, order=order)
+        return render(request, "ui/dispute_list.html", {
+            "title": "Disputes", "form": form, "show": show, "order": order, "disputes": disputes[:500],
+            "now": timezone.now(),
+        })
 
 
 def invoice_history_context(*, invoice, membership) -> dict:

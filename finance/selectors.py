@@ -11,7 +11,8 @@ from django.utils import timezone
 from crm.models import Business
 from crm.selectors import _filtered
 from finance.filters import BillableFilter, InvoiceFilter
-from finance.models import Billable, BillableStatus, Invoice, InvoiceStatus, LineType, Payment, PaymentStatus, Refund
+from finance.models import (DISPUTE_OPEN, Billable, BillableStatus, Dispute, DisputeStatus, Invoice, InvoiceStatus,
+                            LineType, Payment, PaymentStatus, Refund)
 
 _GROSS_FIELD = DecimalField(max_digits=30, decimal_places=3)
 
@@ -115,9 +116,27 @@ def invoice_counts(*, business: Business) -> dict:
 def invoice_payments(*, invoice: Invoice) -> list[Payment]:
     """The invoice's payment history, oldest first, each with its refunds (issue 7)."""
     refunds = Prefetch("refunds", queryset=Refund.objects.order_by("created_at", "pk"))
-    return list(invoice.payments.prefetch_related(refunds).order_by("created_at", "pk"))
+    disputes = Prefetch("disputes", queryset=Dispute.objects.order_by("opened_at", "pk"))
+    return list(invoice.payments.prefetch_related(refunds, disputes).order_by("created_at", "pk"))
 
 
 def today():
     """The business day the money reports and "overdue" are computed for (local date)."""
     return timezone.localdate()
+
+
+DISPUTE_SHOW = {
+    "open": DISPUTE_OPEN,
+    "lost": {DisputeStatus.LOST},
+    "won": {DisputeStatus.WON},
+    "all": set(DisputeStatus.values),
+}
+
+
+def dispute_list(*, business: Business, show: str = "open", order: str = "due") -> QuerySet:
+    """The business's disputes (open ones by default), soonest evidence deadline first
+    (`order="-due"`: latest first); disputes without a deadline come last."""
+    due = F("evidence_due_by")
+    ordering = due.asc(nulls_last=True) if order == "due" else due.desc(nulls_last=True)
+    return (Dispute.objects.for_business(business).filter(status__in=DISPUTE_SHOW[show])
+            .select_related("invoice", "invoice__bill_to", "payment").order_by(ordering, "pk"))

@@ -11,5 +11,6 @@ urlpatterns = [
     path("billables/<int:pk>/delete/", billable_views.BillableDeleteView.as_view(), name="billable_delete"),
     path("invoices/", invoice_list.InvoiceListView.as_view(), name="invoice_list"),
     path("invoices/aging/", aging.AgingReportView.as_view(), name="invoice_aging"),
+    path("disputes/", pages.DisputeListView.as_view(), name="dispute_list"),
     path("invoices/<int:pk>/", pages.InvoiceDetailView.as_view(), name="invoice_detail"),
 ]

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from .connect import views
+from .customers import views as customer_views
 
 app_name = "stripe_integration"
 
@@ -14,4 +15,8 @@ urlpatterns = [
     path("settings/", views.IntegrationSettingsView.as_view(), name="integration_settings"),
     path("catalog/sync/", views.CatalogSyncView.as_view(), name="catalog_sync"),
     path("customers/<int:pk>/link/", views.CustomerLinkView.as_view(), name="customer_link"),
+    # save a card (issue 13)
+    path("customers/<int:pk>/save-card/", customer_views.CardSetupLinkView.as_view(), name="card_setup_link"),
+    path("customers/<int:pk>/collection/", customer_views.CollectionMethodView.as_view(), name="collection_method"),
+    path("card-saved/", customer_views.card_saved, name="card_saved"),
 ]

@@ -3,7 +3,7 @@ from decimal import Decimal
 import factory
 
 from crm.tests.factories import BusinessFactory, IndividualFactory
-from finance.models import Billable, BillableStatus, Invoice, InvoiceLine, Payment, Refund
+from finance.models import Billable, BillableStatus, Dispute, Invoice, InvoiceLine, Payment, Refund
 
 
 class BillableFactory(factory.django.DjangoModelFactory):
@@ -69,3 +69,17 @@ class RefundFactory(factory.django.DjangoModelFactory):
     business = factory.SelfAttribute("payment.business")
     amount = Decimal("10.00")
     currency = "USD"
+
+
+class DisputeFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Dispute
+
+    payment = factory.SubFactory(PaymentFactory)
+    invoice = factory.SelfAttribute("payment.invoice")
+    business = factory.SelfAttribute("payment.business")
+    stripe_id = factory.Sequence(lambda n: f"dp_test{n}")
+    amount = Decimal("100.00")
+    currency = "USD"
+    reason = "fraudulent"
+    status = "needs_response"

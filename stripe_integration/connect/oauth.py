@@ -35,7 +35,10 @@ WEBHOOK_EVENTS = [
     "invoice.finalized", "invoice.sent", "invoice.updated", "invoice.paid", "invoice.payment_succeeded",
     "invoice.payment_failed", "invoice.voided", "invoice.marked_uncollectible", "invoice.deleted",
     "payment_intent.processing", "payment_intent.succeeded", "payment_intent.payment_failed",
-    "charge.succeeded", "charge.refunded", "charge.dispute.created",
+    "charge.succeeded", "charge.refunded",
+    # Disputes: each event carries the whole dispute (handlers/disputes.py).
+    "charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed",
+    "charge.dispute.funds_withdrawn", "charge.dispute.funds_reinstated",
     # A refund can fail (or be canceled) after it was made: Stripe then lowers the charge's
     # amount_refunded and sends these; the refunded figures follow it down.
     "charge.refund.updated", "refund.updated", "refund.failed",

@@ -67,6 +67,7 @@ from ..gateway.client import CardDeclined, Gateway, GatewayError, IdempotencyCon
 from .lines import plan_lines, totals_difference
 from ..models import IntegrationSettings, StripeConnection
 from ..connect.oauth import connection_get_active, gateway
+from ..customers.cards import contact_collection_methods
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +135,14 @@ def invoices_generate(*, business: Business, billable_ids=None, contact=None, cu
     with transaction.atomic():
         result = invoices_create_from_billables(business=business, billable_ids=billable_ids, contact=contact,
                                                 currency=currency, options=options)
+        # A contact may be collected otherwise than the business (customers/cards.py).
+        own = contact_collection_methods(business=business, contact_ids={i.bill_to_id for i in result.invoices})
+        for invoice in result.invoices:
+            if own.get(invoice.bill_to_id, invoice.collection_method) != invoice.collection_method:
+                invoice.collection_method = own[invoice.bill_to_id]
+                if invoice.collection_method == CollectionMethod.CHARGE_AUTOMATICALLY:
+                    invoice.due_date = invoice.days_until_due = None  # charged at once, nothing falls due
+                _save(invoice, ["collection_method", "due_date", "days_until_due"])
         for invoice in result.invoices:
             audit_record(business=business, user=user, action="invoice_create", obj=invoice, ip=ip,
                          amount=invoice.total, currency=invoice.currency,

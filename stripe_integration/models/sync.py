@@ -9,6 +9,7 @@ Every row belongs to the connection's business (`BusinessOwned`), so the admin's
 mixins scope them like any other business row.
 """
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
@@ -134,6 +135,19 @@ class CustomerLink(BusinessOwned):
     version = models.PositiveIntegerField(default=1)
     linked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     synced_at = models.DateTimeField(null=True, blank=True)
+    # The customer's default card for invoices, as the webhooks last saw Stripe make it
+    # (customers/cards.py): what charge_automatically charges.
+    card_id = models.CharField("default card", max_length=255, blank=True, editable=False)
+    card_brand = models.CharField(max_length=20, blank=True, editable=False)
+    card_last4 = models.CharField(max_length=4, blank=True, editable=False)
+    card_exp_month = models.PositiveSmallIntegerField(null=True, blank=True, editable=False,
+                                                      validators=[MinValueValidator(1), MaxValueValidator(12)])
+    card_exp_year = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
+    # How this contact's invoices are collected, over the business's setting ("" = as the
+    # business does): charge_automatically charges the default card above.
+    collection_method = models.CharField(max_length=24, blank=True, default="", choices=[
+        ("", "As the business does"), ("send_invoice", "Send the invoice"),
+        ("charge_automatically", "Charge the saved card automatically")])
 
     class Meta:
         verbose_name = "customer link"

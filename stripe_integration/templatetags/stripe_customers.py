@@ -1,10 +1,12 @@
 """`{% stripe_customer_section contact %}`: the contact page's Stripe customer box (finance
 and owner roles only), so the CRM's contact view needs no knowledge of the integration."""
+import uuid
+
 from django import template
 
 from ..customers.links import customer_link_for
 from ..connect.forms import CustomerLinkForm
-from ..models import IntegrationSettings
+from ..models import CustomerLink, IntegrationSettings
 
 register = template.Library()
 
@@ -18,4 +20,8 @@ def stripe_customer_section(context, contact):
     settings_row = IntegrationSettings.objects.filter(business=business).first()
     return {"show": True, "contact": contact, "connection": connection, "link": link, "form": CustomerLinkForm(),
             "auto_create": settings_row.auto_create_customers if settings_row else True,
+            "charges_automatically": (link.collection_method if link and link.collection_method else
+                                      settings_row.collection_method if settings_row else "") == "charge_automatically",
+            "collection_choices": CustomerLink._meta.get_field("collection_method").choices,
+            "nonce": uuid.uuid4().hex,
             "csrf_token": context.get("csrf_token")}

@@ -1,4 +1,4 @@
-"""Refunds, disputes, saved cards and deauthorization from Stripe's webhooks, end to end
+"""Refunds, saved cards and deauthorization from Stripe's webhooks, end to end
 against the sandbox with its webhook chaos on."""
 import json
 import time
@@ -86,24 +86,7 @@ def test_refund_events_redelivered_make_no_second_refund(connected):
     assert payment.amount_refunded == Decimal("20.00")
 
 
-def test_dispute_flags_the_invoice_once(connected):
-    _, invoice, payment = pay(connected)
-    dispute = {"id": "dp_1", "object": "dispute", "amount": 5000, "currency": "usd", "charge": payment.stripe_charge_id,
-               "payment_intent": payment.stripe_payment_intent_id, "reason": "fraudulent", "status": "needs_response",
-               "created": int(time.time())}
-    first = post_event(connected, event(connected, "evt_dispute_1", "charge.dispute.created", dispute))
-    again = post_event(connected, event(connected, "evt_dispute_2", "charge.dispute.created", dispute))
-    invoice.refresh_from_db()
-    assert invoice.disputed is True and invoice.disputed_at is not None
-    assert invoice.status == InvoiceStatus.PAID
-    assert first.status == DeliveryStatus.PROCESSED and "flagged" in first.error
-    assert again.status == DeliveryStatus.PROCESSED and "already disputed" in again.error
-
-
-def test_dispute_of_an_unknown_charge_is_ignored(connected):
-    dispute = {"id": "dp_2", "object": "dispute", "charge": "ch_unknown", "payment_intent": None, "created": 1}
-    delivery = post_event(connected, event(connected, "evt_dispute_3", "charge.dispute.created", dispute))
-    assert delivery.status == DeliveryStatus.IGNORED
+# Disputes: test_events_disputes.py.
 
 
 def _default_pm(s, customer_id):

@@ -149,18 +149,6 @@ def invoice_unlink_deleted_draft(*, invoice: Invoice) -> bool:
     return True
 
 
-def invoice_flag_dispute(*, invoice: Invoice, disputed_at: datetime | None) -> bool:
-    """A chargeback was opened on one of the invoice's payments. The flag stays: how the
-    dispute ends is for staff to follow in Stripe."""
-    if invoice.disputed:
-        return False
-    invoice.disputed = True
-    invoice.disputed_at = disputed_at
-    invoice.full_clean()
-    invoice.save(update_fields=["disputed", "disputed_at", "updated_at"])
-    return True
-
-
 def invoice_refresh_refunded(*, invoice: Invoice) -> bool:
     """What was given back, from its payments (summed in Python: SQLite sums decimals as
     floats)."""
@@ -193,7 +181,7 @@ def _method(details: dict) -> str:
     return PaymentMethod.BANK if kind in BANK_METHODS else PaymentMethod.OTHER
 
 
-_PAYMENT_FIELDS = ("status", "amount", "currency", "method", "card_brand", "card_last4", "fee", "net",
+_PAYMENT_FIELDS = ("status", "amount", "currency", "method", "method_type", "card_brand", "card_last4", "fee", "net",
                    "amount_refunded", "paid_at", "failure_message", "stripe_charge_id")
 
 
@@ -226,6 +214,7 @@ def payment_apply_intent(*, invoice: Invoice, intent: dict) -> tuple[Payment | N
     payment.amount = money_of(intent.get("amount_received") or intent.get("amount"), currency)
     if details:
         payment.method = _method(details)
+        payment.method_type = (details.get("type") or "")[:40]
         payment.card_brand = (card.get("brand") or "")[:20]
         payment.card_last4 = (card.get("last4") or "")[:4]
     if id_of(charge.get("id")):

@@ -41,6 +41,7 @@ from crm.audit import audit_record
 from finance.models import Invoice
 
 from .handlers import invoices as invoice_handlers
+from .handlers import disputes as dispute_handlers
 from .handlers import payments as payment_handlers
 from ..catalog.sync import product_drift_detected
 from ..customers.links import customer_changed_in_stripe
@@ -122,6 +123,7 @@ def on_deauthorized(ctx: EventContext) -> str:
 HANDLERS = {
     **invoice_handlers.HANDLERS,
     **payment_handlers.HANDLERS,
+    **dispute_handlers.HANDLERS,
     "customer.updated": on_customer_changed,
     "customer.deleted": on_customer_changed,
     "product.updated": on_product_updated,

@@ -1,13 +1,13 @@
-"""Handlers of payment events: PaymentIntents and charges (payment history, refunds),
-disputes, and saved cards (the customer's default payment method)."""
+"""Handlers of payment events: PaymentIntents and charges (payment history, refunds)
+and saved cards (the customer's default payment method)."""
 from __future__ import annotations
 
-from django.db.models import Q
-
-from finance.models import Invoice, Payment
+from finance.models import Payment
 
 from .. import apply as payments
 from ..context import EventContext, EventIgnored, invoice_for_intent, invoice_reconcile, obj_id
+from ...customers.cards import customer_card_record
+from ...gateway.cards import card_info
 from ...gateway.client import NotFound
 
 
@@ -50,27 +50,6 @@ def on_refund(ctx: EventContext) -> str:
     return _note(invoice_reconcile(ctx, invoice, also_intents=(intent_id,)))
 
 
-def on_dispute_created(ctx: EventContext) -> str:
-    """charge.dispute.created: flag the invoice the disputed payment paid."""
-    dispute = ctx.obj
-    charge_id = payments.id_of(dispute.get("charge"))
-    intent_id = payments.id_of(dispute.get("payment_intent"))
-    match = Q(pk__in=[])
-    if charge_id:
-        match |= Q(stripe_charge_id=charge_id)
-    if intent_id:
-        match |= Q(stripe_payment_intent_id=intent_id)
-    invoice_id = Payment.objects.filter(match, business=ctx.business).values_list("invoice_id", flat=True).first()
-    if invoice_id is not None:
-        invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
-    elif intent_id:
-        invoice = invoice_for_intent(ctx, intent_id)
-    else:
-        raise EventIgnored("The dispute names no payment the app knows.")
-    flagged = payments.invoice_flag_dispute(invoice=invoice, disputed_at=payments.time_of(dispute.get("created")))
-    return f"invoice {invoice.number} flagged as disputed" if flagged else f"invoice {invoice.number} already disputed"
-
-
 # --- saved cards ----------------------------------------------------------------------
 def on_setup_intent_succeeded(ctx: EventContext) -> str:
     setup = ctx.obj
@@ -107,7 +86,15 @@ def on_checkout_session_completed(ctx: EventContext) -> str:
 def default_payment_method_set(ctx: EventContext, *, customer_id: str, payment_method_id: str) -> str:
     """Make the saved card the customer's default (invoice_settings), unless a card saved
     later already is: events may come in any order, so the cards' own creation times
-    decide, read from Stripe."""
+    decide, read from Stripe. The default card, whichever it is, is then kept on the
+    contact's customer link (brand, last4, expiry) for the contact page."""
+    note, default_card = _default_choose(ctx, customer_id=customer_id, payment_method_id=payment_method_id)
+    if customer_card_record(connection=ctx.connection, customer_id=customer_id, card=card_info(default_card)):
+        note += "; contact's card updated"
+    return note
+
+
+def _default_choose(ctx: EventContext, *, customer_id: str, payment_method_id: str) -> tuple[str, dict]:
     gw, account = ctx.gw, ctx.account
     try:
         customer = gw.customer_retrieve(account=account, customer_id=customer_id)
@@ -120,19 +107,19 @@ def default_payment_method_set(ctx: EventContext, *, customer_id: str, payment_m
         raise EventIgnored(f"Card {payment_method_id} is not attached to {customer_id} (any more).")
     current = payments.id_of((customer.get("invoice_settings") or {}).get("default_payment_method"))
     if current == payment_method_id:
-        return f"{payment_method_id} is already the default of {customer_id}"
+        return f"{payment_method_id} is already the default of {customer_id}", card
     if current:
         try:
             current_card = gw.payment_method_retrieve(account=account, payment_method_id=current)
         except NotFound:
             current_card = {}
         if payments.id_of(current_card.get("customer")) == customer_id and (current_card.get("created") or 0) >= (card.get("created") or 0):
-            return f"kept {current}: saved no earlier than {payment_method_id}"
+            return f"kept {current}: saved no earlier than {payment_method_id}", current_card
     gw.customer_default_payment_method_set(
         account=account, customer_id=customer_id, payment_method_id=payment_method_id,
         idempotency_key=f"crm-default-pm-{customer_id}-{payment_method_id}",
     )
-    return f"{payment_method_id} is now the default of {customer_id}"
+    return f"{payment_method_id} is now the default of {customer_id}", card
 
 
 HANDLERS = {
@@ -144,7 +131,6 @@ HANDLERS = {
     "charge.refund.updated": on_refund,
     "refund.updated": on_refund,
     "refund.failed": on_refund,
-    "charge.dispute.created": on_dispute_created,
     "checkout.session.completed": on_checkout_session_completed,
     "setup_intent.succeeded": on_setup_intent_succeeded,
 }
