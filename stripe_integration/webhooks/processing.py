@@ -37,6 +37,7 @@ from django.db import OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from .handlers import credit_notes as credit_note_handlers
 from .handlers import invoices as invoice_handlers
 from .handlers import payments as payment_handlers
 from ..catalog.sync import product_drift_detected
@@ -119,6 +120,7 @@ def on_deauthorized(ctx: EventContext) -> str:
 HANDLERS = {
     **invoice_handlers.HANDLERS,
     **payment_handlers.HANDLERS,
+    **credit_note_handlers.HANDLERS,
     "customer.updated": on_customer_changed,
     "customer.deleted": on_customer_changed,
     "product.updated": on_product_updated,
