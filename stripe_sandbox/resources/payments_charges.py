@@ -218,24 +218,11 @@ def _refundable_charge(ctx, params) -> dict:
     return charge
 
 
-@route("POST", "/v1/refunds", params=stripe.params.RefundCreateParams)
-def create_refund(ctx, params):
-    for unmodelled in ("customer", "origin", "instructions_email"):
-        if unmodelled in params:
-            raise invalid_request(
-                f"stripe_sandbox refunds card charges only; `{unmodelled}` (customer balance "
-                "refunds) is not modelled.", param=unmodelled,
-            )
-    charge = _refundable_charge(ctx, params)
-    if "currency" in params and params["currency"].lower() != charge["currency"]:
-        raise invalid_request(
-            f"The currency of the refund must match the charge's currency ({charge['currency']}).",
-            param="currency",
-        )
+def check_refund_amount(charge: dict, amount: int) -> None:
+    """Stripe's 400s for a refund of `amount` on `charge`."""
     remaining = charge["amount_captured"] - charge["amount_refunded"]
     if remaining <= 0:
         raise invalid_request(f"Charge {charge['id']} has already been refunded.", code="charge_already_refunded")
-    amount = params.get("amount", remaining)
     if amount <= 0:
         raise invalid_request("Invalid positive integer", param="amount")
     if amount > remaining:
@@ -246,6 +233,13 @@ def create_refund(ctx, params):
             param="amount",
             code="amount_too_large",
         )
+
+
+def new_refund(ctx, charge: dict, amount: int, *, reason: str | None = None, metadata: dict | None = None) -> dict:
+    """Refund `amount` of `charge` (taken with ctx.get, amount checked): the refund,
+    its balance transaction, the charge's `amount_refunded`, `refund.created` and
+    `charge.refunded`. A charge of the refund-failure test card schedules the
+    refund's failure (payments_async)."""
     rid = ctx.new_id("re")
     txn = new_balance_transaction(
         ctx, amount=-amount, currency=charge["currency"], source=rid, kind="refund",
@@ -264,9 +258,9 @@ def create_refund(ctx, params):
                      "reference_type": "acquirer_reference_number", "type": "refund"},
             "type": "card",
         },
-        metadata=metadata_from(params),
+        metadata=metadata or {},
         payment_intent=charge["payment_intent"],
-        reason=params.get("reason"),
+        reason=reason,
         status="succeeded",
     )
     ctx.insert(refund)
@@ -280,6 +274,25 @@ def create_refund(ctx, params):
     ctx.emit("refund.created", refund)
     ctx.emit("charge.refunded", charge, previous)
     return refund
+
+
+@route("POST", "/v1/refunds", params=stripe.params.RefundCreateParams)
+def create_refund(ctx, params):
+    for unmodelled in ("customer", "origin", "instructions_email"):
+        if unmodelled in params:
+            raise invalid_request(
+                f"stripe_sandbox refunds card charges only; `{unmodelled}` (customer balance "
+                "refunds) is not modelled.", param=unmodelled,
+            )
+    charge = _refundable_charge(ctx, params)
+    if "currency" in params and params["currency"].lower() != charge["currency"]:
+        raise invalid_request(
+            f"The currency of the refund must match the charge's currency ({charge['currency']}).",
+            param="currency",
+        )
+    amount = params.get("amount", charge["amount_captured"] - charge["amount_refunded"])
+    check_refund_amount(charge, amount)
+    return new_refund(ctx, charge, amount, reason=params.get("reason"), metadata=metadata_from(params))
 
 
 @route("GET", "/v1/refunds/{refund}", params=stripe.params.RefundRetrieveParams)

@@ -130,6 +130,22 @@ def _flow(sandbox, c: stripe.StripeClient, key: str) -> None:
     pi_for = c.v1.payment_intents.create(params={"amount": 400, "currency": "usd", "customer": cus.id,
                                                  "payment_method": pm.id, "confirm": True})
     c.v1.invoices.attach_payment(attached.id, params={"payment_intent": pi_for.id})
+    credited = c.v1.invoices.finalize_invoice(small_invoice(600).id)
+    cn_params = {"invoice": credited.id, "reason": "order_change", "lines": [
+        {"type": "invoice_line_item", "quantity": 1,
+         "invoice_line_item": c.v1.invoices.line_items.list(credited.id).data[0].id}]}
+    c.v1.credit_notes.preview(params=cn_params)
+    note = c.v1.credit_notes.create(params=cn_params)
+    c.v1.credit_notes.retrieve(note.id)
+    c.v1.credit_notes.update(note.id, params={"memo": "Returned"})
+    c.v1.credit_notes.list(params={"invoice": credited.id})
+    c.v1.credit_notes.line_items.list(note.id)
+    post = c.v1.credit_notes.create(params={"invoice": inv.id, "amount": 300, "credit_amount": 200,
+                                            "refund_amount": 100})
+    c.v1.credit_notes.void_credit_note(c.v1.credit_notes.create(params={
+        "invoice": inv.id, "amount": 100, "out_of_band_amount": 100}).id)
+    with pytest.raises(stripe.InvalidRequestError):
+        c.v1.credit_notes.void_credit_note(post.id)  # it refunded money
     declined = c.v1.invoices.finalize_invoice(small_invoice(500).id)
     bad = c.v1.payment_methods.attach("pm_card_chargeCustomerFail", params={"customer": cus.id})
     with pytest.raises(stripe.CardError):
