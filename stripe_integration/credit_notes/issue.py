@@ -1,7 +1,8 @@
 """Make a credit note (a refund, a customer credit, a correction) exactly once.
 
 What a finance user may ask for, by the invoice's state (`credit_note_modes`):
-    open invoice   pre_payment   lowers what is owed (at most `amount_remaining`)
+    open (or uncollectible) invoice
+                   pre_payment   lowers what is owed (at most `amount_remaining`)
     paid invoice   refund        Stripe refunds the card payment (`refund_amount`), at most
                                  what its card payments have not had refunded
                    credit        to the customer's credit balance (`credit_amount`)
@@ -82,7 +83,7 @@ def credit_note_modes(invoice: Invoice) -> dict[str, Decimal]:
     (0 or less: none is possible). Empty: no credit note (not in Stripe, draft, void...)."""
     if not invoice.stripe_invoice_id:
         return {}
-    if invoice.status == InvoiceStatus.OPEN:
+    if invoice.status in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE):
         return {"pre_payment": invoice.amount_remaining}
     if invoice.status == InvoiceStatus.PAID:
         creditable = invoice.amount_paid - invoice.credited_post_payment
@@ -94,7 +95,7 @@ def credit_note_validate(*, invoice: Invoice, amount, reason: str, memo: str, mo
     """The amount at the currency's precision, or CreditNoteError naming the field."""
     modes = credit_note_modes(invoice)
     if not modes:
-        raise CreditNoteError(f"A credit note needs an open or paid invoice in Stripe; {invoice.number} is "
+        raise CreditNoteError(f"A credit note needs an open, uncollectible or paid invoice in Stripe; {invoice.number} is "
                               f"{invoice.get_status_display().lower()}{'' if invoice.stripe_invoice_id else ' and not in Stripe'}.")
     if mode not in modes:
         raise CreditNoteError("Choose one of: " + ", ".join(MODE_LABELS[m].lower() for m in modes) + ".", field="mode")
