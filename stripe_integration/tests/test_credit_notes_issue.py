@@ -234,3 +234,17 @@ def test_credit_note_stripe_refusal_is_a_failed_note_not_a_crash(paid, finance_a
     note = credit_note_create(invoice=invoice, amount="50", reason="", memo="", mode="refund", user=finance_a)
     assert note.push_status == CreditNotePushStatus.FAILED and "Stripe rejected the request" in note.last_error
     assert _stripe_notes(conn, invoice) == []
+
+
+def test_credit_note_void_from_the_crm_restores_the_amount_owed(pushed, finance_a):
+    from stripe_integration.credit_notes.issue import credit_note_void
+
+    conn, invoice, s = pushed
+    note = credit_note_create(invoice=invoice, amount="30", reason="", memo="", mode="pre_payment", user=finance_a)
+    note = credit_note_void(credit_note=note)
+    assert note.status == "void" and note.voided_at is not None
+    assert s.get(f"/v1/credit_notes/{note.stripe_id}")["status"] == "void"
+    invoice.refresh_from_db()
+    assert (invoice.amount_remaining, invoice.credited_pre_payment) == (D("200"), 0)
+    with pytest.raises(CreditNoteError):
+        credit_note_void(credit_note=note)  # void is final

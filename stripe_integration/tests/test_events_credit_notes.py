@@ -99,15 +99,27 @@ def test_credit_note_events_replayed_in_reverse_give_the_same_figures(connected)
     assert Refund.objects.count() == 1
 
 
-def _http_session(app_server, client, user) -> requests.Session:
-    """A browser session against the served app (its CSRF token from a page)."""
-    client.force_login(user)
-    session = requests.Session()
-    # The test server answers one connection at a time on in-memory SQLite: an idle
-    # keep-alive connection would hold it while the sandbox's deliveries wait.
-    session.headers["Connection"] = "close"
-    session.cookies.set(django_settings.SESSION_COOKIE_NAME, client.cookies[django_settings.SESSION_COOKIE_NAME].value)
-    return session
+class _Browser:
+    """A browser against the served app: its session cookie, one connection per request
+    (the test server answers one connection at a time on in-memory SQLite, so neither an
+    idle keep-alive connection nor a reused one that the server has closed may stand in
+    the way of the sandbox's deliveries)."""
+
+    def __init__(self, client, user):
+        client.force_login(user)
+        name = django_settings.SESSION_COOKIE_NAME
+        self.cookies = {name: client.cookies[name].value}
+
+    def request(self, method, url, **kwargs):
+        response = requests.request(method, url, cookies=self.cookies, headers={"Connection": "close"}, **kwargs)
+        self.cookies.update(response.cookies.get_dict())
+        return response
+
+    def get(self, url, **kwargs):
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url, **kwargs):
+        return self.request("POST", url, **kwargs)
 
 
 def _token(html: str) -> str:
@@ -120,7 +132,7 @@ def test_credit_note_from_the_invoice_page_under_chaos(connected, app_server, cl
     refund, the credit note and the new net on the invoice page."""
     s = connected.stripe
     stripe_invoice, invoice, payment = pay(connected, seed=31)
-    browser = _http_session(app_server, client, finance_a)
+    browser = _Browser(client, finance_a)
     page_url = app_server + reverse("ui:invoice_detail", args=[invoice.pk])
     action = app_server + reverse("ui:invoice_credit_note", args=[invoice.pk])
     page = browser.get(page_url, timeout=30)
