@@ -19,7 +19,7 @@ import sys
 import threading
 import traceback
 
-from . import control, forms
+from . import control, forms, scheduler
 from .accounts import API_VERSION, authenticate, resolve_account
 from .core import Ctx, Response, expand, match, new_id
 from .spec_shapes import conform
@@ -113,6 +113,8 @@ class Sandbox:
     def handle(self, req: Request) -> Response:
         if req.path == "/_sandbox" or req.path.startswith("/_sandbox/"):
             return control.dispatch(self, req)
+        # What Stripe would have done by now happens before this request is served.
+        scheduler.run_due(self)
         request_id = new_id("req")
         info = {"account": None, "idempotency_key": req.header("Idempotency-Key")}
         route, names = match(req.method, req.path)

@@ -14,6 +14,7 @@ from .accounts import authenticate, connect_account
 from .core import Ctx, Response, new_id
 from .events import publish
 from .oauth import issue_code
+from .scheduler import pending, run_due
 
 _routes: dict[tuple[str, str], Callable] = {}
 
@@ -32,7 +33,10 @@ def dispatch(sandbox, req) -> Response:
         known = sorted(f"{m} {p}" for m, p in _routes)
         return Response.json({"error": f"no control endpoint {req.method} {req.path}", "endpoints": known}, 404)
     try:
-        body = json.loads(req.body or b"{}")
+        if getattr(fn, "form", False):  # the HTML page's forms
+            body = {k: v[-1] for k, v in parse_qs((req.body or b"").decode()).items()}
+        else:
+            body = json.loads(req.body or b"{}")
         if not isinstance(body, dict):
             raise ValueError("expected a JSON object")
         query = {k: v[-1] for k, v in parse_qs(req.query).items()}
@@ -93,7 +97,28 @@ def rate_limit(sandbox, body, query):
 
 @_control("POST", "/clock")
 def clock_advance(sandbox, body, query):
-    return {"now": sandbox.clock.advance(float(body.get("advance_seconds", 0)))}
+    """Move sandbox time forward, then run what became due (refund failures, bank
+    debits settling, disputes decided): `ran` lists those jobs."""
+    seconds = float(body.get("advance_seconds", 0))
+    if seconds < 0:
+        raise ValueError("advance_seconds must be >= 0: the sandbox clock only moves forward")
+    now = sandbox.clock.advance(seconds)
+    return {"now": now, "ran": run_due(sandbox)}
+
+
+@_control("GET", "/jobs")
+def jobs_list(sandbox, body, query):
+    """What the sandbox will do on its own, soonest first."""
+    with sandbox.store.lock:
+        data = [{"id": j["id"], "kind": j["kind"], "due": j["due"], "account": a, "data": j["data"]}
+                for a, j in pending(sandbox.store)]
+        return {"now": sandbox.clock.now(), "data": data}
+
+
+@_control("POST", "/jobs/run")
+def jobs_run(sandbox, body, query):
+    """Run the jobs that are due now, without moving the clock."""
+    return {"now": sandbox.clock.now(), "ran": run_due(sandbox)}
 
 
 @_control("GET", "/clock")
@@ -167,3 +192,49 @@ def oauth_code(sandbox, body, query):
             business_name=body.get("business_name"),
         )
     return {"code": code}
+
+
+# ----------------------------------------------------------- the HTML page
+
+_STEPS = (("+1 hour", 3600), ("+1 day", 86400), ("+8 days", 8 * 86400))
+
+
+@_control("GET", "/ui")
+def ui(sandbox, body, query):
+    """A small page for people (`make run`): the clock, its buttons, pending jobs."""
+    import html
+    import time
+
+    with sandbox.store.lock:
+        now = sandbox.clock.now()
+        jobs = [(j["kind"], j["due"], a) for a, j in pending(sandbox.store)]
+    fmt = lambda t: time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))  # noqa: E731
+    buttons = "".join(
+        f'<button type=submit name=advance_seconds value={secs} id=advance-{secs}>{label}</button> '
+        for label, secs in _STEPS)
+    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{fmt(d)}</td><td>{html.escape(a)}</td></tr>"
+                   for k, d, a in jobs) or "<tr><td colspan=3>nothing pending</td></tr>"
+    ran = html.escape(query.get("ran", ""))
+    page = f"""<!doctype html><html lang=en><head><meta charset=utf-8><title>stripe_sandbox control</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2rem}}td,th{{padding:.2rem .8rem;text-align:left}}
+button{{padding:.4rem .8rem;margin-right:.4rem}}</style></head><body>
+<h1>stripe_sandbox control</h1>
+<p>Sandbox time: <strong id=now>{fmt(now)}</strong></p>
+<form method=post action="/_sandbox/ui/clock"><p>Advance the clock (runs what Stripe would have done by
+then: failing refunds, bank debits settling, disputes decided): {buttons}</p></form>
+{f'<p id=ran>Ran: {ran}</p>' if ran else ''}
+<h2>Pending</h2><table id=jobs><tr><th>Job</th><th>Due</th><th>Account</th></tr>{rows}</table>
+</body></html>"""
+    return Response.html(page)
+
+
+@_control("POST", "/ui/clock")
+def ui_clock(sandbox, body, query):
+    from urllib.parse import quote
+
+    result = clock_advance(sandbox, {"advance_seconds": float(body.get("advance_seconds", 0))}, {})
+    ran = ", ".join(f"{r['kind']}{'' if r['ok'] else ' (failed: ' + r['error'] + ')'}" for r in result["ran"])
+    return Response.redirect("/_sandbox/ui?ran=" + quote(ran or "nothing"))
+
+
+ui_clock.form = True

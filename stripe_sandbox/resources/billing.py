@@ -15,11 +15,14 @@ lazily, as billing calls `payments.collect_payment`):
     invoice_get(ctx, invoice_id) -> dict
     invoice_apply_payment(ctx, invoice_id, *, payment_intent, charge) -> dict
     invoice_record_failed_attempt(ctx, invoice_id, *, payment_intent, error) -> dict
+    invoice_record_processing(ctx, invoice_id, *, payment_intent) -> dict
 
 Each returns the invoice as a copy without internal fields. The hosted invoice page
 finds an invoice by its internal `_hosted_token` (set at finalization).
 """
 
-from .billing_collect import invoice_apply_payment, invoice_get, invoice_record_failed_attempt
+from .billing_collect import (
+    invoice_apply_payment, invoice_get, invoice_record_failed_attempt, invoice_record_processing,
+)
 
-__all__ = ["invoice_apply_payment", "invoice_get", "invoice_record_failed_attempt"]
+__all__ = ["invoice_apply_payment", "invoice_get", "invoice_record_failed_attempt", "invoice_record_processing"]

@@ -171,6 +171,11 @@ def pay(ctx, params, invoice):
     if params.get("paid_out_of_band") and (params.get("payment_method") or params.get("source")):
         raise invalid_request("You cannot pass payment_method or source with paid_out_of_band=true.",
                               param="paid_out_of_band")
+    for payment in obj["payments"]["data"]:
+        pending = ctx.find(payment["payment"].get("payment_intent"), "payment_intent")
+        if payment["status"] == "open" and pending and pending["status"] == "processing":
+            raise unexpected_state(f"This invoice has a payment processing ({pending['id']}); wait for it to "
+                                   "succeed or fail before paying again.")
     finalized_now = obj["status"] == "draft"
     if finalized_now:
         finalize(ctx, obj)
@@ -202,7 +207,10 @@ def pay(ctx, params, invoice):
         # Answered, not raised, so that the events of what did happen (the attempt,
         # or the finalization of a draft) are published with the error.
         return Response.json(exc.body(ctx.request_id), exc.status, exc.headers)
-    invoice_apply_payment(ctx, obj["id"], payment_intent=pi, charge=charge)
+    if pi["status"] == "processing":  # a bank debit: the invoice stays open until it settles
+        invoice_record_processing(ctx, obj["id"], payment_intent=pi)
+    else:
+        invoice_apply_payment(ctx, obj["id"], payment_intent=pi, charge=charge)
     return answer(ctx, obj, params, extra=include_fields(ctx, obj))
 
 
@@ -289,6 +297,24 @@ def _invoice_payment(ctx, invoice: dict, payment_intent: dict, *, status: str, a
         status=status,
         status_transitions={"paid_at": now if status == "paid" else None, "canceled_at": None},
     )
+
+
+def invoice_record_processing(ctx, invoice_id: str, *, payment_intent: dict) -> dict:
+    """Record a payment that is processing (a bank debit): the invoice stays open with
+    an `open` invoice payment of the PaymentIntent (paid or failed when the debit
+    settles), attempted=true. Emits invoice.updated. Returns the invoice (a copy)."""
+    invoice = get_invoice(ctx, invoice_id)
+    before = snapshot(invoice)
+    invoice["attempted"] = True
+    invoice["attempt_count"] = max(invoice["attempt_count"], 1)
+    pi_id = payment_intent["id"]
+    if not any(p["payment"]["payment_intent"] == pi_id for p in invoice["payments"]["data"]):
+        attempt = _invoice_payment(ctx, invoice, payment_intent, status="open", amount_paid=0)
+        ctx.insert(attempt)
+        invoice["payments"]["data"].append(dict(attempt))
+    ctx.save(invoice)
+    emit(ctx, "invoice.updated", invoice, changes(before, invoice))
+    return public(invoice)
 
 
 def invoice_record_failed_attempt(ctx, invoice_id: str, *, payment_intent: dict, error: dict) -> dict:

@@ -240,7 +240,8 @@ def build(ctx, params: dict) -> tuple[dict, dict]:
         total=total,
         total_excluding_tax=total - exclusive - inclusive,
         total_taxes=[t for ln in lines for t in ln["taxes"]],
-        type="pre_payment" if post == 0 else "post_payment",
+        # "A pre_payment credit note means it was issued when the invoice was open" (spec).
+        type="post_payment" if invoice["status"] == "paid" else "pre_payment",
         voided_at=None,
     )
     for ln in lines:
@@ -292,7 +293,7 @@ def create(ctx, params):
         except StripeError as exc:
             exc.param = "refund_amount"
             raise
-        refund = new_refund(ctx, charge, refund_amount, metadata={"credit_note": note["id"]})
+        refund = new_refund(ctx, charge, refund_amount)
         note["refunds"].append({"amount_refunded": refund_amount, "refund": refund["id"], "type": "refund",
                                 "payment_record_refund": None})
     if credit_amount:

@@ -10,7 +10,9 @@ pays, 4000 0000 0000 0002 is declined ("Your card was declined."), 4000 0000 000
 9995 fails for insufficient funds. Paying an open invoice charges the typed card
 without saving it (as Stripe's page does), then hands the result to the billing
 modules (`invoice_apply_payment` / `invoice_record_failed_attempt`) and redirects
-(303) back to the page, which then shows "Paid" and a receipt link.
+(303) back to the page, which then shows "Paid" and a receipt link. The page also
+offers ACH and SEPA bank debits (hosted_forms.py: "Payment processing" until they
+settle) and sends 3-D Secure cards through the authentication page (payments_3ds.py).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from decimal import Decimal
 
 from ..core import Response, route
 from ..errors import StripeError, card_error
+from .hosted_forms import bank_from_form, payment_forms
 from .payments_cards import check_card, new_card_payment_method
 from .payments_common import act_as_owner, exponent, format_amount
 
@@ -199,6 +202,15 @@ def _receipt_url(ctx, invoice: dict) -> str | None:
     return None
 
 
+def _pending_payment(ctx, inv: dict) -> dict | None:
+    """The PaymentIntent of the invoice's open payment that is processing, if any."""
+    for payment in (inv.get("payments") or {}).get("data") or []:
+        pi = ctx.find((payment.get("payment") or {}).get("payment_intent"), "payment_intent")
+        if payment.get("status") == "open" and pi is not None and pi["status"] == "processing":
+            return pi
+    return None
+
+
 def _invoice_page(ctx, token: str, raw: dict, *, error: str | None = None, values: dict | None = None,
                   status: int = 200) -> Response:
     from .billing import invoice_get
@@ -226,9 +238,12 @@ def _invoice_page(ctx, token: str, raw: dict, *, error: str | None = None, value
     who = esc(inv.get("customer_name") or inv.get("customer_email") or inv.get("customer") or "")
     email = esc(inv.get("customer_email") or "") if inv.get("customer_name") else ""
     pdf = f'<a id=pdf href="/hosted/invoices/{esc(token)}/pdf">Download invoice</a>'
-    if inv["status"] in _PAYABLE and inv["amount_remaining"] > 0:
-        action = f"""<form method=post action="/hosted/invoices/{esc(token)}">{card_fields(values, error)}
-<button type=submit id=pay>Pay {money(inv['amount_remaining'])}</button></form>"""
+    pending = _pending_payment(ctx, inv)
+    if pending is not None and pending["status"] == "processing":
+        action = (f"<p id=processing>Payment processing: the bank debit of {money(pending['amount'])} "
+                  "takes a few days to complete.</p>")
+    elif inv["status"] in _PAYABLE and inv["amount_remaining"] > 0:
+        action = payment_forms(token, cur, money(inv["amount_remaining"]), values, error)
     elif inv["status"] == "paid":
         receipt = _receipt_url(ctx, inv)
         link = f' <a id=receipt href="{esc(receipt)}">View receipt</a>' if receipt else ""
@@ -258,7 +273,8 @@ def invoice_page(ctx, params, token):
 
 @route("POST", "/hosted/invoices/{token}", auth="public")
 def invoice_pay(ctx, form, token):
-    from .billing import invoice_apply_payment, invoice_record_failed_attempt
+    from .billing import invoice_apply_payment, invoice_record_failed_attempt, invoice_record_processing
+    from .billing_common import emit
     from .payments import pay_for_invoice
 
     raw = _find_invoice(ctx, token)
@@ -267,20 +283,31 @@ def invoice_pay(ctx, form, token):
     if raw["status"] not in _PAYABLE or raw["amount_remaining"] <= 0:
         # Already paid (a second click) or closed: nothing to charge.
         return Response(303, b"", {"Location": f"/hosted/invoices/{token}"})
+    if _pending_payment(ctx, raw) is not None:
+        return Response(303, b"", {"Location": f"/hosted/invoices/{token}"})
+    method = form.get("method") or "card"
     try:
-        pm = card_from_form(ctx, form)
+        pm = card_from_form(ctx, form) if method == "card" else bank_from_form(ctx, form, method)
         pi, charge = pay_for_invoice(ctx, customer=raw["customer"], amount=raw["amount_remaining"],
                                      currency=raw["currency"], pm=pm, invoice_id=raw["id"],
-                                     description=None, metadata={})
+                                     description=None, metadata={}, off_session=False)
     except StripeError as exc:
-        if exc.type != "card_error":
+        if exc.type != "card_error" and method == "card":
             raise
         failed = exc.extra.get("payment_intent")
         if failed is not None:
             invoice_record_failed_attempt(ctx, raw["id"], payment_intent=failed,
                                           error=failed["last_payment_error"])
-        return _invoice_page(ctx, token, raw, error=exc.message, values=form, status=402)
-    invoice_apply_payment(ctx, raw["id"], payment_intent=pi, charge=charge)
+        return _invoice_page(ctx, token, raw, error=exc.message, values=form,
+                             status=402 if exc.type == "card_error" else 400)
+    if pi["status"] == "requires_action":  # 3-D Secure: the customer authenticates first
+        invoice_record_processing(ctx, raw["id"], payment_intent=pi)
+        emit(ctx, "invoice.payment_action_required", ctx.get("invoice", raw["id"]))
+        return Response(303, b"", {"Location": pi["next_action"]["redirect_to_url"]["url"]})
+    if pi["status"] == "processing":  # a bank debit: the invoice is paid when it settles
+        invoice_record_processing(ctx, raw["id"], payment_intent=pi)
+    else:
+        invoice_apply_payment(ctx, raw["id"], payment_intent=pi, charge=charge)
     return Response(303, b"", {"Location": f"/hosted/invoices/{token}"})
 
 
@@ -367,13 +394,16 @@ def receipt(ctx, params, charge):
         return page("Receipt", "<h1>Receipt not found</h1>", 404)
     account = ctx.store.objects.get(ctx.account) or {}
     merchant = esc((account.get("business_profile") or {}).get("name") or "Sandbox merchant")
-    card = obj["payment_method_details"]["card"]
+    details = obj["payment_method_details"]
+    kind = details["type"]
+    paid_with = (f"{details['card']['brand'].title()} - {details['card']['last4']}" if kind == "card" else
+                 f"{'Bank account' if kind == 'us_bank_account' else 'SEPA Direct Debit'} - {details[kind]['last4']}")
     cur = obj["currency"]
     invoice_id = invoice_of_charge(ctx, charge)
     invoice = ctx.find(invoice_id, "invoice") if invoice_id else None
     rows = [("Amount paid", format_amount(obj["amount"], cur), "amount"),
             ("Date paid", _date(obj["created"]), "date"),
-            ("Payment method", f"{card['brand'].title()} - {card['last4']}", "card")]
+            ("Payment method", paid_with, "card")]
     if invoice is not None:
         rows.insert(0, ("Invoice number", esc(invoice.get("number") or ""), "invoice"))
     if obj["amount_refunded"]:

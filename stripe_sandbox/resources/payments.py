@@ -9,8 +9,9 @@ A confirmation that charges emits charge.succeeded and payment_intent.succeeded,
 charge.failed and payment_intent.payment_failed with a 402 card error whose body
 carries `payment_intent` (the object), `charge` and `payment_method`, as Stripe's does.
 
-Not modelled: manual capture, 3D Secure (`requires_action`), and non-card payment
-methods (so no `payment_intent.processing`).
+Bank debits (`us_bank_account`, `sepa_debit`) go `processing` instead and settle a
+day later (payments_bank.py); 3-D Secure cards go `requires_action` on-session
+(payments_3ds.py). Not modelled: manual capture.
 
 Interface with the billing modules
 ----------------------------------
@@ -35,6 +36,9 @@ from .payments_cards import (
     attach, behaviour_of, decline_error, decline_of, error_details, resolve_payment_method,
 )
 from .payments_charges import record_charge
+from .payments_3ds import is_authenticated, require_action
+from .payments_bank import BANK_TYPES, confirm_bank
+from .payments_disputes import open_dispute_if_test_card
 from .payments_common import MINIMUM_CHARGE, answering_declines, format_amount, internal
 
 CONFIRMABLE = ("requires_payment_method", "requires_confirmation", "requires_action")
@@ -126,11 +130,21 @@ def check_owner(pm: dict, customer: str | None) -> None:
                           param="payment_method")
 
 
-def confirm(ctx, pi: dict, pm: dict) -> tuple[dict, dict]:
+def confirm(ctx, pi: dict, pm: dict, *, off_session: bool = False,
+            return_url: str | None = None) -> tuple[dict, dict | None]:
     """Charge `pm` for `pi`: (payment_intent, charge), or the card error after the
-    failed attempt is recorded (see the module docstring)."""
+    failed attempt is recorded (see the module docstring). A 3-D Secure card not yet
+    authenticated answers (payment_intent requires_action, None) on-session and is
+    declined `authentication_required` off-session (payments_3ds)."""
     check_owner(pm, pi["customer"])
-    decline = decline_of(behaviour_of(ctx, pm), charging=True)
+    if pm["type"] in BANK_TYPES:
+        return confirm_bank(ctx, pi, pm)
+    behaviour = behaviour_of(ctx, pm)
+    if behaviour == "three_d_secure_required" and not is_authenticated(ctx, pi):
+        if not off_session:
+            return require_action(ctx, pi, pm, return_url=return_url), None
+        behaviour = "authentication_required"
+    decline = decline_of(behaviour, charging=True)
     charge = record_charge(ctx, pi=pi, pm=pm, decline=decline)
     pi["latest_charge"] = charge["id"]
     if decline:
@@ -153,17 +167,21 @@ def confirm(ctx, pi: dict, pm: dict) -> tuple[dict, dict]:
         attach(ctx, pm, pi["customer"])
     ctx.emit("charge.succeeded", charge)
     ctx.emit("payment_intent.succeeded", pi)
+    open_dispute_if_test_card(ctx, charge, behaviour_of(ctx, pm))
     return pi, charge
 
 
 def pay(ctx, *, customer: str | None, amount: int, currency: str, pm: dict, description: str | None,
-        metadata: dict, **fields) -> tuple[dict, dict]:
+        metadata: dict, off_session: bool = True, invoice_id: str | None = None, **fields) -> tuple[dict, dict]:
     """Create a PaymentIntent for `pm` and confirm it at once."""
     pi = new_payment_intent(ctx, amount=amount, currency=currency, customer=customer, metadata=metadata,
                             description=description, **fields)
     pi["payment_method"] = pm["id"]
     pi["status"] = "requires_confirmation"
-    return confirm(ctx, pi, pm)
+    if invoice_id:
+        # What the PaymentIntent pays, for what happens later (3-D Secure, bank debits).
+        internal(ctx, pi["id"])["invoice"] = invoice_id
+    return confirm(ctx, pi, pm, off_session=off_session)
 
 
 def collect_payment(ctx, *, customer: str, amount: int, currency: str, payment_method: str | None,
@@ -184,14 +202,16 @@ def collect_payment(ctx, *, customer: str, amount: int, currency: str, payment_m
                            invoice_id=invoice_id, description=description, metadata=metadata)
 
 
-def pay_for_invoice(ctx, *, customer, amount, currency, pm, invoice_id, description, metadata):
-    """The charge behind an invoice payment, by API or on the hosted page (where the
-    card typed in belongs to no customer)."""
+def pay_for_invoice(ctx, *, customer, amount, currency, pm, invoice_id, description, metadata, off_session=True):
+    """The charge behind an invoice payment, by API (off-session, as Stripe's invoice
+    payments default to) or on the hosted page (on-session; the card typed in belongs
+    to no customer). The charge is None while a 3-D Secure card awaits authentication."""
     if description is None and invoice_id:
         description = "Payment for Invoice"
     pi, charge = pay(ctx, customer=customer, amount=amount, currency=currency, pm=pm,
-                     description=description, metadata=dict(metadata or {}))
-    if invoice_id:
+                     description=description, metadata=dict(metadata or {}), off_session=off_session,
+                     invoice_id=invoice_id)
+    if invoice_id and charge is not None:
         # Receipts name the invoice they paid.
         internal(ctx, charge["id"])["invoice"] = invoice_id
     return pi, charge
@@ -221,9 +241,9 @@ def payment_method_param(ctx, params: dict, customer: str | None) -> dict | None
 
 def check_types(params: dict) -> None:
     for kind in params.get("payment_method_types") or []:
-        if kind != "card":
-            raise invalid_request(f"stripe_sandbox models card payments only, not {kind!r}.",
-                                  param="payment_method_types")
+        if kind != "card" and kind not in BANK_TYPES:
+            raise invalid_request(f"stripe_sandbox models card, us_bank_account and sepa_debit payments only, "
+                                  f"not {kind!r}.", param="payment_method_types")
     if params.get("capture_method") == "manual":
         raise invalid_request("stripe_sandbox does not model manual capture (capture_method=manual).",
                               param="capture_method")
@@ -243,7 +263,7 @@ def _confirm_now(ctx, pi: dict, pm: dict | None, params: dict) -> dict:
         if name in params:
             pi[name] = params[name] or None
     pi["payment_method"] = pm["id"]
-    return confirm(ctx, pi, pm)[0]
+    return confirm(ctx, pi, pm, off_session=bool(params.get("off_session")), return_url=params.get("return_url"))[0]
 
 
 @route("POST", "/v1/payment_intents", params=stripe.params.PaymentIntentCreateParams)

@@ -7,7 +7,11 @@ PaymentMethod ids (`pm_card_visa`, `pm_card_chargeDeclined`, ...) and card token
 (`tok_visa`, ...) work wherever Stripe takes them: each use makes a new `pm_...`.
 Decline cards fail when attached to a customer (Stripe verifies the card then),
 except `4000000000000341` / `pm_card_chargeCustomerFail`, which attaches and fails
-when charged. Only `type=card` is modelled.
+when charged. Some cards succeed and something happens later: `pm_card_refundFail`
+(its refunds fail an hour later, payments_charges), `pm_card_createDispute`,
+`pm_card_createDisputeProductNotReceived`, `pm_card_createDisputeInquiry` (a dispute
+opens right after the charge, payments_disputes), `pm_card_threeDSecure2Required`
+(authentication first, payments_3ds). Only `type=card` is modelled here.
 """
 
 from __future__ import annotations
@@ -55,6 +59,14 @@ CARDS = {
     "4000000000006975": ("visa", "credit", "US", "card_velocity_exceeded"),
     "4100000000000019": ("visa", "credit", "US", "fraudulent"),
     "4000000000000341": ("visa", "credit", "US", "charge_customer_fail"),
+    # Charges that succeed, then something happens later (docs.stripe.com/testing).
+    "4000000000005126": ("visa", "credit", "US", "refund_fail"),
+    "4000000000000259": ("visa", "credit", "US", "dispute_fraudulent"),
+    "4000000000002685": ("visa", "credit", "US", "dispute_product_not_received"),
+    "4000000000001976": ("visa", "credit", "US", "dispute_inquiry"),
+    # 3-D Secure: the customer must authenticate the payment first (payments_3ds).
+    "4000000000003220": ("visa", "credit", "US", "three_d_secure_required"),
+    "4000000000003063": ("visa", "credit", "US", "three_d_secure_required"),
 }
 
 # Suffixes of Stripe's test ids: `pm_card_<x>` and `tok_<x>`.
@@ -90,7 +102,17 @@ ALIASES = {
     "chargeDeclinedFraudulent": "4100000000000019",
     "radarBlock": "4100000000000019",
     "chargeCustomerFail": "4000000000000341",
+    "refundFail": "4000000000005126",
+    "createDispute": "4000000000000259",
+    "createDisputeProductNotReceived": "4000000000002685",
+    "createDisputeInquiry": "4000000000001976",
+    "threeDSecure2Required": "4000000000003220",
+    "threeDSecureRequired": "4000000000003063",
 }
+
+# Behaviours of cards whose charge goes through (something else happens later).
+SUCCEEDING = frozenset({"refund_fail", "dispute_fraudulent", "dispute_product_not_received", "dispute_inquiry",
+                        "three_d_secure_required"})
 
 _DISPLAY_BRAND = {"amex": "american_express", "diners": "diners_club", "unionpay": "union_pay"}
 
@@ -111,6 +133,9 @@ DECLINES = {
         None,
     ),
     "fraudulent": ("card_declined", "Your card was declined.", None),
+    "authentication_required": (
+        "authentication_required", "Your card was declined. This transaction requires authentication.", None,
+    ),
     "test_mode_live_card": (
         "card_declined",
         "Your card was declined. Your request was in test mode, but used a non test (live) card. "
@@ -124,6 +149,8 @@ def decline_of(behaviour: str | None, *, charging: bool) -> str | None:
     """The decline code a card with `behaviour` gets, or None if it goes through."""
     if behaviour == "charge_customer_fail":
         return "generic_decline" if charging else None
+    if behaviour in SUCCEEDING:
+        return None
     return behaviour
 
 
@@ -320,8 +347,13 @@ def create(ctx, params):
     kind = params.get("type")
     if kind is None:
         raise parameter_missing("type")
+    if kind in ("us_bank_account", "sepa_debit"):
+        from .payments_bank import new_bank_payment_method  # it builds on payments_charges, which imports us
+
+        return new_bank_payment_method(ctx, params)
     if kind != "card":
-        raise invalid_request(f"stripe_sandbox models card payment methods only, not {kind!r}.", param="type")
+        raise invalid_request(f"stripe_sandbox models card, us_bank_account and sepa_debit payment methods "
+                              f"only, not {kind!r}.", param="type")
     card = params.get("card")
     if not card:
         raise parameter_missing("card")

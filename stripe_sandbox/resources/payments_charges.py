@@ -7,6 +7,8 @@ fee (payments_common.processing_fee), available two days later (Stripe's standar
 US payout delay). Card refunds succeed at once; each one has its own balance
 transaction (no fee returned, as on Stripe) and emits `refund.created` and
 `charge.refunded`, whose object is the charge with the cumulative `amount_refunded`.
+A refund of the refund-failure test card (4000 0000 0000 5126, `pm_card_refundFail`)
+starts `succeeded` and turns `failed` an hour of sandbox time later (scheduler.py).
 """
 
 from __future__ import annotations
@@ -15,22 +17,28 @@ import stripe
 
 from ..core import apply_update, metadata_from, route
 from ..errors import StripeError, invalid_request
+from ..scheduler import job, schedule
 from ..schema import shape
 from .payments_cards import DECLINES, outcome
 from .billing_common import base_url
-from .payments_common import format_amount, processing_fee
+from .payments_common import format_amount, internal, processing_fee
 
 AVAILABLE_AFTER_SECONDS = 2 * 24 * 3600
+# "Some time later" (docs.stripe.com/testing#refunds): when the sandbox fails the
+# refunds of the refund-failure test card.
+REFUND_FAILS_AFTER_SECONDS = 3600
+REFUND_FAILURE_REASON = "expired_or_canceled_card"
 
 
 # ------------------------------------------------------- balance transactions
 
 
 def new_balance_transaction(ctx, *, amount: int, currency: str, source: str, kind: str,
-                            description: str | None, fee: int = 0) -> dict:
+                            description: str | None, fee: int = 0, category: str | None = None,
+                            fee_description: str = "Stripe processing fees") -> dict:
     created = ctx.now()
     fee_details = [{"amount": fee, "application": None, "currency": currency,
-                    "description": "Stripe processing fees", "type": "stripe_fee"}] if fee else []
+                    "description": fee_description, "type": "stripe_fee"}] if fee else []
     txn = shape(
         "balance_transaction",
         id=ctx.new_id("txn"),
@@ -44,7 +52,7 @@ def new_balance_transaction(ctx, *, amount: int, currency: str, source: str, kin
         fee=fee,
         fee_details=fee_details,
         net=amount - fee,
-        reporting_category=kind,
+        reporting_category=category or kind,
         source=source,
         status="pending",
         type=kind,
@@ -273,7 +281,33 @@ def new_refund(ctx, charge: dict, amount: int, *, reason: str | None = None, met
     ctx.save(charge)
     ctx.emit("refund.created", refund)
     ctx.emit("charge.refunded", charge, previous)
+    if internal(ctx, charge["payment_method"] or "", create=False).get("behaviour") == "refund_fail":
+        schedule(ctx, at=ctx.now() + REFUND_FAILS_AFTER_SECONDS, kind="refund_fails", refund=rid)
     return refund
+
+
+@job("refund_fails")
+def refund_fails(ctx, *, refund: str) -> None:
+    """The refund of a refund-failure card turns `failed`: Stripe returns the money to
+    the balance (a `refund_failure` balance transaction), takes the amount off the
+    charge's `amount_refunded`, and sends refund.updated, charge.refund.updated and
+    refund.failed."""
+    obj = ctx.get("refund", refund)
+    if obj["status"] != "succeeded":
+        return
+    charge = ctx.get("charge", obj["charge"])
+    txn = new_balance_transaction(ctx, amount=obj["amount"], currency=obj["currency"], source=refund,
+                                  kind="refund_failure", description="REFUND FAILURE")
+    previous = {"status": obj["status"], "failure_reason": None, "failure_balance_transaction": None}
+    obj.update(status="failed", failure_reason=REFUND_FAILURE_REASON, failure_balance_transaction=txn["id"])
+    ctx.save(obj)
+    charge["amount_refunded"] -= obj["amount"]
+    charge["refunded"] = False
+    charge["refunds"]["data"] = [obj if r["id"] == refund else r for r in charge["refunds"]["data"]]
+    ctx.save(charge)
+    ctx.emit("refund.updated", obj, previous)
+    ctx.emit("charge.refund.updated", obj, previous)
+    ctx.emit("refund.failed", obj)
 
 
 @route("POST", "/v1/refunds", params=stripe.params.RefundCreateParams)

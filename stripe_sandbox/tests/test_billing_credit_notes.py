@@ -183,3 +183,21 @@ def test_credit_note_refused_on_draft_and_void_invoices(billing):
     with pytest.raises(stripe.InvalidRequestError) as err:
         c.v1.credit_notes.create(params={"invoice": draft.id})
     assert err.value.http_status == 400
+
+
+def test_credit_note_on_partly_paid_open_invoice_splits_pre_and_post(billing):
+    c, cus = billing
+    inv = _open_invoice(c, cus)
+    pm = c.v1.payment_methods.attach("pm_card_visa", params={"customer": cus.id})
+    part = c.v1.payment_intents.create(params={"amount": 4000, "currency": "usd", "customer": cus.id,
+                                               "payment_method": pm.id, "confirm": True})
+    partly = c.v1.invoices.attach_payment(inv.id, params={"payment_intent": part.id})
+    assert (partly.status, partly.amount_remaining) == ("open", 6000)
+    with pytest.raises(stripe.InvalidRequestError) as err:
+        c.v1.credit_notes.create(params={"invoice": inv.id, "amount": 8000})
+    assert "post_payment_amount ($20.00)" in err.value.user_message
+    cn = c.v1.credit_notes.create(params={"invoice": inv.id, "amount": 8000, "out_of_band_amount": 2000})
+    assert (cn.type, cn.pre_payment_amount, cn.post_payment_amount) == ("pre_payment", 6000, 2000)
+    after = c.v1.invoices.retrieve(inv.id)
+    assert (after.status, after.amount_due, after.amount_remaining) == ("paid", 4000, 0)
+    assert (after.pre_payment_credit_notes_amount, after.post_payment_credit_notes_amount) == (6000, 2000)

@@ -100,3 +100,29 @@ def test_cli_refuses_non_loopback_host():
 ])
 def test_cli_loopback_detection(host, loopback):
     assert is_loopback(host) is loopback
+
+
+def test_persistence_keeps_what_the_sandbox_will_do_later(tmp_path):
+    import urllib.request
+
+    state = tmp_path / "state.json"
+    key = "sk_test_persistencejobs"
+    server, base = start_in_thread(state_file=str(state))
+    try:
+        client = client_for(base, key)
+        pi = client.v1.payment_intents.create(params={"amount": 900, "currency": "usd", "confirm": True,
+                                                      "payment_method": "pm_card_refundFail"})
+        refund = client.v1.refunds.create(params={"payment_intent": pi.id})
+    finally:
+        server.stop()
+    server, base = start_in_thread(state_file=str(state))
+    try:
+        client = client_for(base, key)
+        assert client.v1.refunds.retrieve(refund.id).status == "succeeded"
+        req = urllib.request.Request(base + "/_sandbox/clock", data=b'{"advance_seconds": 3600}', method="POST")
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        ran = json.loads(opener.open(req, timeout=10).read())["ran"]
+        assert [r["kind"] for r in ran] == ["refund_fails"]
+        assert client.v1.refunds.retrieve(refund.id).status == "failed"
+    finally:
+        server.stop()

@@ -194,6 +194,38 @@ def _flow(sandbox, c: stripe.StripeClient, key: str) -> None:
     c.v1.checkout.sessions.create(params={"mode": "setup", "currency": "usd", "customer": cus.id,
                                           "success_url": "https://app.test/ok"})
 
+    # What happens later: a refund of the refund-failure card fails.
+    failing = c.v1.payment_intents.create(params={"amount": 1000, "currency": "usd", "confirm": True,
+                                                  "payment_method": "pm_card_refundFail"})
+    c.v1.refunds.create(params={"payment_intent": failing.id, "amount": 300})
+    disputed = c.v1.payment_intents.create(params={"amount": 1500, "currency": "usd", "confirm": True,
+                                                   "payment_method": "pm_card_createDispute"})
+    dispute = c.v1.disputes.list(params={"payment_intent": disputed.id}).data[0]
+    c.v1.disputes.retrieve(dispute.id)
+    c.v1.disputes.update(dispute.id, params={"evidence": {"uncategorized_text": "winning_evidence"},
+                                             "metadata": {"case": "1"}})
+    inquiry = c.v1.payment_intents.create(params={"amount": 1500, "currency": "usd", "confirm": True,
+                                                  "payment_method": "pm_card_createDisputeInquiry"})
+    c.v1.disputes.close(c.v1.disputes.list(params={"payment_intent": inquiry.id}).data[0].id)
+    assert sorted(j["kind"] for j in sandbox.control("POST", "/clock", {"advance_seconds": 3601})["ran"]) == [
+        "dispute_decided", "refund_fails"]
+    three_ds = c.v1.payment_intents.create(params={"amount": 800, "currency": "usd", "confirm": True,
+                                                   "payment_method": "pm_card_threeDSecure2Required"})
+    assert http_request("POST", three_ds.next_action.redirect_to_url.url, body="action=complete")[0] == 200
+    c.v1.payment_intents.retrieve(three_ds.id)
+    ach = c.v1.payment_methods.create(params={
+        "type": "us_bank_account", "billing_details": {"name": "Ada"},
+        "us_bank_account": {"routing_number": "110000000", "account_number": "000123456789"}})
+    c.v1.payment_methods.attach(ach.id, params={"customer": cus.id})
+    c.v1.invoices.pay(c.v1.invoices.finalize_invoice(small_invoice(700).id).id, params={"payment_method": ach.id})
+    sepa = c.v1.payment_methods.create(params={
+        "type": "sepa_debit", "billing_details": {"name": "Ada", "email": "ada@example.test"},
+        "sepa_debit": {"iban": "DE62370400440532013001"}})
+    c.v1.payment_intents.create(params={"amount": 900, "currency": "eur", "payment_method": sepa.id,
+                                        "payment_method_types": ["sepa_debit"], "confirm": True})
+    assert [j["kind"] for j in sandbox.control("POST", "/clock", {"advance_seconds": 86400})["ran"]] == [
+        "bank_debit_settles"] * 2
+
     events = c.v1.events.list(params={"limit": 100})
     c.v1.events.retrieve(events.data[0].id)
     c.v1.webhook_endpoints.delete(we.id)
