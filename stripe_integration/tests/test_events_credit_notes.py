@@ -176,3 +176,41 @@ def test_credit_note_refund_that_fails_gives_the_net_back(connected, client, fin
     page = client.get(reverse("ui:invoice_detail", args=[invoice.pk])).content.decode()
     assert 'data-credit-note-refund="failed"' in page
     assert invoice.status == InvoiceStatus.PAID
+
+
+def test_credit_note_refund_on_a_refund_fail_card_fails_an_hour_later(connected, client, finance_a):
+    """Stripe's own failing refund (pm_card_refundFail, 4000 0000 0000 5126): the credit
+    note's refund succeeds at first, the sandbox fails it an hour of its clock later and
+    sends refund.updated / charge.refund.updated / refund.failed under the chaos."""
+    s = connected.stripe
+    connected.platform.chaos(seed=53)
+    _, stripe_invoice, invoice = twin_invoice(connected, items=((5000, "Retainer"),))
+    status, error = s.hosted_pay(stripe_invoice["hosted_invoice_url"], "4000000000005126")
+    assert status == 303, error
+    s.drain()
+    # Served over HTTP, so the deliveries it causes queue behind the request (see _Browser).
+    browser = _Browser(client, finance_a)
+    app = connected.endpoint.url.removesuffix("/stripe/webhook/")
+    action = app + reverse("ui:invoice_credit_note", args=[invoice.pk])
+    page = browser.get(app + reverse("ui:invoice_detail", args=[invoice.pk]), timeout=30)
+    form = {"csrfmiddlewaretoken": _token(page.text), "cn-amount": "20", "cn-mode": "refund",
+            "cn-reason": "order_change", "cn-memo": ""}
+    review = browser.post(action, data=form, timeout=30)
+    key = re.search(r'name="cn-request_key" value="([0-9a-f]{32})"', review.text).group(1)
+    done = browser.post(action, data={**form, "cn-amount": "20.00", "cn-request_key": key, "confirm": "yes",
+                                      "csrfmiddlewaretoken": _token(review.text)}, timeout=60, allow_redirects=False)
+    assert done.status_code == 302
+    s.drain()
+    note = CreditNote.objects.get()
+    assert Refund.objects.get(stripe_refund_id=note.stripe_refund_id).status == "succeeded"
+    assert _figures(invoice) == ("paid", D("50"), 0, 0, D("20"), D("20"), D("30"))
+
+    ran = connected.platform.control("POST", "/clock", {"advance_seconds": 3700})["ran"]
+    assert any(job["kind"] == "refund_fails" and job["ok"] for job in ran), ran
+    s.drain()
+    note.refresh_from_db()
+    assert note.status == "issued" and Refund.objects.get().status == "failed"
+    assert _figures(invoice) == ("paid", D("50"), 0, 0, D("20"), 0, D("50"))
+    page = client.get(reverse("ui:invoice_detail", args=[invoice.pk])).content.decode()
+    assert 'data-credit-note-refund="failed"' in page
+    assert_inbox_exact(connected, since=invoice.created_at)
