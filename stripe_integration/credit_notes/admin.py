@@ -15,7 +15,7 @@ from django.utils.html import format_html
 
 from .forms import CreditNoteForm
 from .issue import MODE_LABELS, CreditNoteError, credit_note_create, credit_note_modes, describe
-from .views import credit_note_result_message, preview_facts
+from .views import credit_note_already_made, credit_note_result_message, preview_facts
 
 
 class InvoiceCreditNoteMixin:
@@ -50,6 +50,11 @@ class InvoiceCreditNoteMixin:
             raise PermissionDenied
         opts = self.model._meta
         change_url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[pk])
+        made = credit_note_already_made(invoice=invoice, data=request.POST) if request.method == "POST" else None
+        if made is not None:  # a second click on Confirm
+            level, text = credit_note_result_message(made)
+            self.message_user(request, text, level)
+            return HttpResponseRedirect(change_url)
         form = CreditNoteForm(request.POST if request.method == "POST" else None, invoice=invoice)
         context = {**self.admin_site.each_context(request), "opts": opts, "invoice": invoice, "form": form,
                    "title": f"Refund / credit note on {invoice.number}", "change_url": change_url}

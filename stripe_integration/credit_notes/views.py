@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 from django.views import View
 
 from crm.tenancy import MemberRequiredMixin
-from finance.models import CreditNotePushStatus, Invoice
+from finance.models import CreditNote, CreditNotePushStatus, Invoice
 from finance.money import format_money, from_minor
 from finance.pages import InvoiceDetailView
 
@@ -32,6 +32,16 @@ def preview_facts(*, invoice: Invoice, form: CreditNoteForm) -> tuple[list[tuple
             ("Refunded", info.refund_amount), ("Customer credit", info.credit_amount),
             ("Outside Stripe", info.out_of_band_amount)]
     return [(label, format_money(from_minor(v, cur), cur)) for label, v in rows if v], ""
+
+
+def credit_note_already_made(*, invoice: Invoice, data) -> CreditNote | None:
+    """The credit note a confirmation page's one-time key already made (a double click, a
+    resubmitted page), found before the form is checked again: the first click may have
+    used up what could be credited."""
+    key = (data.get("cn-request_key") or "")[:64]
+    if data.get("confirm") != "yes" or not key:
+        return None
+    return CreditNote.objects.filter(business=invoice.business, invoice=invoice, request_key=key).first()
 
 
 def credit_note_result_message(note) -> tuple[str, str]:
@@ -57,6 +67,10 @@ class InvoiceCreditNoteView(MemberRequiredMixin, View):
                 raise Http404("No such credit note on this invoice.")
             level, text = credit_note_result_message(credit_note_push(credit_note_id=note.pk))
             messages.add_message(request, level, text)
+            return redirect("ui:invoice_detail", pk=pk)
+        made = credit_note_already_made(invoice=invoice, data=request.POST)
+        if made is not None:  # a second click on Confirm: what the first one made, not a form error
+            messages.add_message(request, *credit_note_result_message(made))
             return redirect("ui:invoice_detail", pk=pk)
         form = CreditNoteForm(request.POST, invoice=invoice)
         if not form.is_valid():

@@ -117,3 +117,19 @@ def test_credit_note_admin_page_review_confirm_and_read_only_list(paid, client, 
     detail = client.get(reverse("admin:finance_creditnote_change", args=[note.pk]))
     assert detail.status_code == 200 and not detail.context["adminform"].form.fields
     assert client.post(reverse("admin:finance_creditnote_delete", args=[note.pk]), {"post": "yes"}).status_code == 403
+
+
+def test_credit_note_full_refund_double_click_is_not_a_form_error(paid, client, finance_a):
+    """The first click refunds everything; the second, with the same page's key, finds that
+    credit note instead of being refused for the amount left (none)."""
+    conn, invoice, s = paid
+    client.force_login(finance_a)
+    data = {"cn-amount": "200.00", "cn-mode": "refund", "cn-reason": "", "cn-memo": "", "cn-request_key": "b" * 32,
+            "confirm": "yes"}
+    assert client.post(_action(invoice), data).status_code == 302
+    second = client.post(_action(invoice), data, follow=True)
+    assert second.status_code == 200 and "made in Stripe" in second.content.decode()
+    assert CreditNote.objects.count() == 1 and len(s.get("/v1/credit_notes", {"invoice": invoice.stripe_invoice_id})["data"]) == 1
+    admin_url = reverse("admin:finance_invoice_credit_note", args=[invoice.pk])
+    assert client.post(admin_url, data).status_code == 302
+    assert CreditNote.objects.count() == 1
