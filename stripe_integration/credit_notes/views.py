@@ -28,9 +28,10 @@ def preview_facts(*, invoice: Invoice, form: CreditNoteForm) -> tuple[list[tuple
     except (CreditNoteError, GatewayError) as exc:
         return [], f"Stripe could not preview it ({getattr(exc, 'message', None) or exc.user_message})."
     cur = invoice.currency
+    # A preview makes no refund, so its post-payment part is named by the chosen mode.
+    after = {"refund": "Refunded to the card", "credit": "Customer credit", "out_of_band": "Settled outside Stripe"}
     rows = [("Credit note total", info.amount), ("Lowers the amount owed", info.pre_payment_amount),
-            ("Refunded", info.refund_amount), ("Customer credit", info.credit_amount),
-            ("Outside Stripe", info.out_of_band_amount)]
+            (after.get(form.cleaned_data["mode"], "After payment"), info.post_payment_amount)]
     return [(label, format_money(from_minor(v, cur), cur)) for label, v in rows if v], ""
 
 

@@ -32,6 +32,7 @@ def test_credit_note_page_review_then_confirm(paid, client, finance_a):
     review = _review(client, invoice, **{"cn-amount": "15.5", "cn-mode": "credit", "cn-memo": "Goodwill"})
     html = review.content.decode()
     assert review.status_code == 200 and "credit balance in Stripe" in html
+    assert "<dt>Customer credit</dt><dd>15.50 USD</dd>" in html and "Refunded" not in html  # Stripe's preview
     assert CreditNote.objects.count() == 0  # nothing is made before Confirm
     key = re.search(r'name="cn-request_key" value="([0-9a-f]{32})"', html).group(1)
     done = _review(client, invoice, **{"cn-amount": "15.50", "cn-mode": "credit", "cn-memo": "Goodwill",

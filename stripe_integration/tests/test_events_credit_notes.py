@@ -142,6 +142,8 @@ def test_credit_note_from_the_invoice_page_under_chaos(connected, app_server, cl
     review = browser.post(action, data=form, timeout=30)
     assert review.status_code == 200 and "Stripe refunds 12.50 USD" in review.text
     assert "data-credit-note-preview" in review.text  # Stripe's preview of it
+    preview = review.text.split("data-credit-note-preview")[1].split("</dl>")[0]
+    assert "<dt>Refunded to the card</dt><dd>12.50 USD</dd>" in preview and "Customer credit" not in preview
     key = re.search(r'name="cn-request_key" value="([0-9a-f]{32})"', review.text).group(1)
     confirm = {**form, "cn-amount": "12.50", "cn-request_key": key, "confirm": "yes",
                "csrfmiddlewaretoken": _token(review.text)}
