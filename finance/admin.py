@@ -13,7 +13,9 @@ from django.utils.html import format_html
 from crm.admin_base import BusinessScopedAdminMixin, BusinessScopedInlineMixin
 from crm.admin_extensions import admin_extend
 from crm.models import Individual, Opportunity, Organization, Ticket
-from finance.models import Billable, BillableStatus, Dispute, Invoice, InvoiceLine, InvoiceStatus, Payment, Refund
+from finance.models import (
+    Billable, BillableStatus, CreditNote, Dispute, Invoice, InvoiceLine, InvoiceStatus, Payment, Refund,
+)
 from finance.money import format_money
 
 
@@ -196,6 +198,32 @@ class PaymentInline(BusinessScopedInlineMixin, admin.TabularInline):
         return False
 
 
+
+class CreditNoteInline(BusinessScopedInlineMixin, admin.TabularInline):
+    """An invoice's credit notes (issue 13), as Stripe has them; made with the integration's
+    "Refund / credit note" button, never here."""
+
+    model = CreditNote
+    fk_name = "invoice"
+    finance_only = True
+    extra = 0
+    show_change_link = True
+    fields = ("number", "status", "push_status", "amount_display", "pre_payment_amount", "refund_amount",
+              "credit_amount", "out_of_band_amount", "reason", "memo", "stripe_refund_id", "created_at")
+    readonly_fields = fields
+
+    amount_display = money_column("amount", "amount")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Invoice)
 class InvoiceAdmin(DefaultCurrencyMixin, BusinessScopedAdminMixin, admin.ModelAdmin):
     finance_only = True
@@ -209,12 +237,13 @@ class InvoiceAdmin(DefaultCurrencyMixin, BusinessScopedAdminMixin, admin.ModelAd
     search_fields = ("number", "stripe_invoice_id", "stripe_number", "bill_to__name")
     date_hierarchy = "created_at"
     autocomplete_fields = ("bill_to",)
-    inlines = [InvoiceLineInline, PaymentInline]
+    inlines = [InvoiceLineInline, PaymentInline, CreditNoteInline]
     fieldsets = (
         (None, {"fields": ("business", "number", "bill_to", "currency", "collection_method", "due_date", "status")}),
         ("Amounts", {"fields": (
             "subtotal_display", "discount_total_display", "tax_total_display", "total_display",
             "amount_paid_display", "amount_remaining_display", "amount_refunded_display",
+            "credited_pre_payment_display", "credited_post_payment_display",
         )}),
         ("Stripe", {"fields": (
             "hosted_invoice_link", "invoice_pdf_link", "stripe_invoice_id", "stripe_number", "stripe_customer_id",
@@ -228,6 +257,8 @@ class InvoiceAdmin(DefaultCurrencyMixin, BusinessScopedAdminMixin, admin.ModelAd
         "finalized_at", "paid_at", "voided_at", "last_error", "created_at", "updated_at",
         # Set by Stripe's webhooks (issue 7): refunds and disputes.
         "amount_refunded_display", "disputed", "disputed_at",
+        # Set from Stripe's invoice (issue 13): what its credit notes credited.
+        "credited_pre_payment_display", "credited_post_payment_display",
     )
 
     subtotal_display = money_column("subtotal", "subtotal")
@@ -237,6 +268,8 @@ class InvoiceAdmin(DefaultCurrencyMixin, BusinessScopedAdminMixin, admin.ModelAd
     amount_paid_display = money_column("amount_paid", "paid")
     amount_remaining_display = money_column("amount_remaining", "remaining")
     amount_refunded_display = money_column("amount_refunded", "refunded")
+    credited_pre_payment_display = money_column("credited_pre_payment", "credited before payment")
+    credited_post_payment_display = money_column("credited_post_payment", "credited after payment")
 
     @admin.display(description="hosted invoice")
     def hosted_invoice_link(self, obj):
@@ -371,3 +404,30 @@ class DisputeAdmin(BusinessScopedAdminMixin, admin.ModelAdmin):
 # opportunity and ticket pages of crm's admin.
 for _model in (Individual, Organization, Opportunity, Ticket):
     admin_extend(_model, inlines=[*admin.site._registry[_model].inlines, BillableInline])
+
+
+@admin.register(CreditNote)
+class CreditNoteAdmin(BusinessScopedAdminMixin, admin.ModelAdmin):
+    """Credit notes (issue 13), read-only: Stripe is their source of truth, and they are
+    made from the invoice (the "Refund / credit note" button), never added or deleted here."""
+
+    finance_only = True
+    list_display = ("__str__", "invoice", "status", "push_status", "amount_display", "refund_amount", "credit_amount",
+                    "reason", "stripe_id", "created_at")
+    list_select_related = ("invoice",)
+    list_filter = ("status", "push_status", "reason", "currency", "created_at")
+    search_fields = ("number", "stripe_id", "stripe_refund_id", "invoice__number", "memo")
+    date_hierarchy = "created_at"
+    amount_display = money_column("amount", "amount")
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields] + ["amount_display"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -7,6 +7,7 @@ move forward: paid and void are final.
 """
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -250,6 +251,11 @@ class Invoice(BusinessOwned):
     # Refunds never change Stripe's amount_paid (a refunded invoice stays "paid"); the app
     # keeps what was given back beside it, so net paid = amount_paid - amount_refunded.
     amount_refunded = money_field()
+    # Credit notes, as Stripe's invoice has them (pre_/post_payment_credit_notes_amount):
+    # pre-payment ones lowered what was owed, post-payment ones were refunded, credited to
+    # the customer's balance or settled outside Stripe (see CreditNote).
+    credited_pre_payment = money_field()
+    credited_post_payment = money_field()
     # A dispute on one of its payments that is open or was lost (its `disputes`): shown as a
     # flag. What lost disputes took back, beside refunds: net paid subtracts both.
     disputed = models.BooleanField(default=False, db_index=True)
@@ -292,6 +298,10 @@ class Invoice(BusinessOwned):
     @property
     def net_paid(self):
         return self.amount_paid - self.amount_refunded - self.amount_disputed
+
+    @property
+    def credited(self):
+        return self.credited_pre_payment + self.credited_post_payment
 
     def clean(self):
         self.check_same_business(bill_to=getattr(self, "bill_to", None))
@@ -537,3 +547,100 @@ class Dispute(BusinessOwned):
         self.check_same_business(payment=getattr(self, "payment", None), invoice=getattr(self, "invoice", None))
         check_money(self.currency, amount=self.amount, fee=self.fee, funds_withdrawn=self.funds_withdrawn,
                     funds_reinstated=self.funds_reinstated)
+
+
+# --- credit notes (issue 13): corrections after finalizing, through Stripe's credit notes API ---
+class CreditNoteReason(models.TextChoices):
+    """Stripe's enum (credit_note.reason)."""
+    DUPLICATE = "duplicate", "Duplicate"
+    FRAUDULENT = "fraudulent", "Fraudulent"
+    ORDER_CHANGE = "order_change", "Order change"
+    PRODUCT_UNSATISFACTORY = "product_unsatisfactory", "Product unsatisfactory"
+
+
+class CreditNoteStatus(models.TextChoices):
+    """Stripe's status: issued, then possibly void (final)."""
+    ISSUED = "issued", "Issued"
+    VOID = "void", "Void"
+
+
+CREDIT_NOTE_TRANSITIONS = {
+    CreditNoteStatus.ISSUED: {CreditNoteStatus.VOID},
+    CreditNoteStatus.VOID: set(),
+}
+
+
+class CreditNotePushStatus(models.TextChoices):
+    """Where a credit note made in the CRM is in its way to Stripe (like InvoicePushStatus):
+    pending: saved, not sent; pushing: a worker owns it (saved before the Stripe call);
+    pushed: Stripe has it; failed: Stripe refused or could not be reached (`last_error`,
+    Retry offered). A credit note made in Stripe (the Dashboard) is `pushed` from the start."""
+    PENDING = "pending", "Not sent yet"
+    PUSHING = "pushing", "Sending to Stripe"
+    PUSHED = "pushed", "In Stripe"
+    FAILED = "failed", "Failed"
+
+
+class CreditNote(BusinessOwned):
+    """A credit note on an invoice. `amount` is split as Stripe splits it: what lowers the
+    amount owed on an open invoice (`pre_payment_amount`) and, on a paid one, what is
+    refunded, credited to the customer's balance, or settled outside Stripe. Figures
+    follow Stripe's credit note once it exists."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="credit_notes")
+    number = models.CharField(max_length=64, blank=True, help_text="Stripe's credit note number.")
+    stripe_id = models.CharField(max_length=255, null=True, blank=True)
+    currency = models.CharField(max_length=3, validators=[currency_validator])
+    amount = money_field(validators=[MinValueValidator(0)])
+    pre_payment_amount = money_field(validators=[MinValueValidator(0)])
+    refund_amount = money_field(validators=[MinValueValidator(0)])
+    credit_amount = money_field(validators=[MinValueValidator(0)])
+    out_of_band_amount = money_field(validators=[MinValueValidator(0)])
+    reason = models.CharField(max_length=32, choices=CreditNoteReason.choices, blank=True)
+    memo = models.CharField(max_length=500, blank=True)
+    status = models.CharField(max_length=8, choices=CreditNoteStatus.choices, default=CreditNoteStatus.ISSUED, db_index=True)
+    push_status = models.CharField(max_length=10, choices=CreditNotePushStatus.choices, default=CreditNotePushStatus.PENDING, db_index=True)
+    push_attempts = models.PositiveIntegerField(default=0, editable=False)
+    push_claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_error = models.TextField(blank=True)
+    # The refund Stripe made for `refund_amount` (its row is a finance.Refund, by this id).
+    stripe_refund_id = models.CharField(max_length=255, blank=True)
+    # The confirmation form's one-time key: a double click (or a resubmitted page) finds
+    # the credit note the first click made instead of making a second one.
+    request_key = models.CharField(max_length=64, blank=True, editable=False)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    issued_at = models.DateTimeField(null=True, blank=True)
+    voided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["business", "stripe_id"], name="uniq_credit_note_stripe_id_per_business"),
+            models.UniqueConstraint(fields=["business", "request_key"], condition=~Q(request_key=""),
+                                    name="uniq_credit_note_request_key_per_business"),
+            models.CheckConstraint(
+                condition=Q(amount__gte=0) & Q(pre_payment_amount__gte=0) & Q(refund_amount__gte=0)
+                & Q(credit_amount__gte=0) & Q(out_of_band_amount__gte=0),
+                name="credit_note_amounts_not_negative",
+                violation_error_message="Credit note amounts cannot be negative.",
+            ),
+            models.CheckConstraint(
+                condition=Q(amount=models.F("pre_payment_amount") + models.F("refund_amount")
+                            + models.F("credit_amount") + models.F("out_of_band_amount")),
+                name="credit_note_split_sums_to_amount",
+                violation_error_message="What lowers the amount owed, refunds, credits and what is settled "
+                                        "outside Stripe must add up to the credit note's amount.",
+            ),
+        ]
+
+    def __str__(self):
+        return self.number or f"Credit note {self.pk}"
+
+    @property
+    def post_payment_amount(self):
+        return self.refund_amount + self.credit_amount + self.out_of_band_amount
+
+    def clean(self):
+        self.check_same_business(invoice=getattr(self, "invoice", None))
+        if self.currency:
+            self.currency = self.currency.upper()

@@ -120,6 +120,19 @@ def invoice_payments(*, invoice: Invoice) -> list[Payment]:
     return list(invoice.payments.prefetch_related(refunds, disputes).order_by("created_at", "pk"))
 
 
+def invoice_credit_notes(*, invoice: Invoice) -> list:
+    """The invoice's credit notes, oldest first, each with `refund`: the finance.Refund row
+    of the refund Stripe made for it (None when it made none, or its events have not come)."""
+    from finance.models import CreditNote
+
+    notes = list(CreditNote.objects.filter(invoice=invoice).select_related("created_by").order_by("created_at", "pk"))
+    ids = [n.stripe_refund_id for n in notes if n.stripe_refund_id]
+    refunds = {r.stripe_refund_id: r for r in Refund.objects.filter(business=invoice.business, stripe_refund_id__in=ids)}
+    for note in notes:
+        note.refund = refunds.get(note.stripe_refund_id)
+    return notes
+
+
 def today():
     """The business day the money reports and "overdue" are computed for (local date)."""
     return timezone.localdate()

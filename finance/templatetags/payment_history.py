@@ -17,3 +17,10 @@ def invoice_payment_history(invoice):
         "payments": payments,
         "processing": [p for p in payments if p.status == "processing"],
     }
+
+
+@register.inclusion_tag("ui/_credit_notes.html")
+def invoice_credit_notes(invoice):
+    """The invoice's credit notes (issue 13) with their refunds' status, and its credited
+    figures, read-only: making one is the Stripe integration's form on the same page."""
+    return {"invoice": invoice, "credit_notes": selectors.invoice_credit_notes(invoice=invoice)}

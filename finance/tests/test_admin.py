@@ -42,7 +42,7 @@ def billable_post(**overrides):
 
 def invoice_post(**overrides):
     return {"number": "INV-NEW", "currency": "USD", "collection_method": "send_invoice",
-            **management("lines"), **management("payments"), **overrides}
+            **management("lines"), **management("payments"), **management("credit_notes"), **overrides}
 
 
 FINANCE_ROWS = {

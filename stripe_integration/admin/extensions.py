@@ -4,7 +4,8 @@
 - services: the "Stripe" sync column, the sync details with their drift table, the
   "Sync to Stripe" action and button;
 - billables and invoices: the Send-to-Stripe preview, push state and invoice actions
-  (`stripe_integration.invoicing.admin`).
+  (`stripe_integration.invoicing.admin`); the invoice's "Refund / credit note" page
+  (`stripe_integration.credit_notes.admin`).
 """
 from django.contrib import admin
 from django.http import HttpResponseRedirect
@@ -14,6 +15,7 @@ from crm.admin_extensions import admin_extend
 from finance.models import Billable, Invoice
 from services.models import Service
 
+from ..credit_notes.admin import InvoiceCreditNoteMixin
 from ..invoicing.admin import BillableInvoicingMixin, InvoiceStripeMixin
 from .integration import drift_table, report_sync, service_sync_cell, service_sync_rows_prefetch
 
@@ -69,4 +71,4 @@ class ServiceStripeMixin:
 
 admin_extend(Service, ServiceStripeMixin, actions=[*admin.site._registry[Service].actions, "sync_to_stripe"])
 admin_extend(Billable, BillableInvoicingMixin)
-admin_extend(Invoice, InvoiceStripeMixin)
+admin_extend(Invoice, InvoiceCreditNoteMixin, InvoiceStripeMixin)

@@ -43,6 +43,8 @@ WEBHOOK_EVENTS = [
     # amount_refunded and sends these; the refunded figures follow it down.
     "charge.refund.updated", "refund.updated", "refund.failed",
     "checkout.session.completed", "setup_intent.succeeded",
+    # Credit notes, made in the CRM or in the Dashboard (issue 13).
+    "credit_note.created", "credit_note.updated", "credit_note.voided",
     "customer.updated", "customer.deleted", "product.updated",
     "account.application.deauthorized",
 ]

@@ -19,6 +19,7 @@ import stripe
 from django.conf import settings
 
 from . import ratelimit
+from .credit_notes import CreditNoteInfo, CreditNotesMixin  # noqa: F401  (CreditNoteInfo re-exported)
 from .types import (  # noqa: F401  (re-exported: the app imports them from here)
     LIVE_KEY_PREFIXES,
     WEBHOOK_SECRET_PREFIX,
@@ -97,7 +98,7 @@ def _map_error(exc: Exception) -> GatewayError:
 # --- retries (issue 6: one limiter, our own retries) ---
 # Method names of the SDK's services that are safe to repeat as they are: reads (GET) and
 # DELETE (a repeat finds the object gone; Stripe ignores idempotency keys on both).
-_READ_CALLS = frozenset({"retrieve", "retrieve_current", "list", "list_lines", "search", "delete"})
+_READ_CALLS = frozenset({"retrieve", "retrieve_current", "list", "list_lines", "search", "delete", "preview"})
 # OAuth endpoints take no idempotency key: retried only when Stripe performed nothing (429).
 _OAUTH_CALLS = frozenset({"deauthorize", "token"})
 
@@ -130,7 +131,7 @@ def _should_retry(exc: Exception, *, replay_safe: bool) -> bool:
 
 
 # --- the gateway --------------------------------------------------------------------
-class Gateway:
+class Gateway(CreditNotesMixin):
     def __init__(self, *, secret_key: str, client_id: str = "", api_base: str = "", connect_base: str = "",
                  max_network_retries: int = 0, timeout: float = 30, max_retries: int | None = None):
         if not secret_key:

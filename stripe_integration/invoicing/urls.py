@@ -2,6 +2,7 @@
 from django.urls import path
 
 from . import run_views, views
+from ..credit_notes import views as credit_note_views
 
 urlpatterns = [
     path("invoices/unbilled/", run_views.UnbilledRunView.as_view(), name="invoice_unbilled"),
@@ -9,4 +10,5 @@ urlpatterns = [
     path("invoices/preview/", views.InvoicePreviewView.as_view(), name="invoice_preview"),
     path("invoices/send/", views.InvoiceSendView.as_view(), name="invoice_send"),
     path("invoices/<int:pk>/action/", views.InvoiceActionView.as_view(), name="invoice_action"),
+    path("invoices/<int:pk>/credit-note/", credit_note_views.InvoiceCreditNoteView.as_view(), name="invoice_credit_note"),
 ]

@@ -102,6 +102,10 @@ def invoice_apply_stripe(*, invoice: Invoice, stripe_invoice: dict) -> list[str]
         if paid >= invoice.amount_paid:
             put("amount_paid", paid)
             put("amount_remaining", money_of(stripe_invoice.get("amount_remaining"), currency))
+        # Credit notes (issue 13): Stripe's current sums, down as well as up (a voided
+        # credit note stops counting); the reconcile always reads the invoice as it is now.
+        put("credited_pre_payment", money_of(stripe_invoice.get("pre_payment_credit_notes_amount"), currency))
+        put("credited_post_payment", money_of(stripe_invoice.get("post_payment_credit_notes_amount"), currency))
     if changed:
         invoice.full_clean()
         invoice.save(update_fields=[*dict.fromkeys(changed), "updated_at"])

@@ -40,6 +40,7 @@ from django.utils import timezone
 from crm.audit import audit_record
 from finance.models import Invoice
 
+from .handlers import credit_notes as credit_note_handlers
 from .handlers import invoices as invoice_handlers
 from .handlers import disputes as dispute_handlers
 from .handlers import payments as payment_handlers
@@ -124,6 +125,7 @@ HANDLERS = {
     **invoice_handlers.HANDLERS,
     **payment_handlers.HANDLERS,
     **dispute_handlers.HANDLERS,
+    **credit_note_handlers.HANDLERS,
     "customer.updated": on_customer_changed,
     "customer.deleted": on_customer_changed,
     "product.updated": on_product_updated,
