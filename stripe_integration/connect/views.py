@@ -99,6 +99,22 @@ class ConnectionActionView(FinanceView):
 
 
 class DisconnectView(ConnectionActionView):
+    """GET: a page that says what disconnecting does; its POST (`confirmed=yes`) does it.
+    A POST without the confirmation comes back to that page, nothing done."""
+
+    def get(self, request):
+        connection = services.connection_get_active(business=self.business)
+        if connection is None:
+            messages.info(request, "This business is not connected to Stripe.")
+            return redirect("stripe_integration:settings")
+        return render(request, "stripe_integration/disconnect_confirm.html",
+                      {"connection": connection, "business": self.business, "title": "Disconnect Stripe?"})
+
+    def post(self, request):
+        if request.POST.get("confirmed") != "yes":
+            return redirect("stripe_integration:disconnect")
+        return super().post(request)
+
     def act(self, request, connection):
         try:
             services.connection_disconnect(connection=connection, user=request.user)

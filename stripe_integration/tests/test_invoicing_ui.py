@@ -102,17 +102,20 @@ def test_invoice_page_actions_void_from_the_ui(client, env, django_capture_on_co
     invoice = Invoice.objects.get()
     url = reverse("ui:invoice_detail", args=[invoice.pk])
     page = client.get(url).content.decode()
-    for label in ("Void", "Mark uncollectible", "Mark paid outside Stripe", "Resend"):
+    for label in ("Mark paid outside Stripe", "Resend"):
         assert f">{label}</button>" in page
+    for label in ("Void", "Mark uncollectible"):  # links to their confirmation pages
+        assert f">{label}…</a>" in page
     assert "Delete draft" not in page
-    resp = client.post(reverse("ui:invoice_action", args=[invoice.pk]), {"action": "void"}, follow=True)
+    confirmed = {"action": "void", "confirmed": "yes"}
+    resp = client.post(reverse("ui:invoice_action", args=[invoice.pk]), confirmed, follow=True)
     assert any("is void" in m for m in _messages(resp))
     assert set(Billable.objects.values_list("status", flat=True)) == {BillableStatus.UNBILLED}
-    resp = client.post(reverse("ui:invoice_action", args=[invoice.pk]), {"action": "void"}, follow=True)
+    resp = client.post(reverse("ui:invoice_action", args=[invoice.pk]), confirmed, follow=True)
     assert resp.status_code == 200 and any("not possible" in m for m in _messages(resp))
     client.force_login(staff_a)
-    assert client.get(url).status_code == 200 and ">Void</button>" not in client.get(url).content.decode()
-    assert client.post(reverse("ui:invoice_action", args=[invoice.pk]), {"action": "void"}).status_code == 403
+    assert client.get(url).status_code == 200 and ">Void…</a>" not in client.get(url).content.decode()
+    assert client.post(reverse("ui:invoice_action", args=[invoice.pk]), confirmed).status_code == 403
 
 
 def test_invoice_page_of_other_business_is_not_found(client, env, finance_b, business_b):
@@ -173,7 +176,7 @@ def test_admin_list_action_voids_invoices(client, env, django_capture_on_commit_
         client.post(SEND, {"billables": [b.pk for b in bills]})
     invoice = Invoice.objects.get()
     resp = client.post(reverse("admin:finance_invoice_changelist"),
-                       {"action": "stripe_void", "_selected_action": [invoice.pk]}, follow=True)
+                       {"action": "stripe_void", "_selected_action": [invoice.pk], "confirmed": "yes"}, follow=True)
     assert any("is void" in m for m in _messages(resp))
     invoice.refresh_from_db()
     assert invoice.status == "void"
