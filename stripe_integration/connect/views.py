@@ -20,6 +20,11 @@ from .forms import CustomerLinkForm, IntegrationSettingsForm
 from ..models import IntegrationSettings
 
 
+CHARGES_LEFT_OUT_WARNING = (
+    "Charges are left out of invoices: every billable of type Charge stays unbilled, so invoices carry only "
+    "credits (or are not made at all). Untick Charge under \"Line types left out of invoices\" to bill them.")
+
+
 class FinanceView(MemberRequiredMixin, View):
     finance_required = True
 
@@ -36,6 +41,7 @@ def render_settings(request, business, *, settings_form=None):
         "overview": services.connection_overview(business=business),
         "business": business,
         "settings_form": settings_form or IntegrationSettingsForm(instance=IntegrationSettings.for_business(business)),
+        "charges_left_out_warning": CHARGES_LEFT_OUT_WARNING,
         "catalog_run": catalog.sync_run_latest(business=business),
         "catalog_summary": catalog.catalog_summary(business=business),
     }
@@ -142,6 +148,8 @@ class IntegrationSettingsView(FinanceView):
             return render_settings(request, self.business, settings_form=form)
         customers.integration_settings_update(business=self.business, data=form.cleaned_data)
         messages.success(request, "Settings saved.")
+        if form.charges_left_out():
+            messages.warning(request, CHARGES_LEFT_OUT_WARNING)
         return redirect("stripe_integration:settings")
 
 

@@ -269,3 +269,23 @@ def test_settings_page_saves_the_invoice_settings(client, env, business_a):
     resp = client.post("/integrations/stripe/settings/", {"collection_method": "send_invoice", "days_until_due": "-1",
                                                            "excluded_line_types": ["bogus"], "line_order": "none"})
     assert resp.status_code == 200 and resp.context["settings_form"].errors.keys() >= {"days_until_due", "excluded_line_types"}
+
+
+def test_settings_line_types_left_out_are_checkboxes_with_a_warning_for_charges(client, env, business_a):
+    page = client.get("/integrations/stripe/").content.decode()
+    assert 'type="checkbox" name="excluded_line_types" value="charge"' in page
+    assert 'type="checkbox" name="excluded_line_types" value="credit"' in page
+    assert 'data-warning="charges-left-out"' not in page
+    base = {"collection_method": "send_invoice", "days_until_due": "30", "line_order": "service"}
+    resp = client.post("/integrations/stripe/settings/", {**base, "excluded_line_types": ["credit"]}, follow=True)
+    assert not any("Charges are left out" in m for m in _messages(resp))
+    resp = client.post("/integrations/stripe/settings/", {**base, "excluded_line_types": ["charge"]}, follow=True)
+    assert h.settings_for(business_a).excluded_line_types == ["charge"]
+    assert any("Charges are left out of invoices" in m for m in _messages(resp))
+    body = resp.content.decode()
+    assert 'data-warning="charges-left-out"' in body
+    assert 'value="charge" checked' in body or re.search(r'value="charge"[^>]*checked', body)
+    # Unticking all leaves nothing out, and the warning goes.
+    resp = client.post("/integrations/stripe/settings/", base, follow=True)
+    assert h.settings_for(business_a).excluded_line_types == []
+    assert 'data-warning="charges-left-out"' not in resp.content.decode()
