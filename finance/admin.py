@@ -282,7 +282,8 @@ class RefundInline(BusinessScopedInlineMixin, admin.TabularInline):
         return super().has_change_permission(request, obj) and self._payment_is_manual(obj)
 
     def has_delete_permission(self, request, obj=None):
-        return super().has_delete_permission(request, obj) and self._payment_is_manual(obj)
+        return (request.user.is_superuser and super().has_delete_permission(request, obj)
+                and self._payment_is_manual(obj))
 
 
 @admin.register(Payment)
@@ -312,6 +313,14 @@ class PaymentAdmin(BusinessScopedAdminMixin, admin.ModelAdmin):
     def bill_to(self, obj):
         return obj.invoice.bill_to
 
+    # Payments come from Stripe (webhooks) or from "Mark paid outside Stripe" on an
+    # invoice: finance users neither add nor delete them here; a superuser still can.
+    def has_add_permission(self, request):
+        return request.user.is_superuser and super().has_add_permission(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser and super().has_delete_permission(request, obj)
+
     @admin.display(description="card")
     def card(self, obj):
         return f"{obj.card_brand} •••• {obj.card_last4}".strip() if obj.card_last4 else "-"
@@ -336,6 +345,14 @@ class RefundAdmin(BusinessScopedAdminMixin, admin.ModelAdmin):
     @admin.display(description="invoice", ordering="payment__invoice__number")
     def invoice(self, obj):
         return obj.payment.invoice
+
+    # Refunds come from Stripe; a refund of a payment made outside Stripe is recorded on
+    # that payment's page (RefundInline). Never added or deleted here but by a superuser.
+    def has_add_permission(self, request):
+        return request.user.is_superuser and super().has_add_permission(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser and super().has_delete_permission(request, obj)
 
 
 # --- billables on the CRM's pages -------------------------------------------------------

@@ -13,6 +13,7 @@ from django.db import models
 from django.db.models import Q
 
 from crm.models import BusinessOwned, Contact, Opportunity, Ticket, currency_validator
+from finance.money import format_money
 from services.models import Service
 
 MONEY = {"max_digits": 18, "decimal_places": 3}
@@ -269,6 +270,11 @@ class InvoiceLine(BusinessOwned):
     class Meta:
         ordering = ["invoice", "position"]
 
+    def __str__(self):
+        # The admin shows this wherever a line is named (inlines, deletes, the log).
+        number = self.invoice.number if self.invoice_id else "no invoice"
+        return f"Line {self.position} of {number}"
+
 
 class PaymentStatus(models.TextChoices):
     PENDING = "pending", "Pending"
@@ -318,7 +324,7 @@ class Payment(BusinessOwned):
         ordering = ["-created_at"]
 
     def __str__(self):
-        return f"{self.amount} {self.currency} ({self.status})"
+        return f"Payment of {format_money(self.amount, self.currency)} ({self.get_status_display().lower()})"
 
     def clean(self):
         self.check_same_business(invoice=getattr(self, "invoice", None))
@@ -336,7 +342,7 @@ class Refund(BusinessOwned):
         ordering = ["-created_at"]
 
     def __str__(self):
-        return f"-{self.amount} {self.currency}"
+        return f"Refund of {format_money(self.amount, self.currency)}"
 
     def clean(self):
         self.check_same_business(payment=getattr(self, "payment", None))
