@@ -226,6 +226,12 @@ class Invoice(BusinessOwned):
     class Meta:
         ordering = ["-created_at"]
         constraints = [models.UniqueConstraint(fields=["business", "number"], name="uniq_invoice_number_per_business")]
+        # The Invoices page, money owed and aging (issue 14): open invoices by due date,
+        # and the list's default order.
+        indexes = [
+            models.Index(fields=["business", "status", "due_date"], name="invoice_biz_status_due"),
+            models.Index(fields=["business", "created_at"], name="invoice_biz_created"),
+        ]
 
     def __str__(self):
         return self.number

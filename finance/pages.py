@@ -14,7 +14,7 @@ from django.views import View
 from crm.page_context import page_context
 from crm.tenancy import MemberRequiredMixin
 from crm.views import FilteredListView, preview
-from finance import selectors
+from finance import reports, selectors
 from finance.filters import BillableFilter
 from finance.models import Invoice
 
@@ -52,6 +52,7 @@ class InvoiceDetailView(MemberRequiredMixin, View):
 def home_context(*, business) -> dict:
     return {
         "invoice_counts": selectors.invoice_counts(business=business),
+        "money_owed": reports.money_owed(business=business, today=selectors.today()),
         "unbilled": selectors.unbilled_totals(business=business),
     }
 

@@ -6,10 +6,11 @@ from decimal import Decimal
 from django.db.models import (Case, Count, DecimalField, Exists, ExpressionWrapper, F, OuterRef, Prefetch, Q,
                               QuerySet, Sum, Value, When)
 from django.db.models.functions import Coalesce, TruncDate
+from django.utils import timezone
 
 from crm.models import Business
 from crm.selectors import _filtered
-from finance.filters import BillableFilter
+from finance.filters import BillableFilter, InvoiceFilter
 from finance.models import Billable, BillableStatus, Invoice, InvoiceStatus, LineType, Payment, PaymentStatus, Refund
 
 _GROSS_FIELD = DecimalField(max_digits=30, decimal_places=3)
@@ -60,14 +61,40 @@ def unbilled_totals(*, business: Business, bill_to=None) -> list[dict]:
     return list(rows)
 
 
-def invoice_list(*, business: Business, bill_to=None) -> QuerySet:
+# The Invoices page's sortable columns: the `sort` parameter's key -> the field it orders
+# by ("-key" descending). Anything else falls back to the default order, never an error.
+INVOICE_SORTS = {
+    "number": "number", "stripe_number": "stripe_number", "contact": "bill_to__name",
+    "issued": "finalized_at", "due": "due_date", "status": "status", "total": "total",
+    "remaining": "amount_remaining", "created": "created_at",
+}
+INVOICE_DEFAULT_ORDER = ("-created_at", "-pk")
+
+
+def invoice_sort_key(sort) -> str | None:
+    """The `sort` parameter if it names a sortable column (optionally "-"), else None."""
+    if not isinstance(sort, str):
+        return None
+    return sort if sort.removeprefix("-") in INVOICE_SORTS else None
+
+
+def invoice_list(*, business: Business, bill_to=None, filters=None, sort=None) -> QuerySet:
     # `payment_processing`: a bank debit under way, shown apart from paid (issue 7).
     processing = Payment.objects.filter(invoice=OuterRef("pk"), status=PaymentStatus.PROCESSING)
     qs = (Invoice.objects.for_business(business).select_related("bill_to")
-          .annotate(payment_processing=Exists(processing)).order_by("-created_at", "-pk"))
+          .annotate(payment_processing=Exists(processing)))
+    key = invoice_sort_key(sort)
+    if key is None:
+        qs = qs.order_by(*INVOICE_DEFAULT_ORDER)
+    else:
+        field = INVOICE_SORTS[key.removeprefix("-")]
+        descending = key.startswith("-")
+        # nulls (a draft's issue date, no due date) last either way; pk keeps pages stable
+        ordered = F(field).desc(nulls_last=True) if descending else F(field).asc(nulls_last=True)
+        qs = qs.order_by(ordered, "-pk" if descending else "pk")
     if bill_to is not None:
         qs = qs.filter(bill_to=bill_to)
-    return qs
+    return _filtered(InvoiceFilter, business=business, filters=filters, queryset=qs)
 
 
 def payment_list(*, business: Business, bill_to=None) -> QuerySet:
@@ -89,3 +116,8 @@ def invoice_payments(*, invoice: Invoice) -> list[Payment]:
     """The invoice's payment history, oldest first, each with its refunds (issue 7)."""
     refunds = Prefetch("refunds", queryset=Refund.objects.order_by("created_at", "pk"))
     return list(invoice.payments.prefetch_related(refunds).order_by("created_at", "pk"))
+
+
+def today():
+    """The business day the money reports and "overdue" are computed for (local date)."""
+    return timezone.localdate()
