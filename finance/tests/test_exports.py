@@ -162,3 +162,35 @@ def test_export_query_count_does_not_grow_with_rows(client, finance_a, business_
     few = _export_queries(client, kind)
     make(20)
     assert _export_queries(client, kind) == few
+
+
+# --- admin actions ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("model_name,kind", [("invoice", "invoices"), ("payment", "payments"),
+                                             ("refund", "refunds"), ("billable", "billables")])
+def test_admin_export_action_exports_the_selected_rows(client, finance_a, business_a, model_name, kind):
+    refunds = [RefundFactory(payment__invoice__business=business_a, reason=f"R{i}") for i in range(3)]
+    for r in refunds:
+        BillableFactory(business=business_a, invoice=r.payment.invoice, description=f"B {r.payment.invoice.number}")
+    rows = {"invoice": [r.payment.invoice for r in refunds], "payment": [r.payment for r in refunds],
+            "refund": refunds, "billable": [r.payment.invoice.billables.get() for r in refunds]}[model_name]
+    client.force_login(finance_a)
+    url = reverse(f"admin:finance_{model_name}_changelist")
+    assert "export_csv" in client.get(url).content.decode()
+    resp = client.post(url, {"action": "export_csv", "_selected_action": [rows[0].pk, rows[2].pk]})
+    exported = _csv(resp)
+    assert len(exported) == 2
+    first_column = {"invoice": "number", "payment": "invoice", "refund": "invoice", "billable": "description"}[model_name]
+    invoice_of = {"invoice": lambda o: o.number, "payment": lambda o: o.invoice.number,
+                  "refund": lambda o: o.payment.invoice.number, "billable": lambda o: o.description}[model_name]
+    assert {r[first_column] for r in exported} == {invoice_of(rows[0]), invoice_of(rows[2])}
+    xlsx = client.post(url, {"action": "export_xlsx", "_selected_action": [rows[1].pk]})
+    assert len(list(openpyxl.load_workbook(io.BytesIO(xlsx.content)).active.values)) == 2  # header + 1
+
+
+def test_admin_export_action_never_exports_another_business(client, finance_a, business_a, business_b):
+    mine, theirs = InvoiceFactory(business=business_a), InvoiceFactory(business=business_b)
+    client.force_login(finance_a)
+    resp = client.post(reverse("admin:finance_invoice_changelist"),
+                       {"action": "export_csv", "_selected_action": [mine.pk, theirs.pk]})
+    assert [r["number"] for r in _csv(resp)] == [mine.number]
