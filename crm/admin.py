@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from crm.admin_base import BusinessScopedAdminMixin, BusinessScopedInlineMixin, format_money
+from crm.audit import AuditEntry
 from crm.models import Business, Contact, Individual, Membership, Opportunity, Organization, Role, Ticket
 
 # --- businesses and members -------------------------------------------------------------
@@ -207,3 +208,26 @@ class TicketAdmin(BusinessScopedAdminMixin, admin.ModelAdmin):
     date_hierarchy = "created_at"
     autocomplete_fields = ("contact",)
     readonly_fields = ("created_at", "updated_at")
+
+
+# --- the audit log (issue 14): read-only ----------------------------------------------------
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(BusinessScopedAdminMixin, admin.ModelAdmin):
+    finance_only = True
+    list_display = ("created_at", "business", "user", "action", "object_label", "amount", "currency", "ip_address")
+    list_filter = ("action",)
+    search_fields = ("object_label", "object_id", "detail", "user__username")
+    date_hierarchy = "created_at"
+    list_select_related = ("business", "user")
+    readonly_fields = [f.name for f in AuditEntry._meta.fields]
+
+    # Entries are only ever added, by the service functions that act.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

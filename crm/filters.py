@@ -9,6 +9,7 @@ from django.forms.utils import flatatt
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
+from crm.audit import ACTION_LABELS, AuditEntry
 from crm.models import Contact, ContactKind, Opportunity, Organization, Ticket
 
 
@@ -124,3 +125,31 @@ class TicketFilter(BusinessFilterSet):
         fields = ["q", "status", "priority", "contact"]
 
     filter_q = staticmethod(_search(["subject", "description", "contact__name"]))
+
+
+class AuditFilter(BusinessFilterSet):
+    """The audit log page (crm.audit_views)."""
+
+    q = django_filters.CharFilter(label="Search", method="filter_q",
+                                  widget=forms.TextInput(attrs={"placeholder": "Object, detail or user", "type": "search"}))
+    action = django_filters.ChoiceFilter(choices=[], empty_label="Any action")
+    user = django_filters.ModelChoiceFilter(queryset=get_user_model().objects.none(), empty_label="Anyone")
+    date_from = django_filters.DateFilter(field_name="created_at", lookup_expr="date__gte", label="From",
+                                          widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = django_filters.DateFilter(field_name="created_at", lookup_expr="date__lte", label="To",
+                                        widget=forms.DateInput(attrs={"type": "date"}))
+
+    business_querysets = {
+        "user": lambda b: get_user_model().objects.filter(memberships__business=b).order_by("username"),
+    }
+
+    class Meta:
+        model = AuditEntry
+        fields = ["q", "action", "user", "date_from", "date_to"]
+
+    def __init__(self, data=None, *args, business, **kwargs):
+        super().__init__(data, *args, business=business, **kwargs)
+        used = AuditEntry.objects.filter(business=business).order_by().values_list("action", flat=True).distinct()
+        self.filters["action"].extra["choices"] = [(a, ACTION_LABELS.get(a, a)) for a in sorted(set(used))]
+
+    filter_q = staticmethod(_search(["object_label", "object_id", "detail", "user__username"]))

@@ -214,3 +214,7 @@ class Ticket(BusinessOwned):
 
     def clean(self):
         self.check_same_business(contact=getattr(self, "contact", None))
+
+
+# The audit log lives in its own module (crm.audit); imported here so Django finds the model.
+from crm.audit import AuditEntry  # noqa: E402,F401

@@ -3,7 +3,7 @@ integration's (stripe_integration/invoicing/urls.py) share the namespace: config
 assembles it, so templates link with one prefix."""
 from django.urls import path
 
-from crm import views
+from crm import audit_views, views
 from crm.models import ContactKind
 
 app_name = "ui"
@@ -25,5 +25,6 @@ urlpatterns = [
     path("tickets/", views.TicketListView.as_view(), name="ticket_list"),
     path("tickets/new/", views.TicketCreateView.as_view(), name="ticket_create"),
     path("tickets/<int:pk>/", views.TicketDetailView.as_view(), name="ticket_detail"),
+    path("audit/", audit_views.AuditLogView.as_view(), name="audit_log"),
     path("tickets/<int:pk>/edit/", views.TicketUpdateView.as_view(), name="ticket_update"),
 ]

@@ -16,6 +16,7 @@ class FinanceConfig(AppConfig):
 
         money_formatter_install(format_money)
         page_context_register("home", pages.home_context)
+        page_context_register("invoice_detail", pages.invoice_history_context)
         page_context_register("contact_detail", pages.contact_detail_context)
         page_context_register("opportunity_detail", pages.opportunity_detail_context)
         page_context_register("ticket_detail", pages.ticket_detail_context)

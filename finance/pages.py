@@ -1,7 +1,7 @@
 """Finance pages of the staff UI, and finance's sections of crm's pages.
 
-The billables list is read-only and open to every member (staff see what is billed to
-their contacts); changing billables is for the finance and owner roles, in the admin. The
+The billables list is open to every member, with the form to add one (staff record
+billables: finance.billable_views); invoicing them is for the finance and owner roles. The
 invoice page is read-only too: the actions Stripe allows on it come from the page
 context that `stripe_integration` registers ("invoice_detail"). The `*_context`
 functions fill crm's home, contact, opportunity and ticket pages (`crm.page_context`),
@@ -11,10 +11,12 @@ from django.http import Http404
 from django.shortcuts import render
 from django.views import View
 
+from crm.audit import audit_for_object
 from crm.page_context import page_context
 from crm.tenancy import MemberRequiredMixin
 from crm.views import FilteredListView, preview
 from finance import reports, selectors
+from finance.billable_views import billable_form_for, create_url
 from finance.filters import BillableFilter
 from finance.models import Invoice
 
@@ -28,6 +30,8 @@ class BillableListView(FilteredListView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context["unbilled"] = selectors.unbilled_totals(business=self.business)
+        context["billable_form"] = billable_form_for(business=self.business)
+        context["billable_create_url"] = create_url()
         return context
 
 
@@ -45,6 +49,13 @@ class InvoiceDetailView(MemberRequiredMixin, View):
             **page_context("invoice_detail", invoice=invoice, membership=self.membership),
             **(extra_context or {}),
         }, status=status)
+
+
+def invoice_history_context(*, invoice, membership) -> dict:
+    """The invoice page's history: the audit entries about it, oldest first: created,
+    push attempts and their outcomes, Stripe events and what each changed, actions and
+    who took them (crm.audit; the integration writes most of them)."""
+    return {"history": list(audit_for_object(business=invoice.business, obj=invoice))}
 
 
 # --- finance's sections of crm's pages --------------------------------------------------
@@ -71,9 +82,13 @@ def contact_detail_context(*, business, contact) -> dict:
 
 def opportunity_detail_context(*, business, opportunity) -> dict:
     billables, more = preview(selectors.billable_list(business=business, opportunity=opportunity))
-    return {"billables": billables, "more_billables": more}
+    return {"billables": billables, "more_billables": more,
+            "billable_form": billable_form_for(business=business, opportunity=opportunity),
+            "billable_create_url": create_url(opportunity=opportunity)}
 
 
 def ticket_detail_context(*, business, ticket) -> dict:
     billables, more = preview(selectors.billable_list(business=business, ticket=ticket))
-    return {"billables": billables, "more_billables": more}
+    return {"billables": billables, "more_billables": more,
+            "billable_form": billable_form_for(business=business, ticket=ticket),
+            "billable_create_url": create_url(ticket=ticket)}

@@ -45,15 +45,19 @@ def test_billable_list_visible_to_every_role(client, request, business_a, user_f
     assert "Visible work" in _page(client)
 
 
-def test_billable_list_read_only_for_staff(client, staff_a, finance_a, business_a):
+def test_billable_list_staff_add_billables_but_not_invoice_them(client, staff_a, finance_a, business_a):
+    # Staff record billables (issue 14: the add form is on the list); generating
+    # invoices and the admin stay with the finance roles.
     BillableFactory(business=business_a)
     client.force_login(staff_a)
     html = _page(client)
-    assert "<form method=\"post\"" not in html.replace('action="/logout/"', "").split("<main>")[1]
+    assert 'action="/billables/new/"' in html
+    assert "data-generate-invoice" not in html
     assert reverse("admin:index") not in html
     assert client.post(URL, {"description": "x"}).status_code == 405
     client.force_login(finance_a)
-    assert reverse("admin:index") in _page(client)
+    html = _page(client)
+    assert reverse("admin:index") in html and "data-generate-invoice" in html
 
 
 def test_billable_list_shows_only_own_business_both_ways(client, staff_a, finance_b, business_a, business_b):

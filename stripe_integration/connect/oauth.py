@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from crm.audit import audit_record
 from crm.models import Business
 
 from ..gateway.client import AccessRevoked, Gateway, GatewayError, OAuthFailed, is_live_key
@@ -213,7 +214,7 @@ def connection_test(*, connection: StripeConnection):
     return info
 
 
-def connection_disconnect(*, connection: StripeConnection, user) -> StripeConnection:
+def connection_disconnect(*, connection: StripeConnection, user, ip: str | None = None) -> StripeConnection:
     """Deauthorize on Stripe, then mark disconnected and wipe the tokens. An account whose
     access Stripe already revoked is disconnected locally all the same."""
     try:
@@ -222,7 +223,11 @@ def connection_disconnect(*, connection: StripeConnection, user) -> StripeConnec
         pass
     except GatewayError as exc:
         raise ConnectError(f"Stripe could not disconnect the account: {exc.user_message}") from None
-    return _end_connection(connection=connection, status=ConnectionStatus.DISCONNECTED, user=user)
+    with transaction.atomic():
+        ended = _end_connection(connection=connection, status=ConnectionStatus.DISCONNECTED, user=user)
+        audit_record(business=ended.business, user=user, action="stripe_disconnect", obj=ended, ip=ip,
+                     detail=f"Disconnected Stripe account {ended.stripe_user_id}.")
+    return ended
 
 
 def connection_revoke(*, stripe_user_id: str, livemode: bool) -> int:

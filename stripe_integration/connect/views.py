@@ -11,6 +11,7 @@ from django.views import View
 
 from crm import selectors as crm_selectors
 from crm.models import Contact
+from crm.audit import client_ip
 from crm.tenancy import MemberRequiredMixin
 
 from ..catalog import sync as catalog
@@ -123,7 +124,7 @@ class DisconnectView(ConnectionActionView):
 
     def act(self, request, connection):
         try:
-            services.connection_disconnect(connection=connection, user=request.user)
+            services.connection_disconnect(connection=connection, user=request.user, ip=client_ip(request))
         except services.ConnectError as exc:
             messages.error(request, exc.message)
         else:

@@ -23,6 +23,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
+from crm.audit import audit_record
 from finance.invoices import invoice_delete_local
 from finance.models import CollectionMethod, Invoice, InvoicePushStatus, InvoiceStatus
 
@@ -91,7 +92,8 @@ def invoice_actions(invoice: Invoice, *, only_approved: bool | None = None) -> l
     return actions
 
 
-def invoice_action(*, invoice: Invoice, action: str, user=None, out_of_band: OutOfBandPayment | None = None) -> str:
+def invoice_action(*, invoice: Invoice, action: str, user=None, out_of_band: OutOfBandPayment | None = None,
+                   ip: str | None = None) -> str:
     """Run `action`; returns a message for the user. Raises InvoicingError with a clear
     message when the action is not allowed now or Stripe refuses it. Marking paid outside
     Stripe needs `out_of_band` (date, method, reference: `out_of_band.py`)."""
@@ -101,6 +103,17 @@ def invoice_action(*, invoice: Invoice, action: str, user=None, out_of_band: Out
     if action not in invoice_actions(invoice):
         raise InvoicingError(f"{ACTION_LABELS[action]} is not possible on {invoice.number} now "
                              f"({invoice.get_status_display().lower()}, {invoice.get_push_status_display().lower()}).")
+    remaining = invoice.amount_remaining
+    message = _run(invoice, action, out_of_band)
+    # The audit log (crm.audit): who did it, from where, and what it was about. An action
+    # Stripe refused raised above and is not recorded as done.
+    amount = remaining if action == "mark_paid_out_of_band" else invoice.total
+    audit_record(business=invoice.business, user=user, action=f"invoice_{action}", obj=invoice, ip=ip,
+                 detail=message, amount=amount, currency=invoice.currency)
+    return message
+
+
+def _run(invoice: Invoice, action: str, out_of_band: OutOfBandPayment | None) -> str:
     if action == "retry":
         invoice_push_later(invoice_id=invoice.pk, takeover=invoice.push_status == InvoicePushStatus.PUSHING)
         return f"{invoice.number}: sending to Stripe again."

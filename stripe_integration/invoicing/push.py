@@ -53,6 +53,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from crm.audit import audit_record
 from crm.models import Business
 from finance.invoices import (
     BuildOptions, CreateResult, invoice_mark_billables_paid, invoice_release_billables, invoices_create_from_billables,
@@ -124,13 +125,19 @@ def build_options(*, business: Business, po_number: str = "", approved: bool = F
 
 
 def invoices_generate(*, business: Business, billable_ids=None, contact=None, currency: str | None = None,
-                      po_number: str = "", approved: bool = False, push: bool = True) -> CreateResult:
+                      po_number: str = "", approved: bool = False, push: bool = True, user=None,
+                      ip: str | None = None) -> CreateResult:
     """"Send to Stripe": build the local invoices from billables and queue their pushes
-    once the transaction commits. Raises finance.invoices.NothingToInvoice."""
+    once the transaction commits (each one recorded in the audit log, by `user` from
+    `ip`; None: the month-end command). Raises finance.invoices.NothingToInvoice."""
     options = build_options(business=business, po_number=po_number, approved=approved)
     with transaction.atomic():
         result = invoices_create_from_billables(business=business, billable_ids=billable_ids, contact=contact,
                                                 currency=currency, options=options)
+        for invoice in result.invoices:
+            audit_record(business=business, user=user, action="invoice_create", obj=invoice, ip=ip,
+                         amount=invoice.total, currency=invoice.currency,
+                         detail=f"Created from billables for {invoice.bill_to}" + (", to send to Stripe" if push else ""))
         if push:
             for invoice in result.invoices:
                 invoice_push_later(invoice_id=invoice.pk)
@@ -240,8 +247,11 @@ def _claim(invoice_id: int, *, takeover: bool):
         connection = connection_get_active(business=invoice.business)
         if connection is None:
             message = "This business is not connected to Stripe: connect it on the Stripe settings page, then retry."
+            changed = (invoice.push_status, invoice.last_error) != (InvoicePushStatus.FAILED, message)
             invoice.push_status, invoice.last_error = InvoicePushStatus.FAILED, message
             _save(invoice, ["push_status", "last_error"])
+            if changed:  # the sweep retries this every few minutes: one entry, not one per sweep
+                _audit_push(invoice, "failed", message)
             return PushResult(invoice_id, "failed", message)
         options = IntegrationSettings.for_business(invoice.business)
         if options.only_approved and not invoice.approved:
@@ -290,9 +300,27 @@ def invoice_push(*, invoice_id: int, takeover: bool = False) -> PushResult:
         raise
 
 
+def _recipient(invoice: Invoice) -> str:
+    """Who Stripe e-mails the invoice to: the customer's e-mail, kept equal to the bill-to
+    contact's billing e-mail by customers.links."""
+    try:
+        email = invoice.bill_to.billing_email
+    except Exception:  # noqa: BLE001 - a contact without its subclass row: say so, not fail the push
+        email = ""
+    return f"{invoice.bill_to} <{email}>" if email else f"{invoice.bill_to} (no e-mail on file)"
+
+
+def _audit_push(invoice: Invoice, outcome: str, message: str) -> None:
+    """A push attempt's outcome in the audit log (the invoice page's history)."""
+    audit_record(business=invoice.business, user=None, action=f"invoice_push_{outcome}", obj=invoice,
+                 amount=invoice.total, currency=invoice.currency,
+                 detail=message or f"Attempt {invoice.push_attempts}: {invoice.get_push_status_display()}.")
+
+
 def _fail(invoice: Invoice, message: str, *, retryable: bool) -> PushResult:
     log.warning("Invoice %s (id %s) push failed: %s", invoice.number, invoice.pk, message)
     _update(invoice, push_status=InvoicePushStatus.FAILED, last_error=message[:2000])
+    _audit_push(invoice, "failed", message)
     return PushResult(invoice.pk, "failed", message, retryable=retryable)
 
 
@@ -303,6 +331,7 @@ def _mismatch(invoice: Invoice, diff: dict, stage: str) -> PushResult:
                "Nothing was sent to the customer. Delete the draft, or retry to check again.")
     _update(invoice, push_status=InvoicePushStatus.MISMATCH, push_mismatch={"stage": stage, "currency": cur, **diff},
             last_error=message)
+    _audit_push(invoice, "mismatch", message)
     return PushResult(invoice.pk, "mismatch", message)
 
 
@@ -453,6 +482,10 @@ def _push(invoice: Invoice, connection: StripeConnection, options: IntegrationSe
                     " Stripe will not retry it (automatic collection is off in the settings).")
     _update(invoice, remote, push_step=InvoicePushStep.SENT, push_status=InvoicePushStatus.PUSHED,
             last_error=payment_error)
+    sent = (f"sent to {_recipient(invoice)}" if invoice.collection_method == CollectionMethod.SEND_INVOICE
+            else "charged to the saved payment method")
+    _audit_push(invoice, "pushed", f"In Stripe as {invoice.stripe_number or invoice.stripe_invoice_id}, finalized and "
+                                   f"{sent}." + (f" {payment_error}" if payment_error else ""))
     return PushResult(invoice.pk, "pushed", payment_error)
 
 

@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render  # noqa: E402
 from django.utils.http import url_has_allowed_host_and_scheme  # noqa: E402
 from django.views import View  # noqa: E402
 
+from crm.audit import client_ip  # noqa: E402
 from crm.tenancy import MemberRequiredMixin  # noqa: E402
 from finance.invoices import NothingToInvoice, billables_for_invoicing, invoice_draft  # noqa: E402
 from finance.models import Invoice  # noqa: E402
@@ -71,7 +72,7 @@ class InvoiceSendView(MemberRequiredMixin, View):
     def post(self, request):
         ids = _selected_ids(request)
         try:
-            result = invoices_generate(business=self.business, billable_ids=ids,
+            result = invoices_generate(business=self.business, billable_ids=ids, user=request.user, ip=client_ip(request),
                                        po_number=request.POST.get("po_number", "")[:100],
                                        approved=request.POST.get("approved") == "on")
         except NothingToInvoice as exc:
@@ -129,7 +130,8 @@ class InvoiceActionView(MemberRequiredMixin, View):
                 return InvoiceDetailView.get(self, request, pk, extra_context={"out_of_band_form": form}, status=400)
             details = form.details()
         try:
-            message = invoice_action(invoice=invoice, action=action, user=request.user, out_of_band=details)
+            message = invoice_action(invoice=invoice, action=action, user=request.user, out_of_band=details,
+                                     ip=client_ip(request))
         except InvoicingError as exc:
             messages.error(request, exc.message)
         else:

@@ -12,6 +12,7 @@ from functools import cached_property
 
 from crm.models import Business
 from finance.models import Invoice, Payment
+from finance.money import format_money
 
 from . import apply as payments
 from ..gateway.client import Gateway
@@ -34,6 +35,9 @@ class EventContext:
     event: dict
     connection: StripeConnection | None
     gateway_factory: Callable[[], Gateway] | None = field(repr=False, default=None)
+    # The invoices the handler locked, with what they were before it ran (the invoice
+    # page's history records what the event changed: processing.delivery_process).
+    touched: dict[int, tuple[Invoice, dict]] = field(default_factory=dict, repr=False)
 
     @property
     def type(self) -> str:
@@ -76,7 +80,31 @@ def invoice_by_stripe_id(ctx: EventContext, stripe_invoice_id: str) -> Invoice:
     invoice = payments.invoice_lock(business=ctx.business, stripe_invoice_id=stripe_invoice_id)
     if invoice is None:
         raise EventParked(f"No invoice of {ctx.business} has the Stripe id {stripe_invoice_id} yet.")
+    ctx.touched.setdefault(invoice.pk, (invoice, invoice_snapshot(invoice)))
     return invoice
+
+
+# What the history says an event changed on an invoice: (field, label, is money).
+HISTORY_FIELDS = (
+    ("status", "status", False), ("amount_paid", "paid", True), ("amount_remaining", "remaining", True),
+    ("amount_refunded", "refunded", True), ("disputed", "disputed", False), ("stripe_number", "Stripe number", False),
+)
+
+
+def invoice_snapshot(invoice: Invoice) -> dict:
+    return {name: getattr(invoice, name) for name, _, _ in HISTORY_FIELDS}
+
+
+def invoice_changes(before: dict, after: dict, currency: str) -> list[str]:
+    """["status open → paid", "remaining 100.00 USD → 0.00 USD"] for what differs."""
+    changes = []
+    for name, label, is_money in HISTORY_FIELDS:
+        old, new = before.get(name), after.get(name)
+        if old != new:
+            if is_money:
+                old, new = format_money(old, currency), format_money(new, currency)
+            changes.append(f"{label} {old if old not in ('', None) else '—'} → {new}")
+    return changes
 
 
 def invoice_for_intent(ctx: EventContext, payment_intent_id: str) -> Invoice:

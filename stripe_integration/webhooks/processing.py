@@ -37,11 +37,14 @@ from django.db import OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from crm.audit import audit_record
+from finance.models import Invoice
+
 from .handlers import invoices as invoice_handlers
 from .handlers import payments as payment_handlers
 from ..catalog.sync import product_drift_detected
 from ..customers.links import customer_changed_in_stripe
-from .context import EventContext, EventIgnored, EventParked, obj_id
+from .context import EventContext, EventIgnored, EventParked, invoice_changes, invoice_snapshot, obj_id
 from ..gateway.client import AccessRevoked, Gateway, GatewayError
 from ..models import ConnectionStatus, DeliveryStatus, StripeConnection, WebhookDelivery
 from .apply import time_of
@@ -188,6 +191,7 @@ def delivery_process(*, delivery_id: int, force: bool = False, skip_locked: bool
                 return delivery
             ctx = _context(delivery)
             note = HANDLERS[delivery.type](ctx)
+            _record_history(ctx, note)
             delivery.business_id = ctx.connection.business_id if ctx.connection else _owner_id(delivery)
             delivery.status = DeliveryStatus.PROCESSED
             delivery.attempts += 1
@@ -212,6 +216,20 @@ def delivery_process(*, delivery_id: int, force: bool = False, skip_locked: bool
         log.exception("Webhook delivery %s failed", delivery_id)
         outcome = (DeliveryStatus.FAILED, f"{type(exc).__name__}: {exc}", tb.format_exc())
     return _record(delivery_id, *outcome, force=force)
+
+
+def _record_history(ctx: EventContext, note: str | None) -> None:
+    """One audit entry per invoice the event's handler looked at: which event, what it
+    changed (or that it changed nothing: a duplicate, a stale event), in the delivery's
+    transaction. The invoice page's history shows them (crm.audit)."""
+    for invoice, before in ctx.touched.values():
+        current = Invoice.objects.filter(pk=invoice.pk).first()
+        if current is None:
+            continue  # a draft deleted by the event: nothing left to show a history on
+        changes = invoice_changes(before, invoice_snapshot(current), current.currency)
+        what = "; ".join(changes) if changes else "no change"
+        detail = f"{ctx.type} ({ctx.delivery.event_id}): {what}." + (f" {note}" if note else "")
+        audit_record(business=ctx.business, user=None, action="stripe_event", obj=current, detail=detail[:2000])
 
 
 def _record(delivery_id: int, status: str, error: str, trace: str, *, force: bool) -> WebhookDelivery:
