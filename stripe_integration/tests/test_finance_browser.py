@@ -37,15 +37,16 @@ CLIPPED_JS = """(selector) => {
   const bad = [];
   for (const el of document.querySelectorAll(selector)) {
     if (!el.offsetParent) continue;
+    // The amount's own box must hold it (an amount that scrolls inside itself reads cut off)...
+    if (el.scrollWidth > el.clientWidth + 1) { bad.push(el.textContent.trim()); continue; }
+    // ...and it is on screen, or inside a box that scrolls (a table-wrap).
     let scroller = null;
-    for (let a = el; a; a = a.parentElement) {
+    for (let a = el.parentElement; a; a = a.parentElement) {
       const ox = getComputedStyle(a).overflowX;
       if (ox === "auto" || ox === "scroll") { scroller = a; break; }
     }
-    if (scroller) continue;  // reachable by scrolling inside its box
     const r = el.getBoundingClientRect();
-    if (el.scrollWidth > el.clientWidth + 1 || r.right > window.innerWidth + 1 || r.left < -1)
-      bad.push(el.textContent.trim());
+    if (!scroller && (r.right > window.innerWidth + 1 || r.left < -1)) bad.push(el.textContent.trim());
   }
   return {bad, pageWider: document.documentElement.scrollWidth > window.innerWidth + 1,
           checked: document.querySelectorAll(selector).length};
@@ -162,7 +163,8 @@ def test_browser_finance_workspace_done_means(connected, app_server, browser, bu
     payer.fill("input[name=name]", "Ada Lovelace")
     with payer.expect_navigation():
         payer.click("button:has-text('Pay')")
-    connected.stripe.drain(timeout=90)  # Stripe's webhooks have reached the app
+    # Stripe's webhooks reach the app (a loaded CI machine may need more than one wait).
+    assert any(connected.stripe.control("POST", "/webhooks/drain", {"timeout": 40})["drained"] for _ in range(4))
     invoice.refresh_from_db()
     assert invoice.status == InvoiceStatus.PAID and invoice.amount_remaining == 0
     page.reload()
