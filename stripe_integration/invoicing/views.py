@@ -9,7 +9,8 @@ integration adds to finance's read-only invoice page (`invoice_detail_context`).
 from django.contrib import messages  # noqa: E402
 from django.http import Http404  # noqa: E402
 from django.shortcuts import redirect, render  # noqa: E402
-from django.utils.http import url_has_allowed_host_and_scheme  # noqa: E402
+from django.urls import reverse  # noqa: E402
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode  # noqa: E402
 from django.views import View  # noqa: E402
 
 from crm.audit import client_ip  # noqa: E402
@@ -39,8 +40,6 @@ def _back(request, fallback="ui:billable_list"):
     target = request.POST.get("next") or request.GET.get("next")
     if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
         return target
-    from django.urls import reverse
-
     return reverse(fallback)
 
 
@@ -120,9 +119,6 @@ class InvoiceActionView(MemberRequiredMixin, View):
         invoice = self._invoice(pk)
         action, details = request.POST.get("action", ""), None
         if needs_confirmation(action) and request.POST.get(CONFIRM_FIELD) != "yes":
-            from django.urls import reverse
-            from django.utils.http import urlencode
-
             return redirect(reverse("ui:invoice_action", args=[pk]) + "?" + urlencode({"action": action}))
         if action == "mark_paid_out_of_band":  # date, method and reference, or the page again with errors
             form = OutOfBandPaymentForm(request.POST)
