@@ -3,7 +3,8 @@
 The lowest layer holds it so every app can write to it: finance and stripe_integration
 call `audit_record(...)` from the service functions of money actions (invoices created,
 pushed, sent, voided, marked uncollectible or paid outside Stripe, drafts deleted, Stripe
-disconnected, refunds and credit notes) and for each Stripe event that changed an invoice.
+disconnected; refunds and credit notes are to call it too) and for each Stripe event
+processed about an invoice (what it changed, or "no change").
 Entries are only ever added, never edited (read-only in the admin and the staff UI).
 """
 from django.conf import settings

@@ -4,7 +4,8 @@ What is owed is the `amount_remaining` Stripe reports (as stored) of the busines
 invoices; "overdue" is open and past its due date (finance.filters.overdue_q, the one
 rule). Uncollectible invoices are written off and drafts are not owed yet, so neither
 counts. Figures are per currency, never added across currencies; each report is one
-aggregate query whatever the number of invoices (indexes: business, status, due_date).
+aggregate query whatever the number of invoices (the per-contact one paginated: a count
+and a page), on the index (business, status, due_date).
 """
 from dataclasses import dataclass
 from datetime import timedelta

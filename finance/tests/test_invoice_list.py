@@ -225,3 +225,30 @@ def test_invoice_list_queries_constant_5_vs_50_rows(client, staff_a, business_a,
     # 50 rows: two pages of 25; both pages cost what the 5-row page did
     assert _count_queries(client, params) == few
     assert _count_queries(client, {**params, "page": 2}) == few
+
+
+def test_invoice_detail_history_queries_constant_5_vs_50(client, finance_a, owner_a, business_a):
+    from crm.audit import audit_record
+
+    invoice = InvoiceFactory(business=business_a, number="HIST-1", finalized_at=_issued(datetime(2026, 1, 2)))
+    url = reverse("ui:invoice_detail", args=[invoice.pk])
+
+    def make(n):
+        for i in range(n):
+            audit_record(business=business_a, user=(finance_a, owner_a, None)[i % 3], action="stripe_event",
+                         obj=invoice, detail=f"event {i}")
+
+    def count():
+        with CaptureQueriesContext(connection) as ctx:
+            response = client.get(url)
+        assert response.status_code == 200
+        return len(ctx.captured_queries), response.content.decode()
+
+    client.force_login(finance_a)
+    count()  # the first view makes the business's integration settings row
+    make(5)
+    few, _ = count()
+    make(45)
+    many, html = count()
+    assert many == few and html.count('data-action="stripe_event"') == 50
+    assert "data-issued>2026-01-02" in html

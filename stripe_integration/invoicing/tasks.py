@@ -16,6 +16,7 @@ from celery import shared_task
 
 from . import push as invoicing
 from . import sweep as invoicing_sweep
+from . import unbilled_run
 
 RETRY_BACKOFF = 10  # seconds, doubled per retry, capped
 RETRY_BACKOFF_MAX = 600
@@ -35,3 +36,10 @@ def invoice_push_task(self, invoice_id: int, takeover: bool = False) -> str:
 @shared_task(name="stripe_integration.invoicing.tasks.invoice_pushes_sweep_task", ignore_result=True)
 def invoice_pushes_sweep_task() -> None:
     invoicing_sweep.invoice_pushes_sweep()
+
+
+@shared_task(name="stripe_integration.invoicing.tasks.invoice_run_push_task", ignore_result=True, acks_late=True)
+def invoice_run_push_task(run_id: int) -> None:
+    # No retry: each push has its own recovery (the sweep and Retry); a run that stopped
+    # says so on its page and its invoices are resumed by the next run.
+    unbilled_run.invoice_run_push(run_id=run_id)

@@ -33,4 +33,10 @@ from .sync import (  # noqa: F401,E402
     SyncState,
 )
 # --- invoices (issue 6): tax rates, coupons, product the invoice push reuses ---
-from .invoicing import BillingObjectKind, StripeBillingObject  # noqa: F401,E402
+from .invoicing import (  # noqa: F401,E402
+    INVOICE_RUN_TRANSITIONS,
+    BillingObjectKind,
+    InvoiceRun,
+    InvoiceRunStatus,
+    StripeBillingObject,
+)
