@@ -58,6 +58,8 @@ MIDDLEWARE = [
 # Overridable so that bench/webhooks.py can serve its floor view (bench/floor/urls.py) from
 # the same settings and middleware, without any bench code in the app.
 ROOT_URLCONF = env.str("ROOT_URLCONF", default="config.urls")
+# The product's name, as the admin's header and title show it.
+PRODUCT_NAME = "CRM & Finance"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",

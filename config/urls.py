@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
@@ -10,6 +11,11 @@ from stripe_integration.webhooks.intake import stripe_webhook
 # One "ui" namespace for the staff UI, assembled from each layer's pages (crm cannot
 # import the apps above it), so templates keep linking with one prefix.
 ui_urlpatterns = [*crm_urls.urlpatterns, *finance_urls.urlpatterns, *invoicing_urls.urlpatterns]
+
+# The admin carries the product's name, not "Django administration".
+admin.site.site_header = f"{settings.PRODUCT_NAME} admin"
+admin.site.site_title = settings.PRODUCT_NAME
+admin.site.index_title = "Administration"
 
 urlpatterns = [
     path("admin/", admin.site.urls),

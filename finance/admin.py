@@ -6,6 +6,7 @@ currency's precision (`format_money`). Statuses are read-only here: they move wi
 invoice workflow and Stripe's webhooks, whose rules live in the services.
 """
 from django.contrib import admin
+from django.contrib.admin.options import IS_POPUP_VAR
 from django.core.exceptions import ValidationError
 from django.forms.models import BaseInlineFormSet
 from django.utils.html import format_html
@@ -16,6 +17,7 @@ from crm.models import Individual, Opportunity, Organization, Ticket
 from finance.models import (
     Billable, BillableStatus, CreditNote, Dispute, Invoice, InvoiceLine, InvoiceStatus, Payment, Refund,
 )
+from finance.exports import FORMATS, export_response
 from finance.money import format_money
 
 
@@ -43,6 +45,32 @@ def discount_text(obj):
     if obj.discount_amount:
         return format_money(obj.discount_amount, obj.currency)
     return "-"
+
+
+class ExportActionsMixin:
+    """"Export selected as CSV / XLSX" on the changelist (finance.exports), added in
+    `get_actions` so that higher apps replacing `actions` (stripe_integration's invoice
+    actions) keep them. The rows are the selected ones of the user's business."""
+
+    export_kind = None
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if IS_POPUP_VAR in request.GET or not self.has_view_permission(request):
+            return actions
+        for fmt in FORMATS:
+            func = _export_action(self.export_kind, fmt)
+            actions[func.__name__] = (func, func.__name__, func.short_description)
+        return actions
+
+
+def _export_action(kind, fmt):
+    def export(modeladmin, request, queryset):
+        return export_response(kind, fmt, queryset)
+
+    export.__name__ = f"export_{fmt}"
+    export.short_description = f"Export selected {kind} as {fmt.upper()}"
+    return export
 
 
 # --- billables ------------------------------------------------------------------------
@@ -95,8 +123,9 @@ class DefaultCurrencyMixin:
 
 
 @admin.register(Billable)
-class BillableAdmin(DefaultCurrencyMixin, BusinessScopedAdminMixin, admin.ModelAdmin):
+class BillableAdmin(ExportActionsMixin, DefaultCurrencyMixin, BusinessScopedAdminMixin, admin.ModelAdmin):
     finance_only = True
+    export_kind = "billables"
     list_display = (
         "bill_to", "description", "service", "quantity", "unit_price_display", "currency", "discount_display",
         "vat_display", "line_type", "status", "invoice", "created_at",
@@ -225,8 +254,9 @@ class CreditNoteInline(BusinessScopedInlineMixin, admin.TabularInline):
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(DefaultCurrencyMixin, BusinessScopedAdminMixin, admin.ModelAdmin):
+class InvoiceAdmin(ExportActionsMixin, DefaultCurrencyMixin, BusinessScopedAdminMixin, admin.ModelAdmin):
     finance_only = True
+    export_kind = "invoices"
     stripe_managed_readonly = True
     list_display = (
         "number", "bill_to", "status", "currency", "total_display", "amount_paid_display",
@@ -318,12 +348,14 @@ class RefundInline(BusinessScopedInlineMixin, admin.TabularInline):
         return super().has_change_permission(request, obj) and self._payment_is_manual(obj)
 
     def has_delete_permission(self, request, obj=None):
-        return super().has_delete_permission(request, obj) and self._payment_is_manual(obj)
+        return (request.user.is_superuser and super().has_delete_permission(request, obj)
+                and self._payment_is_manual(obj))
 
 
 @admin.register(Payment)
-class PaymentAdmin(BusinessScopedAdminMixin, admin.ModelAdmin):
+class PaymentAdmin(ExportActionsMixin, BusinessScopedAdminMixin, admin.ModelAdmin):
     finance_only = True
+    export_kind = "payments"
     stripe_managed_readonly = True
     list_display = (
         "__str__", "invoice", "bill_to", "amount_display", "status", "method", "card", "fee_display",
@@ -348,14 +380,23 @@ class PaymentAdmin(BusinessScopedAdminMixin, admin.ModelAdmin):
     def bill_to(self, obj):
         return obj.invoice.bill_to
 
+    # Payments come from Stripe (webhooks) or from "Mark paid outside Stripe" on an
+    # invoice: finance users neither add nor delete them here; a superuser still can.
+    def has_add_permission(self, request):
+        return request.user.is_superuser and super().has_add_permission(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser and super().has_delete_permission(request, obj)
+
     @admin.display(description="card")
     def card(self, obj):
         return f"{obj.card_brand} •••• {obj.card_last4}".strip() if obj.card_last4 else "-"
 
 
 @admin.register(Refund)
-class RefundAdmin(BusinessScopedAdminMixin, admin.ModelAdmin):
+class RefundAdmin(ExportActionsMixin, BusinessScopedAdminMixin, admin.ModelAdmin):
     finance_only = True
+    export_kind = "refunds"
     stripe_managed_readonly = True
     list_display = (
         "__str__", "payment", "invoice", "amount_display", "status", "reason", "stripe_refund_id", "created_at",
@@ -372,6 +413,14 @@ class RefundAdmin(BusinessScopedAdminMixin, admin.ModelAdmin):
     @admin.display(description="invoice", ordering="payment__invoice__number")
     def invoice(self, obj):
         return obj.payment.invoice
+
+    # Refunds come from Stripe; a refund of a payment made outside Stripe is recorded on
+    # that payment's page (RefundInline). Never added or deleted here but by a superuser.
+    def has_add_permission(self, request):
+        return request.user.is_superuser and super().has_add_permission(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser and super().has_delete_permission(request, obj)
 
 
 @admin.register(Dispute)

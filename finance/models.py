@@ -15,6 +15,7 @@ from django.db.models import Q
 
 from crm.models import BusinessOwned, Contact, Opportunity, Ticket
 from crm.money_fields import CurrencyField, check_money
+from finance.money import format_money
 from services.models import Service
 
 MONEY = {"max_digits": 18, "decimal_places": 3}
@@ -355,6 +356,11 @@ class InvoiceLine(BusinessOwned):
                                     violation_error_message="An invoice has one line per position."),
         ]
 
+    def __str__(self):
+        # The admin shows this wherever a line is named (inlines, deletes, the log).
+        number = self.invoice.number if self.invoice_id else "no invoice"
+        return f"Line {self.position} of {number}"
+
 
 class PaymentStatus(models.TextChoices):
     PENDING = "pending", "Pending"
@@ -421,7 +427,7 @@ class Payment(BusinessOwned):
         ]
 
     def __str__(self):
-        return f"{self.amount} {self.currency} ({self.status})"
+        return f"Payment of {format_money(self.amount, self.currency)} ({self.get_status_display().lower()})"
 
     @property
     def method_label(self) -> str:
@@ -445,7 +451,7 @@ class Refund(BusinessOwned):
         ordering = ["-created_at"]
 
     def __str__(self):
-        return f"-{self.amount} {self.currency}"
+        return f"Refund of {format_money(self.amount, self.currency)}"
 
     def clean(self):
         self.check_same_business(payment=getattr(self, "payment", None))
@@ -590,7 +596,7 @@ class CreditNote(BusinessOwned):
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="credit_notes")
     number = models.CharField(max_length=64, blank=True, help_text="Stripe's credit note number.")
     stripe_id = models.CharField(max_length=255, null=True, blank=True)
-    currency = models.CharField(max_length=3, validators=[currency_validator])
+    currency = CurrencyField()
     amount = money_field(validators=[MinValueValidator(0)])
     pre_payment_amount = money_field(validators=[MinValueValidator(0)])
     refund_amount = money_field(validators=[MinValueValidator(0)])

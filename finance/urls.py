@@ -2,7 +2,7 @@
 integration's pages (config/urls.py assembles it), so templates link with one prefix."""
 from django.urls import path
 
-from finance import aging, billable_views, invoice_list, pages
+from finance import aging, billable_views, dashboard_view, export_views, invoice_list, pages
 
 urlpatterns = [
     path("billables/", pages.BillableListView.as_view(), name="billable_list"),
@@ -13,4 +13,6 @@ urlpatterns = [
     path("invoices/aging/", aging.AgingReportView.as_view(), name="invoice_aging"),
     path("disputes/", pages.DisputeListView.as_view(), name="dispute_list"),
     path("invoices/<int:pk>/", pages.InvoiceDetailView.as_view(), name="invoice_detail"),
+    path("dashboard/", dashboard_view.DashboardView.as_view(), name="dashboard"),
+    path("exports/<slug:kind>.<slug:fmt>", export_views.ExportView.as_view(), name="export"),
 ]

@@ -12,8 +12,9 @@ class IntegrationSettingsForm(forms.ModelForm):
 
     # --- invoices (issue 6): line types as a choice rather than raw JSON ---
     excluded_line_types = forms.TypedMultipleChoiceField(
-        choices=LineType.choices, required=False, widget=forms.SelectMultiple,
-        label="Line types left out of invoices", help_text="Billables of these types stay unbilled.")
+        choices=LineType.choices, required=False, widget=forms.CheckboxSelectMultiple,
+        label="Line types left out of invoices",
+        help_text="Billables of the ticked types stay unbilled when invoices are made. Usually none.")
 
     # A post that leaves out an invoice choice keeps its current value (not an error).
     _KEEP_IF_MISSING = ("collection_method", "days_until_due", "line_order")
@@ -29,6 +30,14 @@ class IntegrationSettingsForm(forms.ModelForm):
             if cleaned.get(name) in (None, "") and name not in self.errors:
                 cleaned[name] = getattr(self.instance, name)
         return cleaned
+
+    def charges_left_out(self) -> bool:
+        """Whether the form (as posted, else as saved) leaves charges out of invoices."""
+        if self.is_bound and hasattr(self, "cleaned_data"):
+            chosen = self.cleaned_data.get("excluded_line_types") or []
+        else:
+            chosen = self.instance.excluded_line_types or []
+        return LineType.CHARGE in chosen
 
     class Meta:
         model = IntegrationSettings

@@ -21,6 +21,11 @@ from .forms import CustomerLinkForm, IntegrationSettingsForm
 from ..models import IntegrationSettings
 
 
+CHARGES_LEFT_OUT_WARNING = (
+    "Charges are left out of invoices: every billable of type Charge stays unbilled, so invoices carry only "
+    "credits (or are not made at all). Untick Charge under \"Line types left out of invoices\" to bill them.")
+
+
 class FinanceView(MemberRequiredMixin, View):
     finance_required = True
 
@@ -37,6 +42,7 @@ def render_settings(request, business, *, settings_form=None):
         "overview": services.connection_overview(business=business),
         "business": business,
         "settings_form": settings_form or IntegrationSettingsForm(instance=IntegrationSettings.for_business(business)),
+        "charges_left_out_warning": CHARGES_LEFT_OUT_WARNING,
         "catalog_run": catalog.sync_run_latest(business=business),
         "catalog_summary": catalog.catalog_summary(business=business),
     }
@@ -100,6 +106,22 @@ class ConnectionActionView(FinanceView):
 
 
 class DisconnectView(ConnectionActionView):
+    """GET: a page that says what disconnecting does; its POST (`confirmed=yes`) does it.
+    A POST without the confirmation comes back to that page, nothing done."""
+
+    def get(self, request):
+        connection = services.connection_get_active(business=self.business)
+        if connection is None:
+            messages.info(request, "This business is not connected to Stripe.")
+            return redirect("stripe_integration:settings")
+        return render(request, "stripe_integration/disconnect_confirm.html",
+                      {"connection": connection, "business": self.business, "title": "Disconnect Stripe?"})
+
+    def post(self, request):
+        if request.POST.get("confirmed") != "yes":
+            return redirect("stripe_integration:disconnect")
+        return super().post(request)
+
     def act(self, request, connection):
         try:
             services.connection_disconnect(connection=connection, user=request.user, ip=client_ip(request))
@@ -127,6 +149,8 @@ class IntegrationSettingsView(FinanceView):
             return render_settings(request, self.business, settings_form=form)
         customers.integration_settings_update(business=self.business, data=form.cleaned_data)
         messages.success(request, "Settings saved.")
+        if form.charges_left_out():
+            messages.warning(request, CHARGES_LEFT_OUT_WARNING)
         return redirect("stripe_integration:settings")
 
 

@@ -94,8 +94,37 @@ def _run_action(modeladmin, request, queryset, action):
     return done
 
 
+def confirm_page(modeladmin, request, invoices, action, *, form_action, hidden, back_url):
+    """The intermediate page of a void / mark uncollectible / delete draft: what will
+    happen to each invoice; its form posts the same action again with `confirmed=yes`."""
+    from stripe_integration.invoicing.actions import ACTION_LABELS, invoice_actions
+    from stripe_integration.invoicing.confirm import action_consequences
+
+    items, skipped = [], []
+    for invoice in invoices:
+        if action in invoice_actions(invoice):
+            items.append((invoice, action_consequences(invoice, action)))
+        else:
+            skipped.append(invoice.number)
+    context = {
+        **modeladmin.admin_site.each_context(request), "title": f"{ACTION_LABELS[action]}: are you sure?",
+        "opts": modeladmin.model._meta, "label": ACTION_LABELS[action], "action": action, "items": items,
+        "skipped": skipped, "form_action": form_action, "hidden": hidden, "back_url": back_url,
+    }
+    return TemplateResponse(request, "admin/finance/invoice/confirm_action.html", context)
+
+
 def _list_action(action, description):
+    from stripe_integration.invoicing.confirm import CONFIRM_FIELD, needs_confirmation
+
     def run(modeladmin, request, queryset):
+        if needs_confirmation(action) and request.POST.get(CONFIRM_FIELD) != "yes":
+            opts = modeladmin.model._meta
+            ids = list(queryset.values_list("pk", flat=True))
+            return confirm_page(
+                modeladmin, request, list(queryset.select_related("bill_to", "business")), action, form_action="",
+                hidden=[("action", run.__name__), *((admin.helpers.ACTION_CHECKBOX_NAME, pk) for pk in ids)],
+                back_url=reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"))
         _run_action(modeladmin, request, queryset, action)
 
     run.__name__ = f"stripe_{action}"
@@ -187,6 +216,14 @@ class InvoiceStripeMixin:
             raise PermissionDenied
         if request.POST.get("_stripe_action") == "mark_paid_out_of_band":  # asks for date, method, reference
             return stripe_mark_paid_out_of_band(self, request, self.get_queryset(request).filter(pk=pk))
+        from stripe_integration.invoicing.confirm import CONFIRM_FIELD, needs_confirmation
+
+        action = request.POST.get("_stripe_action", "")
+        if needs_confirmation(action) and request.POST.get(CONFIRM_FIELD) != "yes":
+            opts = self.model._meta
+            return confirm_page(self, request, [invoice], action, form_action=request.path,
+                                hidden=[("_stripe_action", action)],
+                                back_url=reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[pk]))
         try:
             self.message_user(request, invoice_action(invoice=invoice, action=request.POST.get("_stripe_action", ""),
                                                       user=request.user))

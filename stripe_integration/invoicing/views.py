@@ -9,7 +9,8 @@ integration adds to finance's read-only invoice page (`invoice_detail_context`).
 from django.contrib import messages  # noqa: E402
 from django.http import Http404  # noqa: E402
 from django.shortcuts import redirect, render  # noqa: E402
-from django.utils.http import url_has_allowed_host_and_scheme  # noqa: E402
+from django.urls import reverse  # noqa: E402
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode  # noqa: E402
 from django.views import View  # noqa: E402
 
 from crm.audit import client_ip  # noqa: E402
@@ -21,6 +22,7 @@ from finance.pages import InvoiceDetailView  # noqa: E402
 
 from ..models import IntegrationSettings  # noqa: E402
 from .actions import ACTION_LABELS, invoice_action, invoice_actions  # noqa: E402
+from .confirm import CONFIRM_ACTIONS, CONFIRM_FIELD, action_consequences, needs_confirmation  # noqa: E402
 from .forms import OutOfBandPaymentForm  # noqa: E402
 from .push import InvoicingError, build_options, invoices_generate  # noqa: E402
 
@@ -42,8 +44,6 @@ def _back(request, fallback="ui:billable_list"):
     # Only a path ("/contacts/3/"): anything else would be taken for a URL name by redirect().
     if target and target.startswith("/") and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
         return target
-    from django.urls import reverse
-
     return reverse(fallback)
 
 
@@ -96,14 +96,38 @@ class InvoiceSendView(MemberRequiredMixin, View):
 
 
 class InvoiceActionView(MemberRequiredMixin, View):
-    finance_required = True
-    http_method_names = ["post"]
+    """POST runs an action. Void, mark uncollectible and delete draft first show a page
+    that says what will happen (GET `?action=...`) and run only on its POST with
+    `confirmed=yes`; a POST without it comes back to that page, nothing done."""
 
-    def post(self, request, pk):
-        invoice = Invoice.objects.for_business(self.business).filter(pk=pk).first()
+    finance_required = True
+    http_method_names = ["get", "post"]
+
+    def _invoice(self, pk):
+        invoice = Invoice.objects.for_business(self.business).select_related("bill_to").filter(pk=pk).first()
         if invoice is None:
             raise Http404("No such invoice in this business.")
+        return invoice
+
+    def get(self, request, pk):
+        invoice, action = self._invoice(pk), request.GET.get("action", "")
+        if not needs_confirmation(action):
+            raise Http404("No confirmation page for this action.")
+        if action not in invoice_actions(invoice):
+            messages.error(request, f"{ACTION_LABELS[action]} is not possible on {invoice.number} now "
+                                    f"({invoice.get_status_display().lower()}).")
+            return redirect("ui:invoice_detail", pk=pk)
+        return render(request, "ui/invoices/confirm.html", {
+            "title": f"{ACTION_LABELS[action]} {invoice.number}?", "invoice": invoice, "action": action,
+            "label": ACTION_LABELS[action], "consequences": action_consequences(invoice, action),
+            "confirm_field": CONFIRM_FIELD,
+        })
+
+    def post(self, request, pk):
+        invoice = self._invoice(pk)
         action, details = request.POST.get("action", ""), None
+        if needs_confirmation(action) and request.POST.get(CONFIRM_FIELD) != "yes":
+            return redirect(reverse("ui:invoice_action", args=[pk]) + "?" + urlencode({"action": action}))
         if action == "mark_paid_out_of_band":  # date, method and reference, or the page again with errors
             form = OutOfBandPaymentForm(request.POST)
             if not form.is_valid():
@@ -125,4 +149,5 @@ def invoice_detail_context(*, invoice, membership) -> dict:
     """The actions Stripe allows on `invoice`, as buttons on finance's invoice page
     (finance and owner roles); registered for the "invoice_detail" page in apps.ready()."""
     actions = invoice_actions(invoice) if membership.can_manage_finance else []
-    return {"actions": [(a, ACTION_LABELS[a]) for a in actions], "out_of_band_form": OutOfBandPaymentForm()}
+    return {"actions": [(a, ACTION_LABELS[a]) for a in actions], "out_of_band_form": OutOfBandPaymentForm(),
+            "confirm_actions": CONFIRM_ACTIONS}

@@ -155,7 +155,7 @@ def test_test_connection_disconnect_and_reconnect(client, finance_a, business_a,
     resp = client.post("/integrations/stripe/test/", follow=True)
     assert any("Connection works" in m and conn.stripe_user_id in m for m in _messages(resp))
 
-    resp = client.post("/integrations/stripe/disconnect/", follow=True)
+    resp = client.post("/integrations/stripe/disconnect/", {"confirmed": "yes"}, follow=True)
     conn.refresh_from_db()
     assert conn.status == ConnectionStatus.DISCONNECTED
     assert conn.access_token == "" and conn.refresh_token == ""
@@ -197,7 +197,8 @@ def test_staff_role_gets_403_everywhere(client, staff_a, stripe_env):
     for url in ["/integrations/stripe/", "/integrations/stripe/connect/", CALLBACK + "?state=x&code=y"]:
         assert client.get(url).status_code == 403
     for url in ["/integrations/stripe/disconnect/", "/integrations/stripe/test/"]:
-        assert client.post(url).status_code == 403
+        assert client.post(url, {"confirmed": "yes"}).status_code == 403
+    assert client.get("/integrations/stripe/disconnect/").status_code == 403
     assert _token_calls(stripe_env) == []
 
 
@@ -226,6 +227,34 @@ def test_two_businesses_never_see_each_others_connection(client, finance_a, fina
     client.force_login(finance_b)
     body = client.get("/integrations/stripe/").content.decode()
     assert acct not in body and 'data-state="not_connected"' in body
-    resp = client.post("/integrations/stripe/disconnect/", follow=True)
+    resp = client.post("/integrations/stripe/disconnect/", {"confirmed": "yes"}, follow=True)
     assert StripeConnection.objects.get(business=business_a).status == ConnectionStatus.CONNECTED
     assert stripe_env.requests(path="/oauth/deauthorize") == []
+
+
+def test_disconnect_asks_for_confirmation_first(client, finance_a, business_a, stripe_env):
+    client.force_login(finance_a)
+    oauth.connect(client)
+    conn = StripeConnection.objects.get()
+    settings_page = client.get("/integrations/stripe/").content.decode()
+    assert 'href="/integrations/stripe/disconnect/"' in settings_page  # a link to the page, not a POST
+
+    page = client.get("/integrations/stripe/disconnect/")
+    body = page.content.decode()
+    assert page.status_code == 200 and 'data-confirm="disconnect"' in body and conn.stripe_user_id in body
+    assert "revoke" in body and 'name="confirmed" value="yes"' in body
+
+    # A POST without the confirmation (an old form, a forged link) changes nothing.
+    resp = client.post("/integrations/stripe/disconnect/")
+    assert resp.status_code == 302 and resp["Location"] == "/integrations/stripe/disconnect/"
+    resp = client.post("/integrations/stripe/disconnect/", {"confirmed": "no"})
+    conn.refresh_from_db()
+    assert conn.status == ConnectionStatus.CONNECTED and conn.access_token
+    assert stripe_env.requests(path="/oauth/deauthorize") == []
+
+
+def test_disconnect_confirmation_without_connection_goes_back(client, finance_a, business_a, stripe_env):
+    client.force_login(finance_a)
+    resp = client.get("/integrations/stripe/disconnect/", follow=True)
+    assert resp.redirect_chain[-1][0] == "/integrations/stripe/"
+    assert any("not connected" in m for m in _messages(resp))

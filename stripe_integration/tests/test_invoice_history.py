@@ -32,7 +32,8 @@ def pushed(client, finance_a, business_a, stripe_env):
 
 def test_invoice_history_create_push_and_void_recorded(client, pushed, finance_a):
     conn, invoice = pushed
-    client.post(reverse("ui:invoice_action", args=[invoice.pk]), {"action": "void"}, REMOTE_ADDR="198.51.100.7")
+    client.post(reverse("ui:invoice_action", args=[invoice.pk]), {"action": "void", "confirmed": "yes"},
+                REMOTE_ADDR="198.51.100.7")
     created, push, void = _entries(invoice)
     assert (created.action, created.user, created.ip_address, created.amount, created.currency) == (
         "invoice_create", finance_a, "203.0.113.9", invoice.total, "USD")
@@ -78,7 +79,7 @@ def test_invoice_history_failed_push_recorded(client, finance_a, business_a, str
     bill = h.billable(business_a, h.contact(business_a))
     invoice = invoicing.invoices_generate(business=business_a, billable_ids=[bill.pk], push=False).invoices[0]
     # The business disconnects before the push: it fails with the reason, recorded.
-    client.post("/integrations/stripe/disconnect/", REMOTE_ADDR="198.51.100.2")
+    client.post("/integrations/stripe/disconnect/", {"confirmed": "yes"}, REMOTE_ADDR="198.51.100.2")
     assert invoicing.invoice_push(invoice_id=invoice.pk).outcome == "failed"
     create, failed = _entries(invoice)
     assert create.user is None and failed.action == "invoice_push_failed" and "not connected" in failed.detail
@@ -97,7 +98,7 @@ def test_invoice_history_repeated_sweep_failure_recorded_once(client, finance_a,
     h.connect(client, finance_a, business_a)
     bill = h.billable(business_a, h.contact(business_a))
     invoice = invoicing.invoices_generate(business=business_a, billable_ids=[bill.pk], push=False).invoices[0]
-    client.post("/integrations/stripe/disconnect/")
+    client.post("/integrations/stripe/disconnect/", {"confirmed": "yes"})
     for _ in range(3):
         assert invoicing.invoice_push(invoice_id=invoice.pk).outcome == "failed"
     assert [e.action for e in _entries(invoice)] == ["invoice_create", "invoice_push_failed"]

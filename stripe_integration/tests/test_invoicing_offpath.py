@@ -336,7 +336,7 @@ def test_invoice_pushes_sweep_leaves_a_draft_whose_delete_failed(client, env, bu
     stripe_env.fault(r"^POST /v1/invoices/in_[^/]+/add_lines$", kind="500", count=1)
     assert invoicing.invoice_push(invoice_id=invoice.pk).outcome == "failed"
     stripe_env.fault(r"^DELETE /v1/invoices/in_[^/]+$", kind="500", count=1)
-    client.post(reverse("ui:invoice_action", args=[invoice.pk]), {"action": "delete_draft"})
+    client.post(reverse("ui:invoice_action", args=[invoice.pk]), {"action": "delete_draft", "confirmed": "yes"})
     invoice.refresh_from_db()
     assert invoice.push_status == InvoicePushStatus.FAILED and invoice.last_error.startswith("Delete draft")
     _age(invoice, 3600)

@@ -102,17 +102,20 @@ def test_invoice_page_actions_void_from_the_ui(client, env, django_capture_on_co
     invoice = Invoice.objects.get()
     url = reverse("ui:invoice_detail", args=[invoice.pk])
     page = client.get(url).content.decode()
-    for label in ("Void", "Mark uncollectible", "Mark paid outside Stripe", "Resend"):
+    for label in ("Mark paid outside Stripe", "Resend"):
         assert f">{label}</button>" in page
+    for label in ("Void", "Mark uncollectible"):  # links to their confirmation pages
+        assert f">{label}…</a>" in page
     assert "Delete draft" not in page
-    resp = client.post(reverse("ui:invoice_action", args=[invoice.pk]), {"action": "void"}, follow=True)
+    confirmed = {"action": "void", "confirmed": "yes"}
+    resp = client.post(reverse("ui:invoice_action", args=[invoice.pk]), confirmed, follow=True)
     assert any("is void" in m for m in _messages(resp))
     assert set(Billable.objects.values_list("status", flat=True)) == {BillableStatus.UNBILLED}
-    resp = client.post(reverse("ui:invoice_action", args=[invoice.pk]), {"action": "void"}, follow=True)
+    resp = client.post(reverse("ui:invoice_action", args=[invoice.pk]), confirmed, follow=True)
     assert resp.status_code == 200 and any("not possible" in m for m in _messages(resp))
     client.force_login(staff_a)
-    assert client.get(url).status_code == 200 and ">Void</button>" not in client.get(url).content.decode()
-    assert client.post(reverse("ui:invoice_action", args=[invoice.pk]), {"action": "void"}).status_code == 403
+    assert client.get(url).status_code == 200 and ">Void…</a>" not in client.get(url).content.decode()
+    assert client.post(reverse("ui:invoice_action", args=[invoice.pk]), confirmed).status_code == 403
 
 
 def test_invoice_page_of_other_business_is_not_found(client, env, finance_b, business_b):
@@ -173,7 +176,7 @@ def test_admin_list_action_voids_invoices(client, env, django_capture_on_commit_
         client.post(SEND, {"billables": [b.pk for b in bills]})
     invoice = Invoice.objects.get()
     resp = client.post(reverse("admin:finance_invoice_changelist"),
-                       {"action": "stripe_void", "_selected_action": [invoice.pk]}, follow=True)
+                       {"action": "stripe_void", "_selected_action": [invoice.pk], "confirmed": "yes"}, follow=True)
     assert any("is void" in m for m in _messages(resp))
     invoice.refresh_from_db()
     assert invoice.status == "void"
@@ -266,3 +269,23 @@ def test_settings_page_saves_the_invoice_settings(client, env, business_a):
     resp = client.post("/integrations/stripe/settings/", {"collection_method": "send_invoice", "days_until_due": "-1",
                                                            "excluded_line_types": ["bogus"], "line_order": "none"})
     assert resp.status_code == 200 and resp.context["settings_form"].errors.keys() >= {"days_until_due", "excluded_line_types"}
+
+
+def test_settings_line_types_left_out_are_checkboxes_with_a_warning_for_charges(client, env, business_a):
+    page = client.get("/integrations/stripe/").content.decode()
+    assert 'type="checkbox" name="excluded_line_types" value="charge"' in page
+    assert 'type="checkbox" name="excluded_line_types" value="credit"' in page
+    assert 'data-warning="charges-left-out"' not in page
+    base = {"collection_method": "send_invoice", "days_until_due": "30", "line_order": "service"}
+    resp = client.post("/integrations/stripe/settings/", {**base, "excluded_line_types": ["credit"]}, follow=True)
+    assert not any("Charges are left out" in m for m in _messages(resp))
+    resp = client.post("/integrations/stripe/settings/", {**base, "excluded_line_types": ["charge"]}, follow=True)
+    assert h.settings_for(business_a).excluded_line_types == ["charge"]
+    assert any("Charges are left out of invoices" in m for m in _messages(resp))
+    body = resp.content.decode()
+    assert 'data-warning="charges-left-out"' in body
+    assert 'value="charge" checked' in body or re.search(r'value="charge"[^>]*checked', body)
+    # Unticking all leaves nothing out, and the warning goes.
+    resp = client.post("/integrations/stripe/settings/", base, follow=True)
+    assert h.settings_for(business_a).excluded_line_types == []
+    assert 'data-warning="charges-left-out"' not in resp.content.decode()
