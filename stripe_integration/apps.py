@@ -16,10 +16,12 @@ class StripeIntegrationConfig(AppConfig):
         from services.signals import service_changed
 
         from .invoicing.views import invoice_detail_context
+        from .health.checks import register as health_checks_register
 
         contact_billing_changed.connect(_contact_billing_changed, sender=Contact, dispatch_uid="stripe_customers")
         service_changed.connect(_service_changed, sender=Service, dispatch_uid="stripe_catalog")
         page_context_register("invoice_detail", invoice_detail_context)
+        health_checks_register()
 
 
 def _contact_billing_changed(sender, *, contact, **kwargs):
