@@ -15,9 +15,12 @@ import uuid
 import structlog
 
 # Secrets by shape: Stripe secret/restricted keys (also the OAuth access tokens), refresh
-# tokens, OAuth codes, webhook signing secrets, Fernet keys are caught by field name below.
-_SECRET_RE = re.compile(r"\b(?:sk|rk)_(?:test|live)_[A-Za-z0-9_]+|\b(?:rt|ac)_[A-Za-z0-9]{12,}|\bwhsec_[A-Za-z0-9_]+")
-_EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+# tokens, OAuth codes, webhook signing secrets, payment/setup intent client secrets.
+# Fernet keys and the like are caught by field name below.
+_SECRET_RE = re.compile(r"\b(?:sk|rk)_(?:test|live)_[A-Za-z0-9_]+|\b(?:rt|ac)_[A-Za-z0-9]{12,}|\bwhsec_[A-Za-z0-9_]+"
+                        r"|\b(?:pi|seti)_[A-Za-z0-9]+_secret_[A-Za-z0-9]+")
+# Also URL-encoded (%40): form bodies and query strings carry them that way.
+_EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+(?:@|%40)[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 # 13-19 digits, optionally grouped by spaces or dashes; redacted when the Luhn check passes.
 _CARD_RE = re.compile(r"(?<![\d])(?:\d[ -]?){12,18}\d(?![\d])")
 # A field with one of these names is dropped whatever its value looks like.
@@ -163,13 +166,19 @@ class RequestBusinessLogMiddleware:
         return self.get_response(request)
 
 
+# Task id -> the context tokens to restore after it: an eager task (run inside a request)
+# gives the request back its own context; a worker's task leaves an empty one.
+_task_tokens: dict = {}
+
+
 def bind_celery_task(task_id=None, task=None, **_):
-    structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(task_id=task_id, task=getattr(task, "name", None))
+    _task_tokens[task_id] = structlog.contextvars.bind_contextvars(task_id=task_id, task=getattr(task, "name", None))
 
 
-def unbind_celery_task(**_):
-    structlog.contextvars.clear_contextvars()
+def unbind_celery_task(task_id=None, **_):
+    tokens = _task_tokens.pop(task_id, None)
+    if tokens:
+        structlog.contextvars.reset_contextvars(**tokens)
 
 
 def attach_to_celery() -> None:
