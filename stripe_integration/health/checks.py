@@ -1,7 +1,9 @@
-"""The broker and Stripe checks (see the package docstring)."""
+"""The broker, migrations and Stripe checks (see the package docstring)."""
 from __future__ import annotations
 
 from django.conf import settings
+from django.db import DatabaseError, connections
+from django.db.migrations.executor import MigrationExecutor
 from health_check.backends import BaseHealthCheckBackend
 from health_check.exceptions import ServiceUnavailable
 
@@ -50,8 +52,26 @@ class StripeCheck(BaseHealthCheckBackend):
             raise ServiceUnavailable(f"Stripe unreachable with the platform key ({type(exc).__name__})") from None
 
 
+class MigrationsCheck(BaseHealthCheckBackend):
+    """Every migration applied (MIGRATE_EXCEPT aside, with what depends on it)."""
+
+    def identifier(self):
+        return "Migrations"
+
+    def check_status(self):
+        try:
+            executor = MigrationExecutor(connections["default"])
+            leaves = [n for n in executor.loader.graph.leaf_nodes() if n[0] not in settings.MIGRATE_EXCEPT]
+            plan = executor.migration_plan(leaves)
+        except DatabaseError:
+            raise ServiceUnavailable("database not reachable") from None
+        if plan:
+            raise ServiceUnavailable(f"{len(plan)} migration(s) to apply, e.g. {plan[0][0]}")
+
+
 def register() -> None:
     from health_check.plugins import plugin_dir
 
     plugin_dir.register(BrokerCheck)
+    plugin_dir.register(MigrationsCheck)
     plugin_dir.register(StripeCheck)
