@@ -79,10 +79,12 @@ def main():
     wait_for("web1 and web2 ready", lambda: all(ready(b)[0] == 200 for b in (WEB1, WEB2)), 60)
     say(f"both ready: {ready(WEB1)[1]}")
 
+    # The demo data and its well-known logins: seed_demo insists on DEBUG (a demo database).
+    subprocess.run([sys.executable, "manage.py", "seed_demo"], env={**os.environ, "DJANGO_DEBUG": "1"}, check=True,
+                   stdout=subprocess.DEVNULL)
     import django
 
     django.setup()
-    from django.core.management import call_command
     from django.db import connection
 
     from crm.models import Business, Individual
@@ -90,7 +92,6 @@ def main():
     from stripe_integration.models import StripeConnection
     from stripe_integration.tests.oauth_helpers import consent
 
-    call_command("seed_demo", verbosity=0)
     business = Business.objects.get(slug="demo")
 
     # --- the demo flow, through both web hosts -----------------------------------------

@@ -9,7 +9,7 @@ Celery queue of this run, deleted at the end), the Stripe sandbox,
 `bin/serve web` (gunicorn, WEB_CONCURRENCY processes x 4 threads) and `bin/serve worker`,
 all with DJANGO_DEBUG=0 and JSON logs at INFO (to files). The demo is seeded, the demo
 business connected to the sandbox through the real OAuth pages, and 2,000 billables are
-added for "Send to Stripe". Then locust runs bench/load_scenario.py for --time seconds.
+added for "Send to Stripe". Then locust runs bench/locust/load_scenario.py for --time seconds.
 
 Prints, per kind of request: requests, requests/s, p50 and p99 (ms), failures; and the
 total. Exit status 1 when any request failed or the webhook rate fell short by > 10 %.
@@ -61,19 +61,19 @@ def wait_http(url: str, seconds: float, proc: subprocess.Popen) -> None:
 def setup_data(web: str, env: dict) -> dict:
     """Seed, connect the demo business through the OAuth pages, add billables: in this
     process (Django set up on the run's database), before locust starts."""
+    # The demo data and its well-known logins: seed_demo insists on DEBUG (a demo database).
+    subprocess.run([str(BIN / "python"), "manage.py", "seed_demo"], cwd=BASE, env={**env, "DJANGO_DEBUG": "1"},
+                   check=True, stdout=subprocess.DEVNULL)
     os.environ.update(env)
     sys.path.insert(0, str(BASE))
     import django
 
     django.setup()
-    from django.core.management import call_command
-
     from crm.models import Business, Individual
     from finance.models import Billable
     from stripe_integration.models import ConnectWebhookEndpoint, StripeConnection
     from stripe_integration.tests.oauth_helpers import consent
 
-    call_command("seed_demo", verbosity=0)
     business = Business.objects.get(slug="demo")
     jar = {}
 
@@ -181,7 +181,7 @@ def main() -> int:
         print(f"load: {args.staff} staff, {args.finance} finance, {args.webhook_rate} webhooks/s for {args.time} s "
               f"against {web} (gunicorn x{env['WEB_CONCURRENCY']}, Celery worker x{env['CELERY_WORKER_CONCURRENCY']})",
               flush=True)
-        subprocess.run([str(BIN / "locust"), "-f", str(BASE / "bench" / "load_scenario.py"), "--headless",
+        subprocess.run([str(BIN / "locust"), "-f", str(BASE / "bench" / "locust" / "load_scenario.py"), "--headless",
                         "--host", web, "-u", str(users), "-r", str(max(users, 50)), "-t", f"{args.time}s",
                         "--csv", str(work / "locust"), "--only-summary", "--loglevel", "WARNING",
                         "--stop-timeout", "5"],
