@@ -115,6 +115,7 @@ def logging_config(*, fmt: str, level: str) -> dict:
             "stripe": {"level": "WARNING"},
             # One line per request comes from RequestLogContextMiddleware.
             "django.server": {"level": "WARNING"},
+            "axes.apps": {"level": "WARNING"},  # its version banner at every start
             "gunicorn.access": {"level": "WARNING"},
             "gunicorn.error": {"handlers": ["console"], "level": level, "propagate": False},
         },

@@ -5,7 +5,7 @@ import json
 import socket
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connections
 
 pytestmark = pytest.mark.django_db
@@ -108,3 +108,13 @@ def test_health_command_prints_each_check_and_exits_1_when_red(reachable, capsys
     assert exit_.value.code == 1
     body = json.loads(capsys.readouterr().out)
     assert body["Broker"].startswith("unavailable") and body["Stripe"] == "working"
+
+
+def test_health_command_only_runs_the_named_checks(reachable, capsys):
+    reachable.CELERY_BROKER_URL = f"redis://127.0.0.1:{closed_port()}/0"  # red, but not asked about
+
+    call_command("health", "--only", "Migrations", "--only", "Stripe", "--json")
+
+    assert json.loads(capsys.readouterr().out) == {"Migrations": "working", "Stripe": "working"}
+    with pytest.raises(CommandError, match="No such check: Nope"):
+        call_command("health", "--only", "Nope")

@@ -4,7 +4,7 @@ on a host, and for scripts (`--json`)."""
 import json
 import sys
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from health_check.mixins import CheckMixin
 
 
@@ -14,8 +14,15 @@ class Command(CheckMixin, BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--json", action="store_true", help="one JSON object: {check: status}")
+        parser.add_argument("--only", action="append", metavar="CHECK",
+                            help="run only this check (e.g. Migrations; `bin/serve worker` waits on it); repeatable")
 
     def handle(self, *args, **options):
+        if options["only"]:
+            unknown = set(options["only"]) - set(self.plugins)
+            if unknown:
+                raise CommandError(f"No such check: {', '.join(sorted(unknown))} (checks: {', '.join(self.plugins)})")
+            self._plugins = {name: p for name, p in self.plugins.items() if name in options["only"]}
         errors = self.check()
         plugins = self.filter_plugins()
         if options["json"]:
