@@ -196,9 +196,10 @@ def main() -> int:
                 p.wait(timeout=20)
             except (ProcessLookupError, subprocess.TimeoutExpired):
                 p.kill()
-        from django.db import connections
+        if "django.db" in sys.modules:  # set up by setup_data: its connection holds the database
+            from django.db import connections
 
-        connections.close_all()
+            connections.close_all()
         subprocess.run(["psql", f"{PG}/postgres", "-qc", f'DROP DATABASE IF EXISTS "{run}" WITH (FORCE)'])
         keys = subprocess.run(["redis-cli", "-u", f"{REDIS}/0", "--scan", "--pattern", f"*{run}*"],
                               capture_output=True, text=True).stdout.split()
