@@ -12,7 +12,10 @@ business connected to the sandbox through the real OAuth pages, and 2,000 billab
 added for "Send to Stripe". Then locust runs bench/locust/load_scenario.py for --time seconds.
 
 Prints, per kind of request: requests, requests/s, p50 and p99 (ms), failures; and the
-total. Exit status 1 when any request failed or the webhook rate fell short by > 10 %.
+total. Exit status 1 when any request failed (an error answer, a timeout); with
+--strict-rate also when the webhooks fell more than 10 % short of --webhook-rate. The rate
+reached depends on what else the machine runs (README, Benchmarks), so CI's short form
+checks errors only and prints the rate.
 """
 from __future__ import annotations
 
@@ -64,7 +67,7 @@ def setup_data(web: str, env: dict) -> dict:
     # The demo data and its well-known logins: seed_demo insists on DEBUG (a demo database).
     subprocess.run([str(BIN / "python"), "manage.py", "seed_demo"], cwd=BASE, env={**env, "DJANGO_DEBUG": "1"},
                    check=True, stdout=subprocess.DEVNULL)
-    os.environ.update(env)
+    os.environ.update(env, DJANGO_SETTINGS_MODULE="config.settings")
     sys.path.insert(0, str(BASE))
     import django
 
@@ -111,7 +114,7 @@ def setup_data(web: str, env: dict) -> dict:
                                                       status="unbilled").values_list("pk", flat=True))}
 
 
-def report(stats_csv: Path, seconds: float, rate: int) -> int:
+def report(stats_csv: Path, seconds: float, rate: int, strict_rate: bool) -> int:
     rows = list(csv.DictReader(open(stats_csv)))
     print(f"\n{'request':<40} {'count':>7} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'fail':>5}")
     failed, webhook_rps = 0, 0.0
@@ -124,8 +127,10 @@ def report(stats_csv: Path, seconds: float, rate: int) -> int:
             failed = int(row["Failure Count"])
         if "webhook" in name:
             webhook_rps = rps
-    print(f"\n{seconds:.0f} s; webhooks {webhook_rps:.1f}/s (target {rate}/s); failures {failed}")
-    return 0 if failed == 0 and webhook_rps >= 0.9 * rate else 1
+    short = webhook_rps < 0.9 * rate
+    print(f"\n{seconds:.0f} s; webhooks {webhook_rps:.1f}/s (target {rate}/s{', SHORT' if short else ''}); "
+          f"failures {failed}; load average {os.getloadavg()[0]:.1f}")
+    return 1 if failed or (strict_rate and short) else 0
 
 
 def main() -> int:
@@ -134,6 +139,7 @@ def main() -> int:
     parser.add_argument("--webhook-rate", type=int, default=100)
     parser.add_argument("--staff", type=int, default=10)
     parser.add_argument("--finance", type=int, default=3)
+    parser.add_argument("--strict-rate", action="store_true", help="also fail when webhooks fall 10 %% short")
     args = parser.parse_args()
 
     run = f"load_{int(time.time())}_{os.getpid()}"
@@ -188,7 +194,7 @@ def main() -> int:
                        cwd=BASE, env={**env, "LOAD_SETUP": str(setup_file), "LOAD_STAFF": str(args.staff),
                                       "LOAD_FINANCE": str(args.finance), "LOAD_WEBHOOK_RATE": str(args.webhook_rate)},
                        stdout=subprocess.DEVNULL, timeout=args.time + 120)
-        return report(work / "locust_stats.csv", args.time, args.webhook_rate)
+        return report(work / "locust_stats.csv", args.time, args.webhook_rate, args.strict_rate)
     finally:
         for p in reversed(procs):
             try:
@@ -196,7 +202,7 @@ def main() -> int:
                 p.wait(timeout=20)
             except (ProcessLookupError, subprocess.TimeoutExpired):
                 p.kill()
-        if "django.db" in sys.modules:  # set up by setup_data: its connection holds the database
+        if os.environ.get("DJANGO_SETTINGS_MODULE") and "django.db" in sys.modules:  # setup_data's connection
             from django.db import connections
 
             connections.close_all()
