@@ -24,6 +24,7 @@ import csv
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -142,6 +143,7 @@ def main() -> int:
     parser.add_argument("--strict-rate", action="store_true", help="also fail when webhooks fall 10 %% short")
     args = parser.parse_args()
 
+    status = 1
     run = f"load_{int(time.time())}_{os.getpid()}"
     work = Path(tempfile.mkdtemp(prefix="crm-load-"))
     port, sandbox_port = free_port(), free_port()
@@ -194,7 +196,8 @@ def main() -> int:
                        cwd=BASE, env={**env, "LOAD_SETUP": str(setup_file), "LOAD_STAFF": str(args.staff),
                                       "LOAD_FINANCE": str(args.finance), "LOAD_WEBHOOK_RATE": str(args.webhook_rate)},
                        stdout=subprocess.DEVNULL, timeout=args.time + 120)
-        return report(work / "locust_stats.csv", args.time, args.webhook_rate, args.strict_rate)
+        status = report(work / "locust_stats.csv", args.time, args.webhook_rate, args.strict_rate)
+        return status
     finally:
         for p in reversed(procs):
             try:
@@ -211,7 +214,11 @@ def main() -> int:
                               capture_output=True, text=True).stdout.split()
         if keys:
             subprocess.run(["redis-cli", "-u", f"{REDIS}/0", "del", *keys], capture_output=True)
-        print(f"load: stopped; logs kept in {work}")
+        if status == 0:
+            shutil.rmtree(work, ignore_errors=True)
+            print("load: stopped, database and queue removed")
+        else:
+            print(f"load: stopped; logs kept in {work}")
 
 
 if __name__ == "__main__":
