@@ -7,10 +7,14 @@ ALLOWED_HOSTS, FIELD_ENCRYPTION_KEY and DATABASE_URL; then
 """
 import base64
 import hashlib
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
+
+from config.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -39,6 +43,12 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_filters",
     "djstripe",
+    # Production (issue 16): beat schedule in the database, health checks, login throttling.
+    "django_celery_beat",
+    "health_check",
+    "health_check.contrib.db_heartbeat",
+    "health_check.cache",
+    "axes",
     "crm",
     "services",
     "finance",
@@ -47,12 +57,20 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Production: static files from the app processes themselves (WhiteNoise, no separate
+    # file server); the embedded default's runserver serves them from the apps directly.
+    *([] if DEBUG else ["whitenoise.middleware.WhiteNoiseMiddleware"]),
+    "config.logs.RequestLogContextMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "config.logs.RequestBusinessLogMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 # Overridable so that bench/webhooks.py can serve its floor view (bench/floor/urls.py) from
@@ -111,6 +129,22 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
+# WhiteNoise serves STATIC_ROOT (`bin/serve web` runs collectstatic) with hashed, compressed
+# files in production; the embedded default keeps Django's plain storage (no collectstatic).
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage" if DEBUG
+                    else "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+# The cache: per process by default; Redis (CACHE_URL=redis://...) when several processes or
+# machines serve the app. The readiness check (/health/ready/) writes and reads it.
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+
+# Apps whose migrations `bin/serve web` (manage.py migrate_locked) and the readiness check
+# leave out. CI only (dj-stripe's migrations cost 95 s of CPU and nothing of ours reads its
+# tables); production leaves it empty.
+MIGRATE_EXCEPT = env.list("MIGRATE_EXCEPT", default=[])
 
 # --- Celery: no broker configured = eager, in-process (the embedded default) ----------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
@@ -139,6 +173,10 @@ CELERY_BEAT_SCHEDULE = {
     "stripe-webhook-retry": {"task": "stripe_integration.webhook_tasks.webhook_deliveries_retry_task", "schedule": 60.0},
     "stripe-catch-up": {"task": "stripe_integration.webhook_tasks.stripe_catch_up_task", "schedule": 30 * 60.0},
 }
+# Beat keeps the schedule in the database (django-celery-beat): at start it writes the
+# entries above as Periodic tasks, which finance can see, pause and re-time in the admin
+# (Periodic tasks). One beat process for the whole installation (`bin/serve beat`).
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 # --- Encryption at rest (tokens, webhook secrets): Fernet keys, comma-separated, first
 # encrypts, all decrypt (rotation). In DEBUG a key is derived from SECRET_KEY so a fresh
@@ -203,14 +241,58 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
     SECURE_CONTENT_TYPE_NOSNIFF = True
     SECURE_REFERRER_POLICY = "same-origin"
+    # Load balancers probe the health endpoints over plain HTTP inside the network.
+    SECURE_REDIRECT_EXEMPT = [r"^health/"]
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+# Sessions expire: after SESSION_COOKIE_AGE seconds (8 hours: a working day) of inactivity,
+# since every request renews the cookie; and when the browser closes unless the variable
+# says otherwise. Staff sign in again.
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_EXPIRE_AT_BROWSER_CLOSE = env.bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", default=True)
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    # stripe-python logs every request URL at INFO (query strings carry e-mails): WARNING.
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "stripe": {"level": "WARNING"}},
+# Login throttling (django-axes): after AXES_FAILURE_LIMIT failed logins for one username
+# from one address, that pair is locked out for AXES_COOLOFF_MINUTES (answer 429). Attempts
+# are counted in the database, so every web machine sees the same count. Behind a proxy
+# the client address comes from X-Forwarded-For (AXES_IPWARE_PROXY_COUNT proxies).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_IPWARE_PROXY_COUNT = env.int("AXES_IPWARE_PROXY_COUNT", default=0 if DEBUG else 1)
+AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+# The login form's own page says why (not Django's bare 403/429 text).
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+
+# Content-Security-Policy (django-csp): scripts, fonts and images from this site only (front-
+# end assets are served from /static/, never a CDN); inline <style> and style attributes are
+# allowed because the templates and Django's admin use them; forms post to this site, or to
+# Stripe Connect (its OAuth page). Stripe's hosted invoice pages are plain links: not framed.
+_CONNECT_ORIGIN = "/".join(STRIPE_CONNECT_BASE.split("/")[:3])
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF, _CONNECT_ORIGIN],
+    },
 }
+
+# Logs (config/logs.py): JSON lines with request id, business and Stripe request ids in
+# production, a readable console line in the embedded default; secrets, card numbers and
+# e-mails redacted. Celery keeps this configuration instead of installing its own.
+LOG_FORMAT = env.str("LOG_FORMAT", default="console" if DEBUG else "json")
+LOGGING = logging_config(fmt=LOG_FORMAT, level=env.str("LOG_LEVEL", default="INFO"))
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_WORKER_REDIRECT_STDOUTS = False  # else each write of a traceback becomes a log line

@@ -16,14 +16,16 @@ class StripeIntegrationConfig(AppConfig):
         from services.signals import service_changed
 
         from .credit_notes.views import credit_note_form_context
-        from .health import dashboard_context
+        from .dashboard_health import dashboard_context
         from .invoicing.views import invoice_detail_context
+        from .health.checks import register as health_checks_register
 
         contact_billing_changed.connect(_contact_billing_changed, sender=Contact, dispatch_uid="stripe_customers")
         service_changed.connect(_service_changed, sender=Service, dispatch_uid="stripe_catalog")
         page_context_register("invoice_detail", invoice_detail_context)
         page_context_register("invoice_detail", credit_note_form_context)
         page_context_register("dashboard", dashboard_context)
+        health_checks_register()
 
 
 def _contact_billing_changed(sender, *, contact, **kwargs):

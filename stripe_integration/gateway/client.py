@@ -60,6 +60,19 @@ def _request_id(exc: Any) -> str | None:
     return getattr(exc, "request_id", None)
 
 
+def _response_request_id(result: Any) -> str | None:
+    return getattr(getattr(result, "last_response", None), "request_id", None)
+
+
+def _log_call(name: str, kwargs: dict, request_id: str | None, error) -> None:
+    """One log line per Stripe call (each retry too) with Stripe's request id, the id to
+    quote to Stripe support; the connected account, never parameters (they carry e-mails)."""
+    account = (kwargs.get("options") or {}).get("stripe_account")
+    log.log(logging.WARNING if error else logging.INFO, "Stripe call %s %s", name, "failed" if error else "ok",
+            extra={"stripe_call": name, "stripe_request_id": request_id, "stripe_account": account,
+                   "stripe_error": error})
+
+
 def _map_error(exc: Exception) -> GatewayError:
     """stripe.StripeError (and subclasses) -> GatewayError. Order matters: subclasses first."""
     status = getattr(exc, "http_status", None)
@@ -194,8 +207,11 @@ class Gateway(CreditNotesMixin):
         while True:
             slot = self._limiter.acquire()
             try:
-                return fn(*args, **kwargs)
+                result = fn(*args, **kwargs)
+                _log_call(name, kwargs, _response_request_id(result), None)
+                return result
             except stripe.StripeError as exc:
+                _log_call(name, kwargs, _request_id(exc), getattr(exc, "http_status", None) or type(exc).__name__)
                 if attempt >= self._max_retries or not _should_retry(exc, replay_safe=kind != "oauth"):
                     raise _map_error(exc) from None
                 delay = ratelimit.backoff_delay(attempt)
@@ -230,11 +246,13 @@ class Gateway(CreditNotesMixin):
         try:
             resp = oauth.token(params={"grant_type": "authorization_code", "code": code})
         except stripe.StripeError as exc:
+            _log_call("token", {}, _request_id(exc), getattr(exc, "http_status", None) or type(exc).__name__)
             raise _map_error(exc) from None
         except (AttributeError, TypeError, ValueError) as exc:
             raise OAuthFailed("Stripe refused the connection with an error the app does not know. Try connecting again.") from exc
         finally:
             self._limiter.release(slot)
+        _log_call("token", {}, _response_request_id(resp), None)
         user_id = _get(resp, "stripe_user_id")
         if not user_id:
             raise OAuthFailed("Stripe's answer did not name the connected account.")
@@ -246,6 +264,11 @@ class Gateway(CreditNotesMixin):
 
     def oauth_deauthorize(self, *, stripe_user_id: str) -> None:
         self._call(self._client.oauth.deauthorize, params={"client_id": self.client_id, "stripe_user_id": stripe_user_id})
+
+    # --- accounts ---
+    def platform_account_id(self) -> str:
+        """The platform's own account (the key's): the readiness check's one call."""
+        return self._call(self._client.v1.accounts.retrieve_current)["id"]
 
     # --- accounts ---
     def account_retrieve(self, *, account: str) -> AccountInfo:

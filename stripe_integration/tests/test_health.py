@@ -1,55 +1,120 @@
-"""The integration-health panel of finance's dashboard: this business's connection, failed
-pushes and webhook deliveries waiting or failed (with their lag), nobody else's."""
-from datetime import timedelta
+"""Liveness and readiness: /health/ready/ and `manage.py health` are green with the
+database, cache, broker and Stripe reachable, and red, naming the failing part, when one
+is not (pointed at a closed port); /health/ stays green throughout."""
+import json
+import socket
 
 import pytest
-from django.urls import reverse
-from django.utils import timezone
-
-from finance.models import InvoicePushStatus
-from finance.tests.factories import InvoiceFactory
-from stripe_integration.health import integration_health
-from stripe_integration.models import StripeConnection, WebhookDelivery
+from django.core.management import CommandError, call_command
+from django.db import connections
 
 pytestmark = pytest.mark.django_db
 
 
-def _delivery(account, status, minutes_ago, n=[0]):
-    n[0] += 1
-    return WebhookDelivery.objects.create(event_id=f"evt_h{n[0]}", account=account, type="invoice.paid", payload="{}",
-                                          status=status, received_at=timezone.now() - timedelta(minutes=minutes_ago))
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again when the block ends: nothing listens there
+
+
+def ready(client):
+    resp = client.get("/health/ready/", HTTP_ACCEPT="application/json")
+    return resp.status_code, resp.json()
 
 
 @pytest.fixture
-def health_data(business_a, business_b):
-    StripeConnection.objects.create(business=business_a, stripe_user_id="acct_a", access_token="t")
-    StripeConnection.objects.create(business=business_b, stripe_user_id="acct_b", access_token="t")
-    _delivery("acct_a", "received", 5)
-    _delivery("acct_a", "parked", 30)
-    _delivery("acct_a", "failed", 90)
-    _delivery("acct_a", "processed", 600)
-    _delivery("acct_b", "received", 999)
-    InvoiceFactory(business=business_a, push_status=InvoicePushStatus.FAILED)
-    InvoiceFactory(business=business_a, push_status=InvoicePushStatus.MISMATCH)
-    InvoiceFactory(business=business_b, push_status=InvoicePushStatus.FAILED)
+def reachable(settings, stripe_env):
+    settings.CELERY_BROKER_URL = ""  # eager: nothing to reach (the production path sets Redis below)
+    return settings
 
 
-def test_integration_health_counts_this_business_only(business_a, health_data):
-    h = integration_health(business=business_a)
-    assert (h["deliveries_waiting"], h["deliveries_failed"]) == (2, 1)
-    assert 30 * 60 <= h["lag_seconds"] < 31 * 60  # the oldest waiting one, not acct_b's
-    assert (h["pushes_failed"], h["pushes_mismatch"]) == (1, 1)
-    assert h["state"] == "connected"
+def test_health_ready_green_when_everything_answers(client, reachable):
+    status, body = ready(client)
+
+    assert status == 200, body
+    assert set(body) == {"Broker", "Cache backend: default", "DatabaseHeartBeatCheck", "Migrations", "Stripe"}
+    assert set(body.values()) == {"working"}
 
 
-def test_integration_health_nothing_waiting_has_no_lag(business_b):
-    h = integration_health(business=business_b)
-    assert (h["deliveries_waiting"], h["lag_seconds"], h["state"]) == (0, 0, "not_connected")
+def test_health_ready_red_when_stripe_unreachable(client, reachable):
+    reachable.STRIPE_API_BASE = f"http://127.0.0.1:{closed_port()}"
+
+    status, body = ready(client)
+
+    assert status == 500
+    assert "Stripe unreachable" in body["Stripe"]
+    assert body["DatabaseHeartBeatCheck"] == "working"
 
 
-def test_dashboard_page_shows_integration_health(client, finance_a, health_data):
-    client.force_login(finance_a)
-    body = client.get(reverse("ui:dashboard")).content.decode()
-    assert 'data-health="connected"' in body
-    assert 'data-health-figure="deliveries_waiting">2<' in body and 'data-health-figure="deliveries_failed">1<' in body
-    assert 'data-health-figure="pushes_failed">1<' in body and "acct_a" in body and "acct_b" not in body
+def test_health_ready_red_when_broker_unreachable_and_green_again(client, reachable):
+    reachable.CELERY_BROKER_URL = f"redis://:hunter2@127.0.0.1:{closed_port()}/0"
+
+    status, body = ready(client)
+
+    assert status == 500
+    assert body["Broker"].startswith("unavailable: broker unreachable") and "hunter2" not in body["Broker"]
+    reachable.CELERY_BROKER_URL = ""
+    assert ready(client)[0] == 200
+
+
+def test_health_ready_red_when_cache_unreachable(client, reachable):
+    reachable.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                    "LOCATION": f"redis://127.0.0.1:{closed_port()}/0"}}
+
+    status, body = ready(client)
+
+    assert status == 500 and body["Cache backend: default"] != "working"
+
+
+def test_health_ready_red_when_database_unreachable(client, reachable, settings):
+    # A second alias like the default one but at a closed PostgreSQL port; the heartbeat
+    # check uses `django.db.connection`, so the default alias is swapped for the request.
+    broken = {**connections["default"].settings_dict, "ENGINE": "django.db.backends.postgresql",
+              "HOST": "127.0.0.1", "PORT": str(closed_port()), "NAME": "crm", "OPTIONS": {"connect_timeout": 2}}
+    from django.db.utils import ConnectionHandler
+
+    from health_check.contrib.db_heartbeat import backends
+
+    handler = ConnectionHandler({"default": broken})
+    original = backends.connection
+    backends.connection = handler["default"]
+    try:
+        status, body = ready(client)
+    finally:
+        backends.connection = original
+        handler["default"].close()
+
+    assert status == 500
+    assert body["DatabaseHeartBeatCheck"].startswith("unavailable: Database health check failed")
+
+
+def test_health_liveness_green_while_ready_is_red(client, reachable):
+    reachable.STRIPE_API_BASE = f"http://127.0.0.1:{closed_port()}"
+
+    resp = client.get("/health/")
+
+    assert resp.status_code == 200 and resp.json() == {"status": "ok"}
+    assert ready(client)[0] == 500
+
+
+def test_health_command_prints_each_check_and_exits_1_when_red(reachable, capsys):
+    call_command("health")
+    out = capsys.readouterr().out
+    assert "Stripe" in out and "ready" in out.splitlines()[-1]
+
+    reachable.CELERY_BROKER_URL = f"redis://127.0.0.1:{closed_port()}/0"
+    with pytest.raises(SystemExit) as exit_:
+        call_command("health", "--json")
+    assert exit_.value.code == 1
+    body = json.loads(capsys.readouterr().out)
+    assert body["Broker"].startswith("unavailable") and body["Stripe"] == "working"
+
+
+def test_health_command_only_runs_the_named_checks(reachable, capsys):
+    reachable.CELERY_BROKER_URL = f"redis://127.0.0.1:{closed_port()}/0"  # red, but not asked about
+
+    call_command("health", "--only", "Migrations", "--only", "Stripe", "--json")
+
+    assert json.loads(capsys.readouterr().out) == {"Migrations": "working", "Stripe": "working"}
+    with pytest.raises(CommandError, match="No such check: Nope"):
+        call_command("health", "--only", "Nope")
