@@ -128,3 +128,16 @@ class SafeChoicesAdminMixin:
             kwargs["widget"] = SafeAutocompleteSelectMultiple(db_field, self.admin_site, using=kwargs.get("using"))
         kwargs.setdefault("form_class", SafeModelMultipleChoiceField)
         return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+
+def admin_site_make_safe(site) -> None:
+    """Give every ModelAdmin registered on `site` that does not have it yet (those of
+    installed packages: django-celery-beat, axes...) the mixin above. Called once every app
+    has registered its admin (config/urls.py), so no admin page answers hostile choices
+    with a 500, whoever wrote it."""
+    for model, model_admin in list(site._registry.items()):
+        cls = type(model_admin)
+        if isinstance(model_admin, SafeChoicesAdminMixin):
+            continue
+        site.unregister(model)
+        site.register(model, type(f"Safe{cls.__name__}", (SafeChoicesAdminMixin, cls), {}))

@@ -6,6 +6,7 @@ class StripeIntegrationConfig(AppConfig):
     verbose_name = "Stripe integration"
 
     def ready(self):
+        _admin_make_safe()
         # The lower apps announce their changes and leave room on their pages; the
         # integration listens and fills in (its admin extensions register with the admin,
         # stripe_integration/admin/extensions.py).
@@ -26,6 +27,24 @@ class StripeIntegrationConfig(AppConfig):
         page_context_register("invoice_detail", credit_note_form_context)
         page_context_register("dashboard", dashboard_context)
         health_checks_register()
+
+
+def _admin_make_safe():
+    # The last app to be ready, after every admin module was imported (the admin's own
+    # ready() autodiscovers them): every registered admin, ours or an installed package's,
+    # answers hostile choices with a form error (crm.choice_fields).
+    from django.contrib import admin
+
+    from crm.choice_fields import admin_site_make_safe
+
+    # django-celery-beat's crontab form raises ParseException (a 500) on values such as
+    # "-1" instead of a form error; the schedule uses intervals (CELERY_BEAT_SCHEDULE), so
+    # crontab schedules are not offered in the admin.
+    from django_celery_beat.models import CrontabSchedule
+
+    if admin.site.is_registered(CrontabSchedule):
+        admin.site.unregister(CrontabSchedule)
+    admin_site_make_safe(admin.site)
 
 
 def _contact_billing_changed(sender, *, contact, **kwargs):
