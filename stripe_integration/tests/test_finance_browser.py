@@ -22,10 +22,9 @@ from crm.tests.factories import TicketFactory
 from finance.models import Billable, Invoice, InvoiceStatus
 from stripe_integration.tests import invoicing_helpers as h
 from django.core.servers.basehttp import WSGIServer
-from django.db import connections
 from django.test.testcases import LiveServerThread
 
-from stripe_integration.tests.webhook_fixtures import connect_business, eager_celery  # noqa: F401
+from stripe_integration.tests.webhook_fixtures import connect_business, eager_celery, serve_app  # noqa: F401
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 
@@ -74,21 +73,7 @@ class _SerialServerThread(LiveServerThread):
 
 @pytest.fixture
 def app_server(transactional_db):
-    from django.contrib.staticfiles.handlers import StaticFilesHandler
-
-    override = {conn.alias: conn for conn in connections.all() if conn.vendor == "sqlite" and conn.is_in_memory_db()}
-    thread = _SerialServerThread("127.0.0.1", StaticFilesHandler, connections_override=override)
-    thread.daemon = True
-    for conn in override.values():
-        conn.inc_thread_sharing()
-    thread.start()
-    thread.is_ready.wait()
-    if thread.error:
-        raise thread.error
-    yield f"http://127.0.0.1:{thread.port}"
-    thread.terminate()
-    for conn in override.values():
-        conn.dec_thread_sharing()
+    yield from serve_app(_SerialServerThread)
 
 
 @pytest.fixture

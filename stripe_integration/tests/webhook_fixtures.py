@@ -45,12 +45,13 @@ class _ServerThread(LiveServerThread):
     server_class = _Server
 
 
-@pytest.fixture
-def app_server(transactional_db):
+def serve_app(thread_class):
+    """The app on a free loopback port in `thread_class`'s server, sharing the test's
+    in-memory SQLite connection; yields its base URL (a generator for fixtures)."""
     from django.contrib.staticfiles.handlers import StaticFilesHandler
 
     override = {conn.alias: conn for conn in connections.all() if conn.vendor == "sqlite" and conn.is_in_memory_db()}
-    thread = _ServerThread("127.0.0.1", StaticFilesHandler, connections_override=override)
+    thread = thread_class("127.0.0.1", StaticFilesHandler, connections_override=override)
     thread.daemon = True
     for conn in override.values():
         conn.inc_thread_sharing()
@@ -62,6 +63,11 @@ def app_server(transactional_db):
     thread.terminate()
     for conn in override.values():
         conn.dec_thread_sharing()
+
+
+@pytest.fixture
+def app_server(transactional_db):
+    yield from serve_app(_ServerThread)
 
 
 @pytest.fixture
