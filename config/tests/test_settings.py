@@ -98,3 +98,15 @@ def test_settings_default_database_begins_immediate_transactions(sqlite_probe):
                 cursor.execute("BEGIN IMMEDIATE")
     finally:
         del connections["probe_writer"]
+
+
+def test_settings_production_collectstatic_hashes_every_app_file(tmp_path):
+    """What `bin/serve web` runs first: the hashed, compressed storage follows every
+    reference inside CSS and JS (a vendored file's sourceMappingURL included) and fails the
+    whole start on one missing file, so the default path's plain storage cannot see it."""
+    result = manage(production_env(STATIC_ROOT=str(tmp_path)), "collectstatic", "--noinput", "-v", "0")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    manifest = (tmp_path / "staticfiles.json").read_text()
+    assert "finance/vendor/chartjs/chart.umd.min.js" in manifest
+    assert "finance/dashboard.js" in manifest

@@ -8,6 +8,7 @@ from django.contrib.staticfiles import finders
 CHARTJS = Path(__file__).resolve().parents[1] / "static/finance/vendor/chartjs"
 CHARTJS_VERSION = "4.5.1"
 CHARTJS_SHA256 = "48444a82d4edcb5bec0f1965faacdde18d9c17db3063d042abada2f705c9f54a"
+CHARTJS_MAP_SHA256 = "8c328df49d295935c81d64d3b36d6ac1c20c385f1ba5b4df3ec12a26b3d64d9b"
 
 
 def test_chartjs_file_is_the_pinned_npm_build():
@@ -21,3 +22,11 @@ def test_chartjs_file_is_the_pinned_npm_build():
 def test_chartjs_is_found_by_staticfiles():
     assert finders.find("finance/vendor/chartjs/chart.umd.min.js") == str(CHARTJS / "chart.umd.min.js")
     assert finders.find("finance/dashboard.js")
+
+
+def test_chartjs_source_map_is_the_pinned_npm_build():
+    """The minified file names its map; production's manifest storage needs it present."""
+    assert b"sourceMappingURL=chart.umd.min.js.map" in (CHARTJS / "chart.umd.min.js").read_bytes()
+    data = (CHARTJS / "chart.umd.min.js.map").read_bytes()
+    assert hashlib.sha256(data).hexdigest() == CHARTJS_MAP_SHA256
+    assert CHARTJS_MAP_SHA256 in (CHARTJS / "README.md").read_text()
