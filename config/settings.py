@@ -174,8 +174,10 @@ CELERY_BEAT_SCHEDULE = {
     "stripe-catch-up": {"task": "stripe_integration.webhook_tasks.stripe_catch_up_task", "schedule": 30 * 60.0},
 }
 # Beat keeps the schedule in the database (django-celery-beat): at start it writes the
-# entries above as Periodic tasks, which finance can see, pause and re-time in the admin
-# (Periodic tasks). One beat process for the whole installation (`bin/serve beat`).
+# entries above as Periodic tasks, which the operator (a superuser) can pause and re-time in
+# the admin and finance can see (stripe_integration/admin/periodic.py); `manage.py
+# stripe_periodic` (the embedded default's beat) honours the same rows. One beat process
+# for the whole installation (`bin/serve beat`).
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 # --- Encryption at rest (tokens, webhook secrets): Fernet keys, comma-separated, first

@@ -44,6 +44,9 @@ def _admin_make_safe():
 
     if admin.site.is_registered(CrontabSchedule):
         admin.site.unregister(CrontabSchedule)
+    from .admin.periodic import register as periodic_tasks_register
+
+    periodic_tasks_register(admin.site)
     admin_site_make_safe(admin.site)
 
 

@@ -29,3 +29,71 @@ def test_beat_leaves_a_paused_task_paused_at_restart():
 
     assert not PeriodicTask.objects.get(name="stripe-catch-up").enabled
     assert "stripe-catch-up" not in scheduler.schedule and "stripe-webhook-retry" in scheduler.schedule
+
+
+def test_stripe_periodic_skips_a_task_paused_in_the_admin_and_counts_the_others(settings):
+    """The embedded default's beat (`manage.py stripe_periodic`) keeps beat's rows: a pause
+    made in the admin holds under `make run` too, and each run shows as the row's last run."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    settings.CELERY_BEAT_SCHEDULE = {
+        "stripe-webhook-retry": settings.CELERY_BEAT_SCHEDULE["stripe-webhook-retry"],
+        "stripe-catch-up": settings.CELERY_BEAT_SCHEDULE["stripe-catch-up"],
+    }
+    DatabaseScheduler(app=app)
+    PeriodicTask.objects.filter(name="stripe-catch-up").update(enabled=False)
+
+    out = StringIO()
+    call_command("stripe_periodic", once=True, stdout=out)
+
+    assert "stripe-webhook-retry: ran" in out.getvalue()
+    assert "stripe-catch-up" not in out.getvalue()
+    ran = PeriodicTask.objects.get(name="stripe-webhook-retry")
+    paused = PeriodicTask.objects.get(name="stripe-catch-up")
+    assert ran.total_run_count == 1 and ran.last_run_at is not None
+    assert paused.total_run_count == 0 and not paused.enabled
+
+
+@pytest.mark.parametrize("role", ["finance_a", "owner_a"])
+def test_admin_periodic_tasks_are_visible_to_finance_but_not_changeable(client, request, role):
+    from django.urls import reverse
+
+    DatabaseScheduler(app=app)
+    task = PeriodicTask.objects.get(name="stripe-catch-up")
+    client.force_login(request.getfixturevalue(role))
+
+    listing = client.get(reverse("admin:django_celery_beat_periodictask_changelist"))
+    assert listing.status_code == 200 and "stripe-catch-up" in listing.content.decode()
+    # Read-only: the pause would stop every business's catch-up, the operator's act.
+    response = client.post(reverse("admin:django_celery_beat_periodictask_changelist"),
+                           {"action": "disable_tasks", "_selected_action": [task.pk]})
+    task.refresh_from_db()
+    assert task.enabled
+    change = client.post(reverse("admin:django_celery_beat_periodictask_change", args=[task.pk]),
+                         {"name": task.name, "task": task.task, "enabled": ""})
+    task.refresh_from_db()
+    assert task.enabled and change.status_code in (200, 403)
+    assert response.status_code in (200, 302)
+
+
+def test_admin_periodic_tasks_are_not_for_the_staff_role(client, staff_a):
+    from django.urls import reverse
+
+    staff_a.is_staff = True
+    staff_a.save()
+    client.force_login(staff_a)
+    assert client.get(reverse("admin:django_celery_beat_periodictask_changelist")).status_code == 403
+
+
+def test_admin_superuser_pauses_a_periodic_task(client, django_user_model):
+    from django.urls import reverse
+
+    DatabaseScheduler(app=app)
+    task = PeriodicTask.objects.get(name="stripe-catch-up")
+    client.force_login(django_user_model.objects.create_superuser("root", "root@example.com", "pw"))
+    client.post(reverse("admin:django_celery_beat_periodictask_changelist"),
+                {"action": "disable_tasks", "_selected_action": [task.pk]})
+    task.refresh_from_db()
+    assert not task.enabled

@@ -9,7 +9,12 @@ other: `bin/run` starts it beside the server and stops it with the server. With 
 run `celery -A config beat` and a worker instead (this command runs each scheduled task
 in its own process, while what those tasks queue goes to the broker).
 
---once runs every entry once and exits (what the tests and cron-like use need).
+It keeps the same rows beat keeps (django-celery-beat's Periodic tasks, written from
+`CELERY_BEAT_SCHEDULE` at start): a task the operator paused in the admin is skipped and
+one re-timed there runs on its new interval, and each run moves the row's last run and
+run count, as beat's do.
+
+--once runs every enabled entry once and exits (what the tests and cron-like use need).
 A task that raises is logged and does not stop the loop.
 """
 import logging
@@ -32,9 +37,30 @@ def _tasks():
         task = app.tasks.get(entry["task"])
         if task is None:
             raise CommandError(f"Beat entry {name!r} names an unknown task {entry['task']!r}.")
-        out.append((name, task, maybe_schedule(entry["schedule"]), tuple(entry.get("args", ())),
-                    dict(entry.get("kwargs", {}))))
+        out.append((name, task, tuple(entry.get("args", ())), dict(entry.get("kwargs", {}))))
     return out
+
+
+def _write_rows(app):
+    """Write the schedule's Periodic task rows as beat does at start (paused ones stay paused)."""
+    from django_celery_beat.schedulers import DatabaseScheduler
+
+    DatabaseScheduler(app=app)
+
+
+def _database_rows():
+    from django_celery_beat.models import PeriodicTask
+
+    return {row.name: row for row in PeriodicTask.objects.filter(name__in=settings.CELERY_BEAT_SCHEDULE)
+            .select_related("interval", "crontab", "solar", "clocked")}
+
+
+def _mark_run(row):
+    from django.db.models import F
+    from django.utils import timezone
+    from django_celery_beat.models import PeriodicTask
+
+    PeriodicTask.objects.filter(pk=row.pk).update(last_run_at=timezone.now(), total_run_count=F("total_run_count") + 1)
 
 
 class Command(BaseCommand):
@@ -47,14 +73,24 @@ class Command(BaseCommand):
     def handle(self, *args, once=False, tick=5.0, **options):
         if tick <= 0:
             raise CommandError("--tick must be positive.")
+        from config.celery import app
+
         entries = _tasks()
+        _write_rows(app)
         last_run: dict[str, datetime] = {}
         while True:
-            for name, task, schedule, task_args, task_kwargs in entries:
+            rows = _database_rows()  # each tick: a pause or a new interval takes effect
+            for name, task, task_args, task_kwargs in entries:
+                row = rows.get(name)
+                if row is not None and not row.enabled:
+                    continue
+                schedule = maybe_schedule(row.schedule if row is not None else settings.CELERY_BEAT_SCHEDULE[name]["schedule"])
                 previous = last_run.get(name)
                 if previous is not None and not schedule.is_due(previous).is_due:
                     continue
                 last_run[name] = datetime.now(dt_timezone.utc)
+                if row is not None:
+                    _mark_run(row)
                 try:
                     task.apply(args=task_args, kwargs=task_kwargs, throw=True)
                 except Exception:  # noqa: BLE001 - one failing task must not stop the others
