@@ -3,7 +3,7 @@
 The lowest layer holds it so every app can write to it: finance and stripe_integration
 call `audit_record(...)` from the service functions of money actions (invoices created,
 pushed, sent, voided, marked uncollectible or paid outside Stripe, drafts deleted, Stripe
-disconnected; refunds and credit notes are to call it too) and for each Stripe event
+disconnected, credit notes made or voided: a refund from the CRM is a credit note's refund part) and for each Stripe event
 processed about an invoice (what it changed, or "no change").
 Entries are only ever added, never edited (read-only in the admin and the staff UI).
 """
@@ -20,7 +20,8 @@ ACTION_LABELS = {
     "invoice_retry": "Retry requested", "invoice_approve": "Approved", "invoice_void": "Voided",
     "invoice_mark_uncollectible": "Marked uncollectible", "invoice_mark_paid_out_of_band": "Marked paid outside Stripe",
     "invoice_resend": "Sent again", "invoice_delete_draft": "Draft deleted", "stripe_event": "Stripe event",
-    "stripe_disconnect": "Stripe disconnected", "refund_create": "Refund", "credit_note_create": "Credit note",
+    "stripe_disconnect": "Stripe disconnected", "credit_note_create": "Credit note",
+    "credit_note_void": "Credit note voided",
 }
 
 

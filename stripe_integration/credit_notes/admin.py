@@ -13,6 +13,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from crm.audit import client_ip
+
 from .forms import CreditNoteForm
 from .issue import MODE_LABELS, CreditNoteError, credit_note_create, credit_note_modes, describe
 from .views import credit_note_already_made, credit_note_result_message, preview_facts
@@ -63,7 +65,7 @@ class InvoiceCreditNoteMixin:
             if request.POST.get("confirm") == "yes" and data.get("request_key"):
                 try:
                     note = credit_note_create(invoice=invoice, user=request.user, request_key=data["request_key"],
-                                              **form.service_kwargs())
+                                              ip=client_ip(request), **form.service_kwargs())
                 except CreditNoteError as exc:
                     self.message_user(request, exc.message, messages.ERROR)
                 else:

@@ -30,6 +30,8 @@ from decimal import Decimal, InvalidOperation
 from django.db import transaction
 from django.utils import timezone
 
+from crm.audit import audit_record
+
 from finance.models import CreditNote, CreditNotePushStatus, CreditNoteReason, CreditNoteStatus, Invoice, InvoiceStatus
 from finance.money import NotRepresentable, format_money, require_representable, to_minor
 
@@ -154,7 +156,7 @@ def credit_note_preview(*, invoice: Invoice, amount, reason: str, memo: str, mod
 
 # --- making it -----------------------------------------------------------------------
 def credit_note_create(*, invoice: Invoice, amount, reason: str, memo: str, mode: str, user=None,
-                       request_key: str = "") -> CreditNote:
+                       request_key: str = "", ip: str | None = None) -> CreditNote:
     """Save the credit note locally, then push it to Stripe (`credit_note_push`). With a
     `request_key` already used in this business, the credit note it made is returned and
     nothing else happens. Raises CreditNoteError for bad input; a Stripe failure is on the
@@ -173,6 +175,9 @@ def credit_note_create(*, invoice: Invoice, amount, reason: str, memo: str, mode
                           push_status=CreditNotePushStatus.PENDING, **_split(mode, value))
         note.full_clean()
         note.save()
+        audit_record(business=locked.business, user=user, action="credit_note_create", obj=locked, ip=ip,
+                     amount=value, currency=locked.currency,
+                     detail=f"{MODE_LABELS.get(mode, mode)}" + (f"; memo: {memo}" if memo else ""))
     return credit_note_push(credit_note_id=note.pk, mode=mode)
 
 
@@ -269,9 +274,10 @@ def invoice_figures_refresh(*, invoice: Invoice, account: str, gw: Gateway) -> N
                     exc.user_message)
 
 
-def credit_note_void(*, credit_note: CreditNote) -> CreditNote:
+def credit_note_void(*, credit_note: CreditNote, user=None, ip: str | None = None) -> CreditNote:
     """Void an issued credit note in Stripe (Stripe decides whether it still may), then
-    record Stripe's answer. Raises CreditNoteError with Stripe's reason."""
+    record Stripe's answer (and who asked, in the audit log). Raises CreditNoteError with
+    Stripe's reason."""
     if credit_note.status != CreditNoteStatus.ISSUED or not credit_note.stripe_id:
         raise CreditNoteError(f"{credit_note} is not an issued credit note in Stripe.")
     connection = connection_get_active(business=credit_note.business)
@@ -286,6 +292,8 @@ def credit_note_void(*, credit_note: CreditNote) -> CreditNote:
     with transaction.atomic():
         locked = Invoice.objects.select_for_update().get(pk=credit_note.invoice_id)
         note, _ = credit_note_apply_stripe(invoice=locked, info=info)
+        audit_record(business=locked.business, user=user, action="credit_note_void", obj=locked, ip=ip,
+                     amount=note.amount, currency=note.currency, detail=f"Credit note {note.number or note.stripe_id} voided")
     invoice_figures_refresh(invoice=locked, account=account, gw=gw)
     return note
 

@@ -1,7 +1,10 @@
 """The staff UI's "Refund / credit note" (URL name `ui:invoice_credit_note`): the form on
 finance's invoice page posts here; a valid form gets a confirmation page saying what will
 happen (with Stripe's preview), whose Confirm makes the credit note exactly once (its
-one-time `request_key`: a double click finds the first one). Finance and owner roles."""
+one-time `request_key`: a double click finds the first one). Finance and owner roles.
+
+The same URL voids an issued credit note (`void=<id>`): a page says what voiding does
+(Stripe decides whether it still may), and only its explicit `confirmed=yes` POST voids."""
 from __future__ import annotations
 
 import uuid
@@ -11,14 +14,16 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views import View
 
+from crm.audit import client_ip
 from crm.tenancy import MemberRequiredMixin
-from finance.models import CreditNote, CreditNotePushStatus, Invoice
+from finance.models import CreditNote, CreditNotePushStatus, CreditNoteStatus, Invoice
 from finance.money import format_money, from_minor
 from finance.pages import InvoiceDetailView
 
 from ..gateway.client import GatewayError
 from .forms import CreditNoteForm
-from .issue import MODE_LABELS, CreditNoteError, credit_note_create, credit_note_preview, credit_note_push, describe
+from .issue import (MODE_LABELS, CreditNoteError, credit_note_create, credit_note_preview, credit_note_push,
+                    credit_note_void, describe)
 
 
 def preview_facts(*, invoice: Invoice, form: CreditNoteForm) -> tuple[list[tuple[str, str]], str]:
@@ -69,6 +74,8 @@ class InvoiceCreditNoteView(MemberRequiredMixin, View):
             level, text = credit_note_result_message(credit_note_push(credit_note_id=note.pk))
             messages.add_message(request, level, text)
             return redirect("ui:invoice_detail", pk=pk)
+        if "void" in request.POST:
+            return self.void(request, invoice)
         made = credit_note_already_made(invoice=invoice, data=request.POST)
         if made is not None:  # a second click on Confirm: what the first one made, not a form error
             messages.add_message(request, *credit_note_result_message(made))
@@ -86,13 +93,54 @@ class InvoiceCreditNoteView(MemberRequiredMixin, View):
             })
         try:
             note = credit_note_create(invoice=invoice, user=request.user, request_key=form.cleaned_data["request_key"],
-                                      **form.service_kwargs())
+                                      ip=client_ip(request), **form.service_kwargs())
         except CreditNoteError as exc:  # the invoice changed since the confirmation page
             messages.error(request, exc.message)
         else:
             level, text = credit_note_result_message(note)
             messages.add_message(request, level, text)
         return redirect("ui:invoice_detail", pk=pk)
+
+
+    def void(self, request, invoice):
+        raw = request.POST.get("void") or ""
+        note = invoice.credit_notes.filter(pk=int(raw) if raw.isdigit() and len(raw) < 12 else 0).first()
+        if note is None:
+            raise Http404("No such credit note on this invoice.")
+        if note.status != CreditNoteStatus.ISSUED or not note.stripe_id:
+            messages.error(request, f"Credit note {note.number or note.pk} is not an issued credit note in Stripe: "
+                                    "there is nothing to void.")
+            return redirect("ui:invoice_detail", pk=invoice.pk)
+        if request.POST.get("confirmed") != "yes":
+            return render(request, "ui/invoices/credit_note_void_confirm.html", {
+                "title": f"Void credit note {note.number or note.stripe_id}?", "invoice": invoice, "note": note,
+                "consequences": void_consequences(note)})
+        try:
+            voided = credit_note_void(credit_note=note, user=request.user, ip=client_ip(request))
+        except CreditNoteError as exc:
+            messages.error(request, f"Stripe did not void credit note {note.number or note.stripe_id}: {exc.message}")
+        else:
+            messages.success(request, f"Credit note {voided.number or voided.stripe_id} is void.")
+        return redirect("ui:invoice_detail", pk=invoice.pk)
+
+
+def void_consequences(note: CreditNote) -> list[str]:
+    """What voiding `note` does, in plain sentences for the confirmation page."""
+    cur = note.currency
+    lines = [f"Stripe voids credit note {note.number or note.stripe_id} ({format_money(note.amount, cur)}). "
+             "A void is final: to credit again, make a new credit note."]
+    if note.pre_payment_amount:
+        lines.append(f"The invoice's amount owed goes back up by {format_money(note.pre_payment_amount, cur)}.")
+    if note.credit_amount:
+        lines.append(f"The customer credit of {format_money(note.credit_amount, cur)} it gave is taken back "
+                     "from the customer's balance in Stripe.")
+    if note.refund_amount:
+        lines.append(f"The refund of {format_money(note.refund_amount, cur)} is not reversed: money already "
+                     "refunded stays with the customer.")
+    if note.out_of_band_amount:
+        lines.append(f"The {format_money(note.out_of_band_amount, cur)} settled outside Stripe is not undone there.")
+    lines.append("Stripe may refuse (for example once the invoice is paid or void); its reason is then shown.")
+    return lines
 
 
 def credit_note_form_context(*, invoice, membership) -> dict:
@@ -102,7 +150,9 @@ def credit_note_form_context(*, invoice, membership) -> dict:
 
     if not membership.can_manage_finance:
         return {}
-    context = {"credit_notes_failed": list(invoice.credit_notes.filter(push_status=CreditNotePushStatus.FAILED))}
+    context = {"credit_notes_failed": list(invoice.credit_notes.filter(push_status=CreditNotePushStatus.FAILED)),
+               "credit_notes_voidable": list(invoice.credit_notes.filter(status=CreditNoteStatus.ISSUED,
+                                                                           stripe_id__gt="").order_by("pk"))}
     if any(v > 0 for v in credit_note_modes(invoice).values()):
         context["credit_note_form"] = CreditNoteForm(invoice=invoice)
     return context

@@ -134,3 +134,53 @@ def test_credit_note_full_refund_double_click_is_not_a_form_error(paid, client, 
     admin_url = reverse("admin:finance_invoice_credit_note", args=[invoice.pk])
     assert client.post(admin_url, data).status_code == 302
     assert CreditNote.objects.count() == 1
+
+
+def test_credit_note_void_asks_then_voids_and_is_audited(pushed, client, finance_a):
+    from crm.audit import AuditEntry
+    from stripe_integration.credit_notes.issue import credit_note_create
+
+    conn, invoice, s = pushed
+    note = credit_note_create(invoice=invoice, amount="20.00", reason="", memo="", mode="pre_payment", user=finance_a)
+    invoice.refresh_from_db()
+    assert invoice.amount_remaining == D("180.00")
+    client.force_login(finance_a)
+    page = client.get(reverse("ui:invoice_detail", args=[invoice.pk])).content.decode()
+    assert f'data-credit-note-void="{note.pk}"' in page
+
+    ask = client.post(_action(invoice), {"void": str(note.pk)})
+    html = ask.content.decode()
+    assert ask.status_code == 200 and "amount owed goes back up by 20.00 USD" in html
+    note.refresh_from_db()
+    assert note.status == "issued"  # nothing voided before the explicit confirmation
+
+    done = client.post(_action(invoice), {"void": str(note.pk), "confirmed": "yes"})
+    assert done.status_code == 302
+    note.refresh_from_db()
+    invoice.refresh_from_db()
+    assert note.status == "void" and s.get(f"/v1/credit_notes/{note.stripe_id}")["status"] == "void"
+    assert invoice.amount_remaining == D("200.00")
+    actions = list(AuditEntry.objects.filter(business=invoice.business).values_list("action", "user", "amount"))
+    assert ("credit_note_create", finance_a.pk, D("20.00")) in actions
+    assert ("credit_note_void", finance_a.pk, D("20.00")) in actions
+    again = client.post(_action(invoice), {"void": str(note.pk), "confirmed": "yes"}, follow=True)
+    assert "nothing to void" in again.content.decode()
+
+
+@pytest.mark.parametrize("value", ["", "abc", "99999999999999999999", "-1", "0"])
+def test_credit_note_void_of_no_such_note_is_404(pushed, client, finance_a, value):
+    conn, invoice, s = pushed
+    client.force_login(finance_a)
+    assert client.post(_action(invoice), {"void": value}).status_code == 404
+
+
+def test_credit_note_void_is_not_for_staff_or_another_business(pushed, client, staff_a, finance_b):
+    from stripe_integration.credit_notes.issue import credit_note_create
+
+    conn, invoice, s = pushed
+    note = credit_note_create(invoice=invoice, amount="5.00", reason="", memo="", mode="pre_payment")
+    for user in (staff_a, finance_b):
+        client.force_login(user)
+        assert client.post(_action(invoice), {"void": str(note.pk), "confirmed": "yes"}).status_code in (403, 404)
+    note.refresh_from_db()
+    assert note.status == "issued"
