@@ -40,3 +40,10 @@ from .invoicing import (  # noqa: F401,E402
     InvoiceRunStatus,
     StripeBillingObject,
 )
+# --- payouts and fees (issue 15): payouts and the balance transactions they carried ---
+from .payouts import (  # noqa: F401,E402
+    ItemException,
+    Payout,
+    PayoutItem,
+    PayoutStatus,
+)
