@@ -53,9 +53,21 @@ def _state(ctx) -> dict:
     return state
 
 
+# The soonest payout run of any account, so that the sweep before every request costs
+# nothing until then. Not persisted: None (after a start, load or reset) means "scan once".
+_SOONEST = "_payouts_soonest"
+
+
+def _lower_soonest(store, due: int) -> None:
+    current = getattr(store, _SOONEST, None)
+    if current is not None and due < current:
+        setattr(store, _SOONEST, due)
+
+
 def awaiting_payout(ctx, txn: dict) -> None:
     """Called for each new balance transaction: it goes out with a later payout."""
     _state(ctx)["unpaid"].append(txn["id"])
+    _lower_soonest(ctx.store, _midnight_at_or_after(txn["available_on"]))
 
 
 def payout_transaction_ids(ctx, payout_id) -> set[str]:
@@ -135,6 +147,10 @@ def run_payouts(sandbox) -> list[dict]:
     store = sandbox.store
     now = sandbox.clock.now()
     ran = []
+    soonest = getattr(store, _SOONEST, None)
+    if soonest is not None and soonest > now and getattr(store, "_payouts_generation", None) == store.generation:
+        return ran
+    soonest = None
     for key in [k for k in store.index if k.endswith("/" + _STATE)]:
         account = key.partition("/")[0]
         stored = store.objects.get(_state_id(account))
@@ -142,6 +158,7 @@ def run_payouts(sandbox) -> list[dict]:
             continue
         due = _next_due(Ctx(sandbox, account=account), stored)
         if due is None or due > now:
+            soonest = due if soonest is None or (due is not None and due < soonest) else soonest
             continue
         platform = store.accounts.get(account, {}).get("platform") or account
         ctx = Ctx(sandbox, account=account, platform=platform, request_id=None, method="POST",
@@ -162,6 +179,12 @@ def run_payouts(sandbox) -> list[dict]:
         if ctx.pending_events or not entry["ok"]:
             ran.append(entry)
         publish(sandbox, ctx)
+        after = _next_due(ctx, store.objects.get(_state_id(account)) or {"pending": [], "unpaid": [], "last_run": None})
+        if after is not None and (soonest is None or after < soonest):
+            soonest = after
+    # Nothing scheduled: a day ahead is as good as never (a new transaction lowers it).
+    setattr(store, _SOONEST, soonest if soonest is not None else now + DAY)
+    store._payouts_generation = store.generation
     return ran
 
 
