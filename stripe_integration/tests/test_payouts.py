@@ -180,3 +180,23 @@ def test_list_and_detail_pages_take_the_same_queries_for_5_or_50(client, finance
     for n in range(2, 47):
         _fake_payout(business_a, connection, 0, f"x{n}")
     assert few == _queries(client, "/integrations/stripe/payouts/?status=paid&currency=usd")
+
+
+def test_dispute_withdrawal_and_its_fee_are_listed_against_the_disputed_invoice(connected, client):
+    from finance.models import Dispute
+    from stripe_integration.tests.test_events_disputes import pay_disputed
+
+    disputed, _, _ = pay_disputed(connected, seed=31)
+    connected.platform.calm()
+    other, _ = paid_invoice(connected, 20000)
+    advance_to_payout(connected)
+    payout = Payout.objects.get()
+    rows = {(i.type, i.invoice_id, i.amount, i.fee) for i in payout.items.all()}
+    assert rows == {("charge", disputed.pk, Decimal("50.00"), Decimal("1.75")),
+                    ("adjustment", disputed.pk, Decimal("-50.00"), Decimal("15.00")),
+                    ("charge", other.pk, Decimal("200.00"), Decimal("6.10"))}
+    (adjustment,) = payout.items.filter(type="adjustment")
+    assert adjustment.dispute == Dispute.objects.get() and adjustment.reporting_category == "dispute"
+    assert payout.amount == payout.net == Decimal("177.15") and payout.exception_count == 0
+    html = client.get(f"/integrations/stripe/payouts/{payout.pk}/").content.decode()
+    assert 'data-type="adjustment"' in html and "15.00 USD" in html
