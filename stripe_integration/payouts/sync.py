@@ -78,7 +78,9 @@ def payout_sync(*, connection: StripeConnection, payout: dict, gw: Gateway | Non
         if row is None:
             try:
                 with transaction.atomic():
-                    row = Payout.objects.create(stripe_id=payout["id"], **values)
+                    row = Payout(stripe_id=payout["id"], **values)
+                    row.full_clean(validate_unique=False)  # uniqueness: the database, below
+                    row.save()
                 counts["payouts_created"] = 1
             except IntegrityError:  # made meanwhile by the webhook or the periodic sync
                 row = Payout.objects.select_for_update().get(stripe_id=payout["id"])
