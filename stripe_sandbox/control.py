@@ -181,6 +181,18 @@ def accounts_create(sandbox, body, query):
     return {"id": account["id"], "email": email, "platform": platform}
 
 
+@_control("POST", "/payouts/failures")
+def payouts_failures(sandbox, body, query):
+    """The account's payouts fail at their arrival date with Stripe's `failure_code`
+    (`no_account`, `account_closed`, `insufficient_funds`, `invalid_account_number`);
+    `null` makes them succeed again."""
+    from .resources.payouts import payout_failures
+
+    with sandbox.store.lock:
+        payout_failures(sandbox, body["account"], body.get("failure_code"))
+    return {"account": body["account"], "failure_code": body.get("failure_code")}
+
+
 @_control("POST", "/oauth/code")
 def oauth_code(sandbox, body, query):
     """A fresh authorization code, as if the user had clicked Authorize."""

@@ -200,3 +200,16 @@ def test_dispute_withdrawal_and_its_fee_are_listed_against_the_disputed_invoice(
     assert payout.amount == payout.net == Decimal("177.15") and payout.exception_count == 0
     html = client.get(f"/integrations/stripe/payouts/{payout.pk}/").content.decode()
     assert 'data-type="adjustment"' in html and "15.00 USD" in html
+
+
+def test_failed_payout_shows_failed_with_stripes_reason(connected, client):
+    invoice, _ = paid_invoice(connected, 5000)
+    connected.platform.control("POST", "/payouts/failures", {"account": connected.connection.stripe_user_id,
+                                                             "failure_code": "account_closed"})
+    advance_to_payout(connected)
+    payout = Payout.objects.get()
+    assert (payout.status, payout.failure_message) == ("failed", "The bank account has been closed.")
+    assert payout.items.get().invoice == invoice
+    html = client.get(f"/integrations/stripe/payouts/{payout.pk}/").content.decode()
+    assert "Failed" in html and "The bank account has been closed." in html
+    assert "Failed" in client.get("/integrations/stripe/payouts/?status=failed").content.decode()

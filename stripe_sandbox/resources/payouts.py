@@ -7,8 +7,9 @@ automatic payout: at each midnight (UTC) of sandbox time, each account's funds t
 are available by then become one payout per currency (`automatic: true`, `pending`,
 `arrival_date` the next midnight, its own `payout` balance transaction of minus the
 amount), with `payout.created`; at `arrival_date` it is `paid` (`payout.updated`,
-`payout.paid`). A currency whose available total is not positive waits for the next
-day. `GET /v1/balance_transactions?payout=po_...` lists what an automatic payout
+`payout.paid`), or `failed` when the control plane asked for failures
+(`POST /_sandbox/payouts/failures`: `payout.updated`, `payout.failed`, the amount back in
+the balance, payouts paused until the failures are stopped). A currency whose available total is not positive waits for the next day. `GET /v1/balance_transactions?payout=po_...` lists what an automatic payout
 carried (its own transaction included, as on Stripe).
 
 The schedule runs from `scheduler.run_due` (before every request, and when the control
@@ -88,20 +89,61 @@ def _next_due(ctx, state: dict) -> int | None:
     return min(candidates) if candidates else None
 
 
+# Stripe's payout failure codes and messages (docs.stripe.com/api/payouts/failures), for
+# the ones the control plane can ask for (`POST /_sandbox/payouts/failures`).
+FAILURES = {
+    "account_closed": "The bank account has been closed.",
+    "insufficient_funds": "Your Stripe account has insufficient funds to cover the payout.",
+    "invalid_account_number": "The routing number seems correct, but the account number is invalid.",
+    "no_account": "The bank account details on file are probably incorrect. No bank account could be "
+                  "located with those details.",
+}
+
+
 def _pay_arrived(ctx, state: dict, at: int) -> None:
     for pid in list(state["pending"]):
         payout = ctx.get("payout", pid)
         if payout["arrival_date"] > at:
             continue
         previous = {"status": payout["status"], "reconciliation_status": payout["reconciliation_status"]}
-        payout.update(status="paid", reconciliation_status="completed")
+        failure = state.get("fail_with")
+        if failure:
+            # The bank refused it: the amount comes back to the balance (a payout_failure
+            # transaction, paid out again with a later payout), payout.failed.
+            back = new_balance_transaction(ctx, amount=payout["amount"], currency=payout["currency"], source=pid,
+                                           kind="payout_failure", description="STRIPE PAYOUT FAILURE",
+                                           created=at, available_on=at)
+            previous.update(failure_code=None, failure_message=None, failure_balance_transaction=None)
+            payout.update(status="failed", failure_code=failure, failure_message=FAILURES[failure],
+                          failure_balance_transaction=back["id"])
+            # Stripe pauses payouts until the bank account is fixed (here: until the
+            # control plane stops the failures).
+            state["paused"] = True
+        else:
+            payout.update(status="paid", reconciliation_status="completed")
         ctx.save(payout)
         state["pending"].remove(pid)
         ctx.emit("payout.updated", payout, previous)
-        ctx.emit("payout.paid", payout)
+        ctx.emit("payout.failed" if failure else "payout.paid", payout)
+
+
+def payout_failures(sandbox, account: str, failure_code: str | None) -> None:
+    """From now on the account's payouts fail at their arrival date with `failure_code`
+    (None: they are paid again). Control plane only (lock held)."""
+    if failure_code and failure_code not in FAILURES:
+        raise ValueError(f"failure_code must be one of {sorted(FAILURES)}")
+    if account not in sandbox.store.accounts:
+        raise KeyError(f"no account {account}")
+    ctx = Ctx(sandbox, account=account, platform=account, method="POST", path="/_sandbox/payouts/failures")
+    state = _state(ctx)
+    state["fail_with"] = failure_code or None
+    if not failure_code:
+        state["paused"] = False
 
 
 def _make_payouts(ctx, state: dict, at: int) -> None:
+    if state.get("paused"):
+        return
     objects = ctx.store.objects
     ready: dict[str, list[str]] = {}
     for tid in state["unpaid"]:

@@ -99,3 +99,38 @@ def test_payout_filter_names_a_payout_of_this_account(sandbox):
     assert err.value.param == "payout"
     with pytest.raises(stripe.InvalidRequestError):
         client.v1.payouts.retrieve("po_missing", options=opts)
+
+
+def test_failed_payout_gives_the_amount_back_and_the_next_payout_carries_it(sandbox):
+    client, opts = _connected(sandbox)
+    _pay(client, opts, 4000)
+    assert sandbox.control("POST", "/payouts/failures", {"account": opts["stripe_account"],
+                                                         "failure_code": "no_account"})["failure_code"] == "no_account"
+    sandbox.advance_clock(4 * DAY)
+    (failed,) = client.v1.payouts.list(options=opts).data
+    assert (failed.status, failed.failure_code) == ("failed", "no_account")
+    assert "No bank account" in failed.failure_message
+    back = client.v1.balance_transactions.retrieve(failed.failure_balance_transaction, options=opts)
+    assert (back.type, back.amount, back.source) == ("payout_failure", failed.amount, failed.id)
+    events = [e.type for e in reversed(client.v1.events.list(params={"limit": 100}, options=opts).data)
+              if e.type.startswith("payout.")]
+    assert events == ["payout.created", "payout.updated", "payout.failed"]
+    sandbox.control("POST", "/payouts/failures", {"account": opts["stripe_account"], "failure_code": None})
+    sandbox.advance_clock(2 * DAY)
+    again = [p for p in client.v1.payouts.list(options=opts).data if p.id != failed.id]
+    assert [(p.amount, p.status) for p in again] == [(failed.amount, "paid")]
+    carried = client.v1.balance_transactions.list(params={"payout": again[0].id}, options=opts).data
+    assert sorted(t.type for t in carried) == ["payout", "payout_failure"]
+
+
+def test_payout_failures_refuses_an_unknown_code(sandbox):
+    _, opts = _connected(sandbox)
+    import pytest
+
+    from stripe_sandbox.testing import http_request
+
+    status, _, body = http_request("POST", sandbox.base_url + "/_sandbox/payouts/failures",
+                                   body='{"account": "%s", "failure_code": "bogus"}' % opts["stripe_account"])
+    assert status == 400 and b"failure_code" in body
+    with pytest.raises(Exception):
+        sandbox.control("POST", "/payouts/failures", {"account": "acct_nope", "failure_code": "no_account"})
