@@ -201,7 +201,7 @@ def _item_values(txn: dict, links: dict) -> dict:
     invoice = dispute.invoice if dispute is not None else payment.invoice if payment is not None else None
     amount = from_minor(int(txn["amount"]), currency)
     exception, detail = ItemException.NONE, ""
-    if invoice is None:
+    if invoice is None and _is_customer_money(txn, sid):
         exception = ItemException.NO_INVOICE
         detail = (f"No CRM payment or invoice for {txn['type']} {sid or '(no source)'}"
                   f"{f' (charge {charge_id})' if charge_id and charge_id != sid else ''}: a payment made outside "
@@ -225,6 +225,19 @@ def _item_values(txn: dict, links: dict) -> dict:
         "payment": payment, "refund": refund, "dispute": dispute, "invoice": invoice,
         "exception": exception, "exception_detail": detail[:500],
     }
+
+
+# Balance transactions that are a customer's money (a charge, its refunds and disputes):
+# each should be an invoice's. Others (a failed payout's return, Stripe's own fees and
+# adjustments) have none, and are no exception.
+_CUSTOMER_TYPES = {"charge", "payment", "refund", "payment_refund", "payment_failure_refund", "refund_failure",
+                   "payment_reversal"}
+
+
+def _is_customer_money(txn: dict, source_id: str) -> bool:
+    if txn["type"] in _CUSTOMER_TYPES:
+        return True
+    return source_id.startswith(("dp_", "du_")) or txn.get("reporting_category") in ("dispute", "dispute_reversal")
 
 
 def _add(total: dict, part: dict) -> None:

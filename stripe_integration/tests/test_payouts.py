@@ -213,3 +213,12 @@ def test_failed_payout_shows_failed_with_stripes_reason(connected, client):
     html = client.get(f"/integrations/stripe/payouts/{payout.pk}/").content.decode()
     assert "Failed" in html and "The bank account has been closed." in html
     assert "Failed" in client.get("/integrations/stripe/payouts/?status=failed").content.decode()
+    # Fixed: the next payout carries the amount back, which is no charge of an invoice.
+    connected.platform.control("POST", "/payouts/failures", {"account": connected.connection.stripe_user_id,
+                                                             "failure_code": None})
+    connected.platform.control("POST", "/clock", {"advance_seconds": 2 * DAY})
+    connected.stripe.drain()
+    again = Payout.objects.exclude(pk=payout.pk).get()
+    assert (again.status, again.amount, again.exception_count) == ("paid", payout.amount, 0)
+    assert [(i.type, i.source_id, i.exception) for i in again.items.all()] == [
+        ("payout_failure", payout.stripe_id, "")]
