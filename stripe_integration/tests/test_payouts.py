@@ -222,3 +222,20 @@ def test_failed_payout_shows_failed_with_stripes_reason(connected, client):
     assert (again.status, again.amount, again.exception_count) == ("paid", payout.amount, 0)
     assert [(i.type, i.source_id, i.exception) for i in again.items.all()] == [
         ("payout_failure", payout.stripe_id, "")]
+
+
+def test_admin_shows_a_business_only_its_payouts_read_only(client, finance_a, finance_b, staff_a, business_a):
+    from stripe_integration.models import StripeConnection
+
+    connection = StripeConnection.objects.create(business=business_a, stripe_user_id="acct_fake")
+    payout = _fake_payout(business_a, connection, 2, "adm")
+    client.force_login(finance_a)
+    assert payout.stripe_id in client.get("/admin/stripe_integration/payout/").content.decode()
+    page = client.get(f"/admin/stripe_integration/payout/{payout.pk}/change/")
+    assert page.status_code == 200 and "txn_adm_0" in page.content.decode() and 'name="_save"' not in page.content.decode()
+    assert client.get("/admin/stripe_integration/payout/add/").status_code == 403
+    client.force_login(finance_b)
+    assert payout.stripe_id not in client.get("/admin/stripe_integration/payout/").content.decode()
+    assert client.get(f"/admin/stripe_integration/payout/{payout.pk}/change/").status_code in (302, 404)
+    client.force_login(staff_a)  # staff: no admin, and no payout pages
+    assert client.get("/integrations/stripe/payouts/").status_code == 403
