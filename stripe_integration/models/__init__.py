@@ -2,6 +2,7 @@
 
 - connection: the business's StripeConnection, the platform's Connect webhook endpoint,
   per-business IntegrationSettings.
+- payouts: a connected account's payouts and the balance transactions each carried.
 """
 from .connection import (  # noqa: F401
     ConnectionStatus,
