@@ -23,7 +23,7 @@ from finance.money import format_money, from_minor
 
 from ..gateway.client import Gateway
 from ..gateway.payouts import payout_balance_transactions, payouts_list
-from ..models import ItemException, Payout, PayoutItem, PayoutStatus, StripeConnection
+from ..models import ItemException, Payout, PayoutItem, StripeConnection
 from ..webhooks.apply import id_of, time_of
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 # How far back the periodic sync lists payouts (a payout is final within days; a
 # longer look back only re-reads paid ones).
 LOOK_BACK = timedelta(days=30)
-FINAL = {PayoutStatus.PAID, PayoutStatus.FAILED, PayoutStatus.CANCELED}
 _ITEM_FIELDS = ["type", "reporting_category", "amount", "fee", "net", "currency", "description", "fee_description",
                 "source_id", "charge_id", "available_on", "payment", "refund", "dispute", "invoice", "exception",
                 "exception_detail"]

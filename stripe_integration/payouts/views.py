@@ -6,6 +6,7 @@ business's payout is a 404."""
 from __future__ import annotations
 
 from django import forms
+from django.core.paginator import Paginator
 from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import render
 from django.views import View
@@ -37,8 +38,6 @@ class PayoutListView(MemberRequiredMixin, View):
             return render(request, "stripe_integration/payouts/list.html",
                           {"title": "Payouts", "form": form, "payouts": []}, status=400)
         filters = form.cleaned_data if form.is_bound else {}
-        from django.core.paginator import Paginator
-
         page = Paginator(selectors.payout_list(business=self.business, filters=filters), PAGE_SIZE).get_page(
             request.GET.get("page"))
         return render(request, "stripe_integration/payouts/list.html", {
