@@ -9,6 +9,8 @@ from ..models import Payout, PayoutItem
 
 
 class _ReadOnly(BusinessScopedAdminMixin):
+    finance_only = True  # owner and finance roles, as the payout pages
+
     def has_add_permission(self, request, obj=None):
         return False
 
