@@ -161,7 +161,7 @@ CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery
 # registered names (`name=` on each task), which the schedule below still uses.
 CELERY_IMPORTS = [
     "stripe_integration.catalog.tasks", "stripe_integration.customers.tasks", "stripe_integration.invoicing.tasks",
-    "stripe_integration.webhooks.tasks",
+    "stripe_integration.webhooks.tasks", "stripe_integration.payouts.tasks",
 ]
 # `celery -A config beat`: the webhook inbox's retry sweep (parked, failed, never-queued
 # deliveries), the catch-up that lists events Stripe could not deliver, and the sweep of
@@ -172,6 +172,8 @@ CELERY_BEAT_SCHEDULE = {
                                   "schedule": 60.0},
     "stripe-webhook-retry": {"task": "stripe_integration.webhook_tasks.webhook_deliveries_retry_task", "schedule": 60.0},
     "stripe-catch-up": {"task": "stripe_integration.webhook_tasks.stripe_catch_up_task", "schedule": 30 * 60.0},
+    # Payouts and what they carried (issue 15): what the payout.* webhooks missed.
+    "stripe-payout-sync": {"task": "stripe_integration.payouts.tasks.payouts_sync_task", "schedule": 60 * 60.0},
 }
 # Beat keeps the schedule in the database (django-celery-beat): at start it writes the
 # entries above as Periodic tasks, which the operator (a superuser) can pause and re-time in

@@ -46,4 +46,5 @@ def retry_or_report(task, exc) -> str:
 from .catalog import tasks as catalog_tasks  # noqa: E402,F401
 from .customers import tasks as customer_tasks  # noqa: E402,F401
 from .invoicing import tasks as invoicing_tasks  # noqa: E402,F401
+from .payouts import tasks as payout_tasks  # noqa: E402,F401
 from .webhooks import tasks as webhook_tasks  # noqa: E402,F401

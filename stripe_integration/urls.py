@@ -2,6 +2,7 @@ from django.urls import path
 
 from .connect import views
 from .customers import views as customer_views
+from .payouts import views as payout_views
 
 app_name = "stripe_integration"
 
@@ -19,4 +20,9 @@ urlpatterns = [
     path("customers/<int:pk>/save-card/", customer_views.CardSetupLinkView.as_view(), name="card_setup_link"),
     path("customers/<int:pk>/collection/", customer_views.CollectionMethodView.as_view(), name="collection_method"),
     path("card-saved/", customer_views.card_saved, name="card_saved"),
+    # payouts and fees (issue 15)
+    path("payouts/", payout_views.PayoutListView.as_view(), name="payout_list"),
+    path("payouts/exceptions/", payout_views.PayoutExceptionsView.as_view(), name="payout_exceptions"),
+    path("payouts/<int:pk>/", payout_views.PayoutDetailView.as_view(), name="payout_detail"),
+    path("payouts/<int:pk>/export.csv", payout_views.PayoutExportView.as_view(), name="payout_export"),
 ]

@@ -181,6 +181,18 @@ def accounts_create(sandbox, body, query):
     return {"id": account["id"], "email": email, "platform": platform}
 
 
+@_control("POST", "/payouts/failures")
+def payouts_failures(sandbox, body, query):
+    """The account's payouts fail at their arrival date with Stripe's `failure_code`
+    (`no_account`, `account_closed`, `insufficient_funds`, `invalid_account_number`);
+    `null` makes them succeed again."""
+    from .resources.payouts import payout_failures
+
+    with sandbox.store.lock:
+        payout_failures(sandbox, body["account"], body.get("failure_code"))
+    return {"account": body["account"], "failure_code": body.get("failure_code")}
+
+
 @_control("POST", "/oauth/code")
 def oauth_code(sandbox, body, query):
     """A fresh authorization code, as if the user had clicked Authorize."""
@@ -207,7 +219,10 @@ def ui(sandbox, body, query):
 
     with sandbox.store.lock:
         now = sandbox.clock.now()
-        jobs = [(j["kind"], j["due"], a) for a, j in pending(sandbox.store)]
+        from .resources.payouts import next_payouts
+
+        jobs = sorted([(j["kind"], j["due"], a) for a, j in pending(sandbox.store)]
+                      + [("automatic payout", due, a) for a, due in next_payouts(sandbox)], key=lambda j: j[1])
     fmt = lambda t: time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))  # noqa: E731
     buttons = "".join(
         f'<button type=submit name=advance_seconds value={secs} id=advance-{secs}>{label}</button> '
@@ -221,7 +236,8 @@ button{{padding:.4rem .8rem;margin-right:.4rem}}</style></head><body>
 <h1>stripe_sandbox control</h1>
 <p>Sandbox time: <strong id=now>{fmt(now)}</strong></p>
 <form method=post action="/_sandbox/ui/clock"><p>Advance the clock (runs what Stripe would have done by
-then: failing refunds, bank debits settling, disputes decided): {buttons}</p></form>
+then: failing refunds, bank debits settling, disputes decided, daily automatic payouts at
+midnight UTC of funds available by then): {buttons}</p></form>
 {f'<p id=ran>Ran: {ran}</p>' if ran else ''}
 <h2>Pending</h2><table id=jobs><tr><th>Job</th><th>Due</th><th>Account</th></tr>{rows}</table>
 </body></html>"""

@@ -5,7 +5,8 @@ the request's account, journaled and persisted like any object); `run_due(sandbo
 runs the jobs whose time has come, oldest first, each in its own context whose
 events are published like a request's. It runs before every API or hosted-page
 request and when the control plane moves the clock (`POST /_sandbox/clock`) or asks
-for it (`POST /_sandbox/jobs/run`).
+for it (`POST /_sandbox/jobs/run`). Schedules that are not single jobs (the daily
+automatic payouts) register with `@sweep` and run after the due jobs.
 """
 
 from __future__ import annotations
@@ -19,6 +20,16 @@ from .events import publish
 
 _JOB = "sandbox.job"
 _kinds: dict[str, Callable] = {}
+# Schedules that are not one job each (daily automatic payouts, resources/payouts.py):
+# fn(sandbox) -> entries like run_due's, run after the due jobs with the lock held.
+_sweeps: list[Callable] = []
+
+
+def sweep(fn):
+    """Register a schedule that run_due runs after the due jobs."""
+    if fn not in _sweeps:
+        _sweeps.append(fn)
+    return fn
 
 
 def job(kind: str):
@@ -71,6 +82,8 @@ def run_due(sandbox) -> list[dict]:
             publish(sandbox, ctx)
             _remove(store, account, rec["id"])
             ran.append(entry)
+        for fn in _sweeps:
+            ran += fn(sandbox)
     return ran
 
 

@@ -47,6 +47,8 @@ WEBHOOK_EVENTS = [
     "credit_note.created", "credit_note.updated", "credit_note.voided",
     "customer.updated", "customer.deleted", "product.updated",
     "account.application.deauthorized",
+    # Payouts and what they carried (issue 15, handlers/payouts.py).
+    "payout.created", "payout.updated", "payout.paid", "payout.failed",
 ]
 ENDPOINT_METADATA = {"crm_role": "connect_endpoint"}
 

@@ -2,6 +2,7 @@
 
 - connection: the business's StripeConnection, the platform's Connect webhook endpoint,
   per-business IntegrationSettings.
+- payouts: a connected account's payouts and the balance transactions each carried.
 """
 from .connection import (  # noqa: F401
     ConnectionStatus,
@@ -39,4 +40,11 @@ from .invoicing import (  # noqa: F401,E402
     InvoiceRun,
     InvoiceRunStatus,
     StripeBillingObject,
+)
+# --- payouts and fees (issue 15): payouts and the balance transactions they carried ---
+from .payouts import (  # noqa: F401,E402
+    ItemException,
+    Payout,
+    PayoutItem,
+    PayoutStatus,
 )

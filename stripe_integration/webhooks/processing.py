@@ -44,6 +44,7 @@ from .handlers import credit_notes as credit_note_handlers
 from .handlers import invoices as invoice_handlers
 from .handlers import disputes as dispute_handlers
 from .handlers import payments as payment_handlers
+from .handlers import payouts as payout_handlers
 from ..catalog.sync import product_drift_detected
 from ..customers.links import customer_changed_in_stripe
 from .context import EventContext, EventIgnored, EventParked, invoice_changes, invoice_snapshot, obj_id
@@ -126,6 +127,7 @@ HANDLERS = {
     **payment_handlers.HANDLERS,
     **dispute_handlers.HANDLERS,
     **credit_note_handlers.HANDLERS,
+    **payout_handlers.HANDLERS,
     "customer.updated": on_customer_changed,
     "customer.deleted": on_customer_changed,
     "product.updated": on_product_updated,

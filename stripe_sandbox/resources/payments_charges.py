@@ -35,15 +35,18 @@ REFUND_FAILURE_REASON = "expired_or_canceled_card"
 
 def new_balance_transaction(ctx, *, amount: int, currency: str, source: str, kind: str,
                             description: str | None, fee: int = 0, category: str | None = None,
-                            fee_description: str = "Stripe processing fees") -> dict:
-    created = ctx.now()
+                            fee_description: str = "Stripe processing fees", created: int | None = None,
+                            available_on: int | None = None, paid_out: bool = False) -> dict:
+    """A balance transaction in ctx.account. Unless `paid_out` (a payout's own), it waits
+    for the account's next automatic payout once available (payouts.py)."""
+    created = ctx.now() if created is None else created
     fee_details = [{"amount": fee, "application": None, "currency": currency,
                     "description": fee_description, "type": "stripe_fee"}] if fee else []
     txn = shape(
         "balance_transaction",
         id=ctx.new_id("txn"),
         amount=amount,
-        available_on=created + AVAILABLE_AFTER_SECONDS,
+        available_on=created + AVAILABLE_AFTER_SECONDS if available_on is None else available_on,
         balance_type="payments",
         created=created,
         currency=currency,
@@ -57,7 +60,12 @@ def new_balance_transaction(ctx, *, amount: int, currency: str, source: str, kin
         status="pending",
         type=kind,
     )
-    return ctx.insert(txn)
+    ctx.insert(txn)
+    if not paid_out:
+        from .payouts import awaiting_payout  # payouts builds on this module
+
+        awaiting_payout(ctx, txn)
+    return txn
 
 
 def _settled(ctx, txn: dict) -> dict:
@@ -76,8 +84,13 @@ def retrieve_balance_transaction(ctx, params, transaction):
 def list_balance_transactions(ctx, params):
     checks = [(k, params[k].lower() if k == "currency" else params[k])
               for k in ("currency", "source", "type") if k in params]
+    if "payout" in params:
+        from .payouts import payout_transaction_ids
+
+        members = payout_transaction_ids(ctx, params["payout"])
+        checks.append(("id", members))
     page = ctx.list("balance_transaction", params, url="/v1/balance_transactions",
-                    where=lambda t: all(t.get(k) == v for k, v in checks))
+                    where=lambda t: all(t.get(k) in v if k == "id" else t.get(k) == v for k, v in checks))
     page["data"] = [_settled(ctx, t) for t in page["data"]]
     return page
 

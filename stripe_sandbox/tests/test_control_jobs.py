@@ -53,7 +53,9 @@ def test_control_page_advances_the_clock_with_a_button(sandbox):
     assert status == 302 and "bank_debit_settles" in urllib.parse.unquote(headers["Location"])
     assert client.v1.payment_intents.retrieve(pi.id).status == "succeeded"
     page = http_request("GET", sandbox.base_url + headers["Location"])[2].decode()
-    assert "nothing pending" in page and "Ran: bank_debit_settles" in page
+    assert "bank_debit_settles</td>" not in page and "Ran: bank_debit_settles" in page
+    # What settled now waits for the daily automatic payout (resources/payouts.py).
+    assert "<td>automatic payout</td>" in page
 
 
 def test_jobs_events_arrive_under_webhook_chaos(sandbox, webhook_receiver):

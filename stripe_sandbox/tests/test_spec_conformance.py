@@ -225,6 +225,12 @@ def _flow(sandbox, c: stripe.StripeClient, key: str) -> None:
                                         "payment_method_types": ["sepa_debit"], "confirm": True})
     assert [j["kind"] for j in sandbox.control("POST", "/clock", {"advance_seconds": 86400})["ran"]] == [
         "bank_debit_settles"] * 2
+    # Daily automatic payouts of what became available (resources/payouts.py).
+    assert "payouts" in [j["kind"] for j in sandbox.control("POST", "/clock", {"advance_seconds": 3 * 86400})["ran"]]
+    payout = c.v1.payouts.list(params={"limit": 3}).data[0]
+    c.v1.payouts.retrieve(payout.id)
+    c.v1.balance_transactions.list(params={"payout": payout.id, "expand": ["data.source"]})
+    c.v1.balance.retrieve()
 
     events = c.v1.events.list(params={"limit": 100})
     c.v1.events.retrieve(events.data[0].id)
