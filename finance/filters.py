@@ -2,11 +2,11 @@
 import django_filters
 from django import forms
 from django.db.models import Q
-from django.utils import timezone
 
 from crm.contact_lookup import ContactLookupWidget
 from crm.filters import BusinessFilterSet, _search
 from crm.models import Contact
+from finance import clock
 from finance.models import Billable, BillableStatus, Invoice, InvoiceStatus
 
 
@@ -104,7 +104,7 @@ class InvoiceFilter(BusinessFilterSet):
     def filter_overdue(self, queryset, name, value):
         if not value:
             return queryset
-        return queryset.filter(overdue_q(today=timezone.localdate()))
+        return queryset.filter(overdue_q(today=clock.today()))
 
 
 def overdue_q(*, today) -> Q:

@@ -149,7 +149,8 @@ def test_dashboard_page_tables_chart_data_and_local_chart_library(client, financ
     assert data["USD"]["labels"][-2:] == ["2026-05", "2026-06"] and data["USD"]["series"]["invoiced"][-2:] == ["1300.00", "200.00"]
     assert data["EUR"]["series"]["collected"][-1] == "80.00"
     scripts = re.findall(r'<script src="([^"]+)"', body)
-    assert scripts == ["/static/finance/vendor/chartjs/chart.umd.min.js", "/static/finance/dashboard.js"]
+    assert scripts == ["/static/crm/vendor/htmx/htmx.min.js", "/static/finance/vendor/chartjs/chart.umd.min.js",
+                       "/static/finance/dashboard.js"]
     assert "Acme" in re.search(r'<table data-top="USD">.*?</table>', body, re.S).group(0)
 
 
