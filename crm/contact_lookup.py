@@ -41,15 +41,14 @@ def contact_options(*, queryset, selected, text: str, empty_label: str | None, l
         except (TypeError, ValueError, OverflowError):
             chosen = None
     matches = queryset.filter(name__icontains=text) if text else queryset
-    if chosen is not None:
-        matches = matches.exclude(pk=chosen.pk)
     found = list(matches[: limit + 1])
+    others = [c for c in found[:limit] if chosen is None or c.pk != chosen.pk]
     options = []
     if empty_label is not None:
         options.append(f'<option value="">{escape(empty_label)}</option>')
     if chosen is not None:
         options.append(f'<option value="{chosen.pk}" selected>{escape(chosen.name)}</option>')
-    options += [f'<option value="{c.pk}">{escape(c.name)}</option>' for c in found[:limit]]
+    options += [f'<option value="{c.pk}">{escape(c.name)}</option>' for c in others]
     if len(found) > limit:
         options.append(f'<option value="" disabled>More contacts{" match" if text else ""}: type to narrow the list</option>')
     elif text and not found:
