@@ -31,6 +31,5 @@ def test_every_page_loads_htmx_locally_under_the_csp(client, staff_a):
     response = client.get("/invoices/")
     body = response.content.decode()
     assert '<script src="/static/crm/vendor/htmx/htmx.min.js" defer></script>' in body
-    assert """<meta name="htmx-config" content='{"includeIndicatorStyles": false}'>""" in body
     csp = response["Content-Security-Policy"]
     assert "script-src 'self'" in csp and "unsafe-eval" not in csp and "cdn" not in csp.lower()

@@ -110,6 +110,11 @@ def _login(browser, base, user, width=1280):
     context = browser.new_context(viewport={"width": width, "height": 900}, accept_downloads=True)
     page = context.new_page()
     page.set_default_timeout(20000)
+    # htmx and Chart.js run under the app's CSP (scripts from 'self' only): a violation shows
+    # as a console error, which the test refuses.
+    page.csp_errors = []
+    page.on("console", lambda msg: msg.type == "error" and "Content Security Policy" in msg.text
+            and page.csp_errors.append(msg.text))
     page.goto(f"{base}/login/")
     page.fill("input[name=username]", user.username)
     page.fill("input[name=password]", "pw-14b")
@@ -185,6 +190,7 @@ def test_browser_finance_workspace_done_means(connected, app_server, browser, bu
         page.wait_for_load_state()
     expect(page.locator("text=Replacement fuser").first).to_be_visible()
     assert page.locator("text=On-site repair").count()
+    assert page.csp_errors == []
     page.context.close()
     _drain(connected)
     assert Billable.objects.filter(ticket=ticket, status="unbilled", bill_to=contact).count() == 2
@@ -292,4 +298,5 @@ def test_browser_finance_workspace_done_means(connected, app_server, browser, bu
         assert cells[0] == row["number"] and cells[2] == row["contact"]
         assert cells[6] == f"{Decimal(row['total']):,.2f} {row['currency']}" == total_text
         assert cells[7] == f"{Decimal(row['remaining']):,.2f} {row['currency']}"
+    assert page.csp_errors == []
     page.context.close()
