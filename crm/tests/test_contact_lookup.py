@@ -97,3 +97,19 @@ def test_billable_form_contact_search_without_javascript(client, staff_a, busine
     assert [o[3] for o in _options(html)] == ["---------", "Zed Local"]
     data["bill_to"] = zed.pk
     assert client.post("/billables/new/", data).status_code == 302
+
+
+@pytest.mark.parametrize("url", ["/opportunities/new/", "/tickets/new/"])
+def test_opportunity_and_ticket_forms_search_contacts_too(client, staff_a, business_a, business_b, url):
+    IndividualFactory(business=business_b, name="Zed Foreign")
+    zed = IndividualFactory(business=business_a, name="Zed Local")
+    for n in range(LIMIT + 5):
+        IndividualFactory(business=business_a, name=f"Client {n:03d}")
+    client.force_login(staff_a)
+    html = client.get(url).content.decode()
+    assert len(_options(html, "contact")) == LIMIT + 2 and 'name="contact__search"' in html
+    # without JavaScript: the form comes back (no contact chosen) with the select narrowed
+    html = client.post(url, {"contact__search": "zed", "title": "", "subject": ""}).content.decode()
+    assert [o[3] for o in _options(html, "contact")] == ["---------", "Zed Local"]
+    html = client.get(LOOKUP, {"field": "contact", "contact__search": "zed", "contact": zed.pk}).content.decode()
+    assert f'<option value="{zed.pk}" selected>Zed Local</option>' in html and "Foreign" not in html
