@@ -230,7 +230,11 @@ def test_browser_finance_workspace_done_means(connected, app_server, browser, bu
     rows = page.locator("table[data-invoice-list] tbody tr")
     expect(rows).to_have_count(1)
     assert invoice.number in rows.first.inner_text() and total_text in rows.first.inner_text()
+    page.click("table[data-invoice-list] thead a:has-text('Total')")  # sorting swaps the results too
+    page.wait_for_url(re.compile(r".*/invoices/\?.*sort=total"))
+    expect(page.locator("table[data-invoice-list] th[aria-sort=ascending]")).to_have_count(1)
     assert page.evaluate("window.__samePage") is True  # the results were swapped, not the page
+    assert page.locator("input[name=q]").input_value() == invoice.number  # the filters stay as chosen
     _money_not_clipped(page, "invoices", shots)
 
     # --- money owed moves: outstanding now; overdue once past due; nothing when paid ---
