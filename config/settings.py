@@ -49,6 +49,8 @@ INSTALLED_APPS = [
     "health_check.contrib.db_heartbeat",
     "health_check.cache",
     "axes",
+    # htmx (issue 14): `request.htmx` for views that answer a partial update with a fragment.
+    "django_htmx",
     "crm",
     "services",
     "finance",
@@ -67,6 +69,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.logs.RequestBusinessLogMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into its 429 page.

@@ -11,6 +11,7 @@ from django.utils.safestring import mark_safe
 
 from crm.audit import ACTION_LABELS, AuditEntry
 from crm.choice_fields import make_choices_safe
+from crm.contact_lookup import ContactLookupWidget
 from crm.models import Contact, ContactKind, Opportunity, Organization, Ticket
 
 
@@ -99,7 +100,8 @@ class OpportunityFilter(BusinessFilterSet):
     q = django_filters.CharFilter(label="Search", method="filter_q",
                                   widget=forms.TextInput(attrs={"placeholder": "Title or contact", "type": "search"}))
     stage = django_filters.MultipleChoiceFilter(choices=Opportunity.Stage.choices, widget=forms.CheckboxSelectMultiple)
-    contact = django_filters.ModelChoiceFilter(queryset=Contact.objects.none(), empty_label="Any contact")
+    contact = django_filters.ModelChoiceFilter(queryset=Contact.objects.none(), empty_label="Any contact",
+                                              widget=ContactLookupWidget)
     owner = django_filters.ModelChoiceFilter(queryset=get_user_model().objects.none(), empty_label="Anyone")
     close_from = django_filters.DateFilter(field_name="close_date", lookup_expr="gte", label="Closes from",
                                            widget=forms.DateInput(attrs={"type": "date"}))
@@ -123,7 +125,8 @@ class TicketFilter(BusinessFilterSet):
                                   widget=forms.TextInput(attrs={"placeholder": "Subject, text or contact", "type": "search"}))
     status = django_filters.MultipleChoiceFilter(choices=Ticket.Status.choices, widget=forms.CheckboxSelectMultiple)
     priority = django_filters.ChoiceFilter(choices=Ticket.Priority.choices, empty_label="Any priority")
-    contact = django_filters.ModelChoiceFilter(queryset=Contact.objects.none(), empty_label="Any contact")
+    contact = django_filters.ModelChoiceFilter(queryset=Contact.objects.none(), empty_label="Any contact",
+                                              widget=ContactLookupWidget)
 
     business_querysets = {"contact": _contacts}
 

@@ -4,6 +4,7 @@ The forms only validate input; crm.services does the writes."""
 from django import forms
 
 from crm.choice_fields import make_choices_safe
+from crm.contact_lookup import ContactLookupWidget
 from crm.models import Contact, Individual, Opportunity, Organization, Ticket
 from crm.selectors import member_users
 
@@ -57,7 +58,8 @@ class OpportunityForm(BusinessModelForm):
         model = Opportunity
         fields = ["title", "contact", "stage", "value", "currency", "close_date", "owner"]
         widgets = {"close_date": forms.DateInput(attrs={"type": "date"}),
-                   "currency": forms.TextInput(attrs={"size": 3, "maxlength": 3})}
+                   "currency": forms.TextInput(attrs={"size": 3, "maxlength": 3}),
+                   "contact": ContactLookupWidget}  # a search box and the matches, not every contact
 
     def limit_choices(self, business):
         self.fields["contact"].queryset = _contact_choices(business)
@@ -79,7 +81,7 @@ class TicketForm(BusinessModelForm):
     class Meta:
         model = Ticket
         fields = ["subject", "contact", "status", "priority", "description"]
-        widgets = {"description": forms.Textarea(attrs={"rows": 6})}
+        widgets = {"description": forms.Textarea(attrs={"rows": 6}), "contact": ContactLookupWidget}
 
     def limit_choices(self, business):
         self.fields["contact"].queryset = _contact_choices(business)

@@ -4,6 +4,7 @@ assembles it, so templates link with one prefix."""
 from django.urls import path
 
 from crm import audit_views, views
+from crm.contact_lookup import ContactLookupView
 from crm.models import ContactKind
 
 app_name = "ui"
@@ -16,6 +17,7 @@ urlpatterns = [
          name="individual_create"),
     path("contacts/new/organization/", views.ContactCreateView.as_view(), {"kind": ContactKind.ORGANIZATION},
          name="organization_create"),
+    path("contacts/lookup/", ContactLookupView.as_view(), name="contact_lookup"),
     path("contacts/<int:pk>/", views.ContactDetailView.as_view(), name="contact_detail"),
     path("contacts/<int:pk>/edit/", views.ContactUpdateView.as_view(), name="contact_update"),
     path("opportunities/", views.OpportunityListView.as_view(), name="opportunity_list"),

@@ -5,6 +5,7 @@ show their list prices, and "Use list price" fills it in without JavaScript."""
 from django import forms
 from django.db.models import Q
 
+from crm.contact_lookup import ContactLookupWidget
 from crm.forms import BusinessModelForm
 from crm.models import Contact
 from finance.billables import EDITABLE_FIELDS
@@ -35,6 +36,7 @@ class BillableForm(BusinessModelForm):
             "service_date": forms.DateInput(attrs={"type": "date"}),
             "currency": forms.TextInput(attrs={"size": 3, "maxlength": 3}),
             "description": forms.TextInput(),
+            "bill_to": ContactLookupWidget,  # a search box and the matches, not every contact
         }
         labels = {"bill_to": "Bill to", "line_type": "Type"}
 

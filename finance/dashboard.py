@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
-from django.db.models import Count, DecimalField, F, Q, Sum, Value, Window
+from django.db.models import Case, Count, DecimalField, F, IntegerField, Q, Sum, Value, When, Window
 from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
 
@@ -89,34 +89,27 @@ def billing_overview(*, business: Business, today: date, months: int = MONTHS) -
                 currency, months={m: dict.fromkeys(FIGURES, _ZERO) for m in starts}, totals=dict.fromkeys(FIGURES, _ZERO))
         return cf if month is None else cf.months.get(month)
 
-    # One conditional sum per month and figure, grouped by currency: range comparisons on
-    # the indexed timestamp, no per-row date truncation (a Python function on SQLite).
+    # Each row falls in one month: a CASE over the month bounds gives its index, and the
+    # sums are grouped by (currency, month) -- a few sums per row, not one filtered sum per
+    # month and figure (36 FILTER clauses evaluated on every row, and as many columns to
+    # compile and convert), and no per-row date truncation (a Python function on SQLite).
     bounds = _month_bounds(starts)
-    invoices = (
-        Invoice.objects.for_business(business).filter(finalized_at__gte=since).exclude(status=InvoiceStatus.VOID)
-        .order_by().values("currency").annotate(**_monthly({
-            "invoiced": ("total", None),
-            "outstanding": ("amount_remaining", Q(status=InvoiceStatus.OPEN)),
-            "overdue": ("amount_remaining", overdue_q(today=today)),
-        }, "finalized_at", bounds))
-    )
-    for row in invoices:
-        _add_months(figures(row["currency"]), row, ("invoiced", "outstanding", "overdue"), bounds)
-
-    payments = (
-        Payment.objects.for_business(business).filter(paid_at__gte=since, status__in=COLLECTED_STATUSES)
-        .order_by().values("currency").annotate(**_monthly({"collected": ("amount", None), "fees": ("fee", None)},
-                                                           "paid_at", bounds))
-    )
-    for row in payments:
-        _add_months(figures(row["currency"]), row, ("collected", "fees"), bounds)
-
-    refunds = (
-        Refund.objects.for_business(business).filter(created_at__gte=since, status="succeeded")
-        .order_by().values("currency").annotate(**_monthly({"refunded": ("amount", None)}, "created_at", bounds))
-    )
-    for row in refunds:
-        _add_months(figures(row["currency"]), row, ("refunded",), bounds)
+    invoices = _by_month(
+        Invoice.objects.for_business(business).exclude(status=InvoiceStatus.VOID), "finalized_at", bounds,
+        invoiced=_sum("total"), outstanding=_sum("amount_remaining", Q(status=InvoiceStatus.OPEN)),
+        overdue=_sum("amount_remaining", overdue_q(today=today)))
+    payments = _by_month(
+        Payment.objects.for_business(business).filter(status__in=COLLECTED_STATUSES), "paid_at", bounds,
+        collected=_sum("amount"), fees=_sum("fee"))
+    refunds = _by_month(
+        Refund.objects.for_business(business).filter(status="succeeded"), "created_at", bounds,
+        refunded=_sum("amount"))
+    for rows, names in ((invoices, ("invoiced", "outstanding", "overdue")), (payments, ("collected", "fees")),
+                        (refunds, ("refunded",))):
+        for row in rows:
+            month = figures(row["currency"], bounds[row["month_index"]][0])
+            for name in names:
+                month[name] += row[name]
 
     attempts = (
         Payment.objects.for_business(business).filter(created_at__gte=since).order_by().values("currency")
@@ -151,20 +144,15 @@ def _month_bounds(starts: list[date]) -> list[tuple[date, datetime, datetime]]:
     return [(m, instant(m), instant(n)) for m, n in zip(starts, nexts)]
 
 
-def _monthly(figures: dict, stamp: str, bounds) -> dict:
-    """{"invoiced_0": Sum(total where stamp in month 0 [and condition]), ...}."""
-    out = {}
-    for i, (_, begin, end) in enumerate(bounds):
-        in_month = Q(**{f"{stamp}__gte": begin, f"{stamp}__lt": end})
-        for name, (column, condition) in figures.items():
-            out[f"{name}_{i}"] = _sum(column, in_month & condition if condition is not None else in_month)
-    return out
-
-
-def _add_months(cf: "CurrencyFigures", row: dict, names, bounds) -> None:
-    for i, (month, _, _) in enumerate(bounds):
-        for name in names:
-            cf.months[month][name] += row[f"{name}_{i}"]
+def _by_month(queryset, stamp: str, bounds, **sums):
+    """Rows {"currency", "month_index", **sums} of `queryset` whose `stamp` falls in one
+    of the months of `bounds` (index into it), grouped by currency and month."""
+    month_index = Case(*(When(**{f"{stamp}__lt": end}, then=Value(i)) for i, (_, _, end) in enumerate(bounds)),
+                       output_field=IntegerField())
+    return (
+        queryset.filter(**{f"{stamp}__gte": bounds[0][1], f"{stamp}__lt": bounds[-1][2]})
+        .annotate(month_index=month_index).order_by().values("currency", "month_index").annotate(**sums)
+    )
 
 
 def top_contacts(*, business: Business, today: date, months: int = MONTHS, limit: int = TOP_CONTACTS) -> dict[str, list[dict]]:

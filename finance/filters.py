@@ -2,10 +2,11 @@
 import django_filters
 from django import forms
 from django.db.models import Q
-from django.utils import timezone
 
+from crm.contact_lookup import ContactLookupWidget
 from crm.filters import BusinessFilterSet, _search
 from crm.models import Contact
+from finance import clock
 from finance.models import Billable, BillableStatus, Invoice, InvoiceStatus
 
 
@@ -22,7 +23,8 @@ class BillableFilter(BusinessFilterSet):
                                   widget=forms.TextInput(attrs={"placeholder": "Description or contact", "type": "search"}))
     status = django_filters.MultipleChoiceFilter(choices=BillableStatus.choices, widget=forms.CheckboxSelectMultiple)
     currency = django_filters.ChoiceFilter(choices=[], empty_label="Any currency")
-    bill_to = django_filters.ModelChoiceFilter(queryset=Contact.objects.none(), label="Contact", empty_label="Any contact")
+    bill_to = django_filters.ModelChoiceFilter(queryset=Contact.objects.none(), label="Contact", empty_label="Any contact",
+                                              widget=ContactLookupWidget)
     # `effective_date` is annotated by finance.selectors.billable_list: the service date,
     # else the day the billable was recorded.
     date_from = django_filters.DateFilter(field_name="effective_date", lookup_expr="gte", label="From",
@@ -64,7 +66,8 @@ class InvoiceFilter(BusinessFilterSet):
     overdue = django_filters.BooleanFilter(method="filter_overdue", label="Overdue only",
                                            widget=forms.CheckboxInput)
     currency = django_filters.ChoiceFilter(choices=[], empty_label="Any currency")
-    bill_to = django_filters.ModelChoiceFilter(queryset=Contact.objects.none(), label="Contact", empty_label="Any contact")
+    bill_to = django_filters.ModelChoiceFilter(queryset=Contact.objects.none(), label="Contact", empty_label="Any contact",
+                                              widget=ContactLookupWidget)
     # The issue date is when the invoice was finalized (Stripe's `status_transitions.
     # finalized_at`): a draft has none yet.
     issued_from = django_filters.DateFilter(field_name="finalized_at", lookup_expr="date__gte", label="Issued from",
@@ -101,7 +104,7 @@ class InvoiceFilter(BusinessFilterSet):
     def filter_overdue(self, queryset, name, value):
         if not value:
             return queryset
-        return queryset.filter(overdue_q(today=timezone.localdate()))
+        return queryset.filter(overdue_q(today=clock.today()))
 
 
 def overdue_q(*, today) -> Q:

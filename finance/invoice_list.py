@@ -2,8 +2,12 @@
 filters (finance.filters.InvoiceFilter), search, sortable columns and pagination.
 
 Reads through finance.selectors.invoice_list; a fixed number of queries per page
-whatever its size (tested). Open to every member, like the billables list.
+whatever its size (tested). With htmx, filters, sorting and paging fetch the results
+fragment alone (crm.htmx); without it, the same URLs give the whole page. Open to every member, like the billables list.
 """
+from django.utils.cache import patch_vary_headers
+
+from crm.htmx import htmx_fragment
 from crm.views import FilteredListView
 from finance import selectors
 from finance.filters import InvoiceFilter
@@ -54,8 +58,18 @@ class InvoiceListView(FilteredListView):
         page = paginator.get_page(self.request.GET.get("page"))
         return paginator, page, page.object_list, page.has_other_pages()
 
+    def get_template_names(self):
+        # A filter change, sort or page link made by htmx swaps the results alone.
+        return ["ui/_invoice_results.html" if htmx_fragment(self.request) else self.template_name]
+
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context["headers"] = sort_headers(self.sort())
         context["today"] = selectors.today()
+        context["fragment"] = htmx_fragment(self.request)
         return context
+
+    def render_to_response(self, context, **response_kwargs):
+        response = super().render_to_response(context, **response_kwargs)
+        patch_vary_headers(response, ["HX-Request"])
+        return response

@@ -286,6 +286,10 @@ class Invoice(BusinessOwned):
         indexes = [
             models.Index(fields=["business", "status", "due_date"], name="invoice_biz_status_due"),
             models.Index(fields=["business", "created_at"], name="invoice_biz_created"),
+            # The billing overview's disputed figure and integration health's failed
+            # pushes pick a few rows out of every invoice: without these they scan them all.
+            models.Index(fields=["business", "disputed"], name="invoice_biz_disputed"),
+            models.Index(fields=["business", "push_status"], name="invoice_biz_push_status"),
         ]
 
     def __str__(self):

@@ -6,10 +6,10 @@ from decimal import Decimal
 from django.db.models import (Case, Count, DecimalField, Exists, ExpressionWrapper, F, OuterRef, Prefetch, Q,
                               QuerySet, Sum, Value, When)
 from django.db.models.functions import Coalesce, TruncDate
-from django.utils import timezone
 
 from crm.models import Business
 from crm.selectors import _filtered
+from finance import clock
 from finance.filters import BillableFilter, InvoiceFilter
 from finance.models import (DISPUTE_OPEN, Billable, BillableStatus, Dispute, DisputeStatus, Invoice, InvoiceStatus,
                             LineType, Payment, PaymentStatus, Refund)
@@ -134,8 +134,8 @@ def invoice_credit_notes(*, invoice: Invoice) -> list:
 
 
 def today():
-    """The business day the money reports and "overdue" are computed for (local date)."""
-    return timezone.localdate()
+    """The business day the money reports and "overdue" are computed for (finance.clock)."""
+    return clock.today()
 
 
 DISPUTE_SHOW = {

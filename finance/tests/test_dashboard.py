@@ -149,7 +149,8 @@ def test_dashboard_page_tables_chart_data_and_local_chart_library(client, financ
     assert data["USD"]["labels"][-2:] == ["2026-05", "2026-06"] and data["USD"]["series"]["invoiced"][-2:] == ["1300.00", "200.00"]
     assert data["EUR"]["series"]["collected"][-1] == "80.00"
     scripts = re.findall(r'<script src="([^"]+)"', body)
-    assert scripts == ["/static/finance/vendor/chartjs/chart.umd.min.js", "/static/finance/dashboard.js"]
+    assert scripts == ["/static/crm/vendor/htmx/htmx.min.js", "/static/finance/vendor/chartjs/chart.umd.min.js",
+                       "/static/finance/dashboard.js"]
     assert "Acme" in re.search(r'<table data-top="USD">.*?</table>', body, re.S).group(0)
 
 
@@ -165,3 +166,52 @@ def test_dashboard_is_for_finance_roles(client, staff_a, finance_b, business_a, 
 def test_dashboard_empty_business_says_so(client, finance_a):
     client.force_login(finance_a)
     assert 'data-empty' in client.get(reverse("ui:dashboard")).content.decode()
+
+
+def test_billing_overview_months_match_a_direct_computation_at_the_boundaries(business_a):
+    """Each invoice and payment falls in exactly the month its timestamp is in, edges included
+    (the first instant of a month belongs to it; the instant before, to the month before),
+    and nothing outside the twelve months counts: compared with a sum made row by row."""
+    import random
+
+    from finance.models import Invoice, Payment
+
+    rng = random.Random(14)
+    contact = IndividualFactory(business=business_a)
+    starts = dashboard.month_starts(today=TODAY)
+    first = timezone.make_aware(datetime(starts[0].year, starts[0].month, 1))
+    stamps = []
+    for m in [*starts, date(2026, 7, 1)]:
+        edge = timezone.make_aware(datetime(m.year, m.month, 1))
+        stamps += [edge, edge - timedelta(microseconds=1), edge + timedelta(days=rng.randrange(0, 27))]
+    for n, stamp in enumerate(stamps):
+        status = rng.choice([InvoiceStatus.OPEN, InvoiceStatus.PAID, InvoiceStatus.VOID])
+        total = D(rng.randrange(100, 100000)) / 100
+        invoice = InvoiceFactory(business=business_a, bill_to=contact, status=status, total=total,
+                                 amount_remaining=total if status == InvoiceStatus.OPEN else D(0),
+                                 finalized_at=stamp, due_date=(stamp + timedelta(days=30)).date())
+        if status == InvoiceStatus.PAID:
+            PaymentFactory(invoice=invoice, amount=total, fee=D("1.00"), status="succeeded", paid_at=stamp)
+
+    def month_of(stamp):
+        local = timezone.localtime(stamp)
+        month = date(local.year, local.month, 1)
+        return month if stamp >= first and month in starts else None
+
+    expected = {m: dict.fromkeys(dashboard.FIGURES, D(0)) for m in starts}
+    for inv in Invoice.objects.filter(business=business_a).exclude(status=InvoiceStatus.VOID):
+        month = month_of(inv.finalized_at)
+        if month:
+            expected[month]["invoiced"] += inv.total
+            if inv.status == InvoiceStatus.OPEN:
+                expected[month]["outstanding"] += inv.amount_remaining
+                if inv.due_date < TODAY:
+                    expected[month]["overdue"] += inv.amount_remaining
+    for p in Payment.objects.filter(business=business_a):
+        month = month_of(p.paid_at)
+        if month:
+            expected[month]["collected"] += p.amount
+            expected[month]["fees"] += p.fee
+    usd = _overview(business_a)["USD"]
+    assert usd.months == expected
+    assert any(v["invoiced"] for v in expected.values()) and any(v["overdue"] for v in expected.values())

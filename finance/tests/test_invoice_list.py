@@ -252,3 +252,41 @@ def test_invoice_detail_history_queries_constant_5_vs_50(client, finance_a, owne
     many, html = count()
     assert many == few and html.count('data-action="stripe_event"') == 50
     assert "data-issued>2026-01-02" in html
+
+
+HX = {"HX-Request": "true"}
+
+
+def test_invoice_list_htmx_request_gets_the_results_fragment_only(client, finance_a, business_a, business_b):
+    InvoiceFactory(business=business_a, number="A-EUR", currency="EUR")
+    InvoiceFactory(business=business_a, number="A-USD", currency="USD")
+    InvoiceFactory(business=business_b, number="B-EUR", currency="EUR")
+    client.force_login(finance_a)
+    full = client.get(URL, {"currency": "EUR"})
+    html = full.content.decode()
+    # the whole page: layout, the filter form wired to fetch the results, the results
+    assert "<html" in html and 'role="search"' in html and 'hx-get="/invoices/"' in html
+    assert 'hx-target="#invoice-results"' in html and _numbers(html) == ["A-EUR"]
+    assert "HX-Request" in full["Vary"]
+    part = client.get(URL, {"currency": "EUR"}, headers=HX)
+    fragment = part.content.decode()
+    assert fragment.lstrip().startswith('<div id="invoice-results"')
+    assert "<html" not in fragment and 'role="search"' not in fragment and "<h1>" not in fragment
+    assert _numbers(fragment) == ["A-EUR"]  # filtered, and only this business's
+    # the Export links follow the filters (swapped out of band)
+    assert 'id="invoice-exports" hx-swap-oob="true"' in fragment
+    assert 'href="/exports/invoices.csv?currency=EUR" data-export-link="invoices.csv"' in fragment
+    assert "HX-Request" in part["Vary"]
+
+
+def test_invoice_list_htmx_fragment_sorts_and_paginates_like_the_page(client, staff_a, business_a):
+    for n in range(30):
+        InvoiceFactory(business=business_a, number=f"P-{n:02d}")
+    client.force_login(staff_a)
+    part = client.get(URL, {"sort": "-number", "page": 2}, headers=HX).content.decode()
+    assert _numbers(part) == [f"P-{n:02d}" for n in range(4, -1, -1)]
+    # sort headers and pager links are boosted inside the fragment; staff get no Export links
+    assert 'hx-boost="true"' in part and "Page 2 of 2" in part and "invoice-exports" not in part
+    # htmx restoring history after a cache miss needs the whole page
+    restore = client.get(URL, {"sort": "-number"}, headers={**HX, "HX-History-Restore-Request": "true"})
+    assert "<html" in restore.content.decode()

@@ -1,16 +1,20 @@
 """The "Invoice everything unbilled" pages of the staff UI (issue 14), finance and owner
 roles: /invoices/unbilled/ previews what a run would make (per bill-to and currency,
-totals, what is left out and why) and starts it; /invoices/runs/<id>/ shows its progress,
-refreshing itself (a meta refresh, no JavaScript) until the run ends. Under eager Celery
+totals, what is left out and why) and starts it; /invoices/runs/<id>/ shows its progress
+until the run ends: htmx polls the progress fragment every second (the same URL answers an
+htmx request with the fragment alone), and without JavaScript a meta refresh reloads the
+page. Under eager Celery
 (`make run` without a broker) the pushes run inside the POST, so the progress page opens
 on a finished run and says so.
 """
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils.cache import patch_vary_headers
 from django.views import View
 
 from crm.audit import client_ip
+from crm.htmx import htmx_fragment
 from crm.tenancy import MemberRequiredMixin
 from finance.invoices import NothingToInvoice
 
@@ -54,7 +58,11 @@ class InvoiceRunView(MemberRequiredMixin, View):
         run = InvoiceRun.objects.filter(business=self.business, pk=pk).select_related("started_by").first()
         if run is None:
             raise Http404("No such invoice run in this business.")
-        return render(request, "ui/invoices/run.html", {
+        context = {
             "title": f"Invoice run {run.pk}", "run": run, "refresh": REFRESH_SECONDS if run.status == "running" else None,
             "invoices": list(invoice_run_invoices(run=run)),
-        })
+        }
+        template = "ui/invoices/_run_progress.html" if htmx_fragment(request) else "ui/invoices/run.html"
+        response = render(request, template, context)
+        patch_vary_headers(response, ["HX-Request"])
+        return response

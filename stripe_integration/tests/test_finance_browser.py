@@ -1,8 +1,11 @@
-"""Issue 14's "done means", in a real browser (Playwright driving Debian's chromium):
-staff add billables to a ticket; finance invoice them from the UI, find the invoice on the
-Invoices page by filter and search, watch outstanding and overdue move as it is paid (a
-bank transfer recorded with "Mark paid outside Stripe"), open the dashboard and export a
-CSV whose rows match the screen. Screenshots at 1280 and 390 px wide; no money cell is cut off.
+"""Issue 14's "done means", in a real browser (Playwright driving Debian's chromium), as
+people would go: staff add billables to a ticket (choosing the contact with the search
+box); finance invoice everything unbilled from the UI, find the invoice on the Invoices
+page by filters (status, contact) and search (htmx swaps the results), watch outstanding
+and overdue move as time passes and the customer pays on Stripe's hosted invoice page
+with the test card 4242 4242 4242 4242 (the webhook turns the invoice paid), open the
+dashboard and export a CSV whose rows match the screen. Screenshots at 1280 and 390 px
+wide; no money cell is cut off.
 
 Screenshots go to $SCREENSHOT_DIR (default: the test's tmp dir). Skipped with a reason
 when /usr/bin/chromium is missing (`.ci/run` installs it)."""
@@ -78,12 +81,14 @@ def app_server(transactional_db):
 
 @pytest.fixture
 def connected(app_server, eager_celery, client, finance_a, business_a, stripe_env, settings):  # noqa: F811
-    # Stripe's webhooks go nowhere here: the test's app server answers one request at a
-    # time (in-memory SQLite), and deliveries sent while the browser's own request is
-    # served wait behind it, time out and come back minutes later (test_events_*.py cover
-    # that path). Every state this walk needs comes from Stripe's answers to the app's calls.
-    return connect_business(client=client, user=finance_a, business=business_a, stripe_env=stripe_env,
-                            webhook_url="http://127.0.0.1:9/stripe/webhook/", settings=settings)
+    # Stripe's webhooks come to the test's app server, which answers one request at a time
+    # (in-memory SQLite, one shared connection): a delivery sent while a browser request is
+    # served waits for it. The test lets deliveries finish (`drain`) before it reads the
+    # database itself, and before the database is flushed at the end.
+    setup = connect_business(client=client, user=finance_a, business=business_a, stripe_env=stripe_env,
+                             webhook_url=app_server + "/stripe/webhook/", settings=settings)
+    yield setup
+    setup.platform.drain()
 
 
 @pytest.fixture
@@ -105,6 +110,11 @@ def _login(browser, base, user, width=1280):
     context = browser.new_context(viewport={"width": width, "height": 900}, accept_downloads=True)
     page = context.new_page()
     page.set_default_timeout(20000)
+    # htmx and Chart.js run under the app's CSP (scripts from 'self' only): a violation shows
+    # as a console error, which the test refuses.
+    page.csp_errors = []
+    page.on("console", lambda msg: msg.type == "error" and "Content Security Policy" in msg.text
+            and page.csp_errors.append(msg.text))
     page.goto(f"{base}/login/")
     page.fill("input[name=username]", user.username)
     page.fill("input[name=password]", "pw-14b")
@@ -134,24 +144,43 @@ def _money_not_clipped(page, name, shots):
     page.set_viewport_size({"width": 1280, "height": 900})
 
 
+def _drain(connected):
+    """Let Stripe's deliveries finish: the app server shares the test's database connection."""
+    connected.platform.drain()
+
+
+def _options_without(page, form, prefix):
+    """Wait until the contact select of `form` offers no contact whose name starts with
+    `prefix` (the htmx lookup has answered the search box)."""
+    page.wait_for_function(
+        """([form, prefix]) => ![...document.querySelectorAll(form + " select[name=bill_to] option")]
+                                  .some(o => o.textContent.startsWith(prefix))""", arg=[form, prefix])
+
+
 @pytest.mark.django_db(transaction=True)
 def test_browser_finance_workspace_done_means(connected, app_server, browser, business_a, finance_a, staff_a,  # noqa: F811
-                                              tmp_path):
+                                              tmp_path, monkeypatch):
+    from playwright.sync_api import expect
+
     shots = os.environ.get("SCREENSHOT_DIR") or str(tmp_path)
     os.makedirs(shots, exist_ok=True)
     for user in (finance_a, staff_a):
         user.set_password("pw-14b")
         user.save()
-    contact = h.contact(business_a, name="Acme Buyer")
+    contact = h.contact(business_a, name="Acme Buyer", email="ap@acme.test")
+    for n in range(25):  # more contacts than a select shows: the search box finds Acme
+        h.contact(business_a, name=f"Client {n:03d}")
     ticket = TicketFactory(business=business_a, contact=contact, subject="Printer on fire")
 
     # --- staff: add billables to the ticket -------------------------------------------
     page = _login(browser, app_server, staff_a)
     page.goto(f"{app_server}/tickets/{ticket.pk}/")
     for description, quantity, price in (("On-site repair", "3", "1250.00"), ("Replacement fuser", "1", "98765.43")):
-        if not page.locator("details.add-billable").get_attribute("open") is not None:
+        if page.locator("details.add-billable").get_attribute("open") is None:
             page.click("details.add-billable summary")
         form = page.locator("form[data-billable-form]")
+        form.locator("input[name=bill_to__search]").fill("Acme")
+        _options_without(page, "form[data-billable-form]", "Client")
         form.locator("select[name=bill_to]").select_option(str(contact.pk))
         form.locator("input[name=description]").fill(description)
         form.locator("input[name=quantity]").fill(quantity)
@@ -159,33 +188,53 @@ def test_browser_finance_workspace_done_means(connected, app_server, browser, bu
         form.locator("input[name=currency]").fill("USD")
         form.locator("button.primary").click()
         page.wait_for_load_state()
-    assert Billable.objects.filter(ticket=ticket, status="unbilled").count() == 2
-    assert page.locator("text=On-site repair").count() and page.locator("text=Replacement fuser").count()
+    expect(page.locator("text=Replacement fuser").first).to_be_visible()
+    assert page.locator("text=On-site repair").count()
+    assert page.csp_errors == []
     page.context.close()
+    _drain(connected)
+    assert Billable.objects.filter(ticket=ticket, status="unbilled", bill_to=contact).count() == 2
 
-    # --- finance: invoice them from the UI ----------------------------------------------
+    # --- finance: invoice everything unbilled from the UI --------------------------------
     page = _login(browser, app_server, finance_a)
-    page.goto(f"{app_server}/tickets/{ticket.pk}/")
-    for box in page.locator("form[data-generate-invoice] input[name=billables]").all():
-        box.check()
-    page.click("form[data-generate-invoice] button[type=submit]")
-    page.wait_for_selector("text=Send to Stripe")
-    page.click("button:has-text('Send to Stripe')")
+    page.goto(f"{app_server}/invoices/")
+    page.click("a:has-text('Invoice everything unbilled')")
+    page.wait_for_url(f"{app_server}/invoices/unbilled/")
+    planned = page.locator("tr[data-planned]")
+    assert planned.count() == 1 and "Acme Buyer" in planned.first.inner_text()
+    page.click("button:has-text('send to Stripe')")
+    page.wait_for_url(re.compile(r".*/invoices/runs/\d+/$"))
+    page.wait_for_selector("[data-run-status=done]")
+    page.click("[data-run-progress] tr[data-invoice] a")
     page.wait_for_url(re.compile(r".*/invoices/\d+/$"))
+    _drain(connected)
     invoice = Invoice.objects.get(business=business_a)
-    assert invoice.status == InvoiceStatus.OPEN and invoice.total == Decimal("102515.43")
+    assert invoice.status == InvoiceStatus.OPEN and invoice.total == Decimal("102515.43") and invoice.hosted_invoice_url
     total_text = "102,515.43 USD"
     assert total_text in page.locator("[data-total]").inner_text()
     _money_not_clipped(page, "invoice", shots)
 
-    # --- find it on the Invoices page by filter and search ---------------------------
+    # --- find it on the Invoices page by filters and search (htmx swaps the results) ---
     page.goto(f"{app_server}/invoices/")
+    page.evaluate("window.__samePage = true")  # gone if the page were loaded again
     page.check("input[name=status][value=open]")
-    page.fill("input[name=q]", invoice.number)
-    page.click("form.filters button[type=submit]")
-    page.wait_for_url(re.compile(r".*/invoices/\?.*q=INV"))
+    page.wait_for_url(re.compile(r".*/invoices/\?.*status=open"))
+    filters = page.locator("form.filters")
+    filters.locator("input[name=bill_to__search]").fill("Acme")
+    _options_without(page, "form.filters", "Client")
+    filters.locator("select[name=bill_to]").select_option(str(contact.pk))
+    page.wait_for_url(re.compile(rf".*/invoices/\?.*bill_to={contact.pk}"))
+    filters.locator("input[name=q]").fill(invoice.number)
+    filters.locator("input[name=q]").press("Enter")
+    page.wait_for_url(re.compile(rf".*/invoices/\?.*q={invoice.number}"))
     rows = page.locator("table[data-invoice-list] tbody tr")
-    assert rows.count() == 1 and invoice.number in rows.first.inner_text() and total_text in rows.first.inner_text()
+    expect(rows).to_have_count(1)
+    assert invoice.number in rows.first.inner_text() and total_text in rows.first.inner_text()
+    page.click("table[data-invoice-list] thead a:has-text('Total')")  # sorting swaps the results too
+    page.wait_for_url(re.compile(r".*/invoices/\?.*sort=total"))
+    expect(page.locator("table[data-invoice-list] th[aria-sort=ascending]")).to_have_count(1)
+    assert page.evaluate("window.__samePage") is True  # the results were swapped, not the page
+    assert page.locator("input[name=q]").input_value() == invoice.number  # the filters stay as chosen
     _money_not_clipped(page, "invoices", shots)
 
     # --- money owed moves: outstanding now; overdue once past due; nothing when paid ---
@@ -193,20 +242,37 @@ def test_browser_finance_workspace_done_means(connected, app_server, browser, bu
     usd = page.locator("[data-money-owed] [data-currency=USD]")
     assert total_text in usd.locator("[data-outstanding]").inner_text()
     assert usd.locator("[data-overdue]").inner_text().startswith("0.00 USD overdue")
-    # Time passes: the due date is behind us (set here; Stripe's copy is not involved).
-    Invoice.objects.filter(pk=invoice.pk).update(due_date=timezone.localdate() - timedelta(days=3))
+    # Time passes. Stripe (and the sandbox, as Stripe does) refuses a due date in the past
+    # when an invoice is finalized, so no path issues an invoice already overdue: it becomes
+    # overdue as days go by. Both clocks move forward the same 31 days: Stripe's through the
+    # sandbox's control plane (forward only; it runs whatever fell due meanwhile), the app's
+    # business day through finance.clock.today, the one function every report and filter
+    # reads. The due date stays the one Stripe set, on both sides (editing it in the
+    # database, as this test once did, leaves the CRM and Stripe disagreeing).
+    connected.platform.control("POST", "/clock", {"advance_seconds": 31 * 86400})
+    later = timezone.localdate() + timedelta(days=31)
+    monkeypatch.setattr("finance.clock.today", lambda: later)
+    assert invoice.due_date < later
     page.reload()
     assert usd.locator("[data-overdue]").inner_text().startswith(f"{total_text} overdue")
     _money_not_clipped(page, "home-owed", shots)
+    page.click("[data-money-owed] [data-currency=USD] [data-overdue]")  # the card links to the filtered list
+    page.wait_for_url(re.compile(r".*/invoices/\?.*overdue=on"))
+    expect(page.locator(f"tr[data-invoice='{invoice.number}'] [data-overdue]")).to_have_count(1)
 
-    # Paid: the customer's bank transfer, recorded by finance ("Mark paid outside Stripe"
-    # tells Stripe, which answers with the paid invoice).
+    # Paid late, by the customer, on Stripe's hosted invoice page (linked from the invoice
+    # page), with Stripe's test card; the webhook tells the app.
     page.goto(f"{app_server}/invoices/{invoice.pk}/")
-    oob = page.locator("form[data-out-of-band-form]")
-    oob.locator("select[name=oob-method]").select_option("bank_transfer")
-    oob.locator("input[name=oob-reference]").fill("BT-2026-0042")
-    oob.locator("button[type=submit]").click()
-    page.wait_for_load_state()
+    page.click("a[data-hosted]")
+    page.wait_for_selector("#card-form")
+    assert total_text.replace(" USD", "") in page.locator("#amount-due").inner_text()
+    page.fill("#card-form input[name=card_number]", "4242 4242 4242 4242")
+    page.fill("#card-form input[name=exp]", "12 / 34")
+    page.fill("#card-form input[name=cvc]", "123")
+    page.fill("#card-form input[name=name]", "Acme Buyer")
+    page.click("#pay")
+    page.wait_for_selector("#paid")
+    _drain(connected)
     _wait_for(page, f"{app_server}/invoices/{invoice.pk}/", "[data-status=paid]")
     assert "0.00 USD" in page.locator("dt:has-text('Remaining') + dd").inner_text()
     page.goto(f"{app_server}/")
@@ -219,6 +285,7 @@ def test_browser_finance_workspace_done_means(connected, app_server, browser, bu
     assert section.locator("[data-figure=invoiced]").inner_text() == total_text
     assert section.locator("[data-figure=collected]").inner_text() == total_text
     assert section.locator("[data-figure=outstanding]").inner_text() == "0.00 USD"
+    assert section.locator("[data-figure=overdue]").inner_text() == "0.00 USD"
     page.wait_for_selector("canvas[data-chart=USD][data-drawn=yes]")  # Chart.js, served by the app
     _money_not_clipped(page, "dashboard", shots)
 
@@ -235,4 +302,5 @@ def test_browser_finance_workspace_done_means(connected, app_server, browser, bu
         assert cells[0] == row["number"] and cells[2] == row["contact"]
         assert cells[6] == f"{Decimal(row['total']):,.2f} {row['currency']}" == total_text
         assert cells[7] == f"{Decimal(row['remaining']):,.2f} {row['currency']}"
+    assert page.csp_errors == []
     page.context.close()

@@ -87,7 +87,7 @@ def test_invoice_run_progress_page_refreshes_while_running(client, month, financ
     run = InvoiceRun.objects.create(business=business_a, started_by=finance_a, invoice_ids=[1, 2, 3, 4],
                                     outcomes={"1": "pushed", "2": "failed"}, made=4)
     html = client.get(reverse("ui:invoice_run", args=[run.pk])).content.decode()
-    assert '<meta http-equiv="refresh" content="2">' in html and "2 of 4 done (50 %)" in html
+    assert '<noscript><meta http-equiv="refresh" content="2"></noscript>' in html and "2 of 4 done (50 %)" in html
     assert 'data-pushed>1<' in html and 'data-failed>1 ' in html
     # another run cannot start meanwhile
     page = client.get(URL).content.decode()
@@ -146,3 +146,30 @@ def test_invoice_run_stale_run_stops_blocking_after_the_lease(client, month, fin
     assert dead.status == "failed" and "worker stopped" in dead.error
     run.refresh_from_db()
     assert run.status == "done" and run.pushed == 3
+
+
+def test_invoice_run_progress_fragment_for_htmx_polling(client, month, finance_a, finance_b, business_a):
+    run = InvoiceRun.objects.create(business=business_a, started_by=finance_a, invoice_ids=[1, 2, 3, 4],
+                                    outcomes={"1": "pushed"}, made=4)
+    url = reverse("ui:invoice_run", args=[run.pk])
+    page = client.get(url)
+    html = page.content.decode()
+    # the whole page: layout, plan, and the fragment that polls its own URL every second
+    assert "<html" in html and "data-summary" in html and f'hx-get="{url}" hx-trigger="every 1s"' in html
+    assert "HX-Request" in page["Vary"]
+    fragment = client.get(url, headers={"HX-Request": "true"})
+    part = fragment.content.decode()
+    assert part.lstrip().startswith('<div id="run-progress"') and part.rstrip().endswith("</div>")
+    assert "<html" not in part and "data-summary" not in part and "refresh" not in part
+    assert "1 of 4 done (25 %)" in part and 'hx-trigger="every 1s"' in part
+    assert "HX-Request" in fragment["Vary"]
+    # a finished run's fragment no longer polls
+    InvoiceRun.objects.filter(pk=run.pk).update(status="done")
+    part = client.get(url, headers={"HX-Request": "true"}).content.decode()
+    assert 'data-run-status="done"' in part and "hx-trigger" not in part
+    # htmx restoring history after a cache miss needs the whole page
+    restore = client.get(url, headers={"HX-Request": "true", "HX-History-Restore-Request": "true"})
+    assert "<html" in restore.content.decode()
+    # another business's run is a 404 for the fragment too
+    client.force_login(finance_b)
+    assert client.get(url, headers={"HX-Request": "true"}).status_code == 404
