@@ -15,7 +15,8 @@ def _set(row, target: str, values: dict):
     merged = custom_values_clean(business=row.business_id, applies_to=target, values=merged, current=row.custom_fields)
     if merged != row.custom_fields:
         row.custom_fields = merged
-        row.full_clean(exclude=["business"], validate_unique=False, validate_constraints=False)
+        # Only this field changes: its own checks (the row's others were checked when saved).
+        row.clean_fields(exclude=[f.name for f in row._meta.fields if f.name != "custom_fields"])
         row.save(update_fields=["custom_fields", "updated_at"])
     return row
 

@@ -40,3 +40,11 @@ from .invoicing import (  # noqa: F401,E402
     InvoiceRunStatus,
     StripeBillingObject,
 )
+# --- rules and custom fields (issue 15) ---
+from .rules import (  # noqa: F401,E402
+    FILTER_MAX_LENGTH,
+    WRITABLE_NATIVE,
+    CustomFieldMapping,
+    StripeField,
+    StripeRules,
+)
