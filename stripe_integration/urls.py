@@ -2,6 +2,7 @@ from django.urls import path
 
 from .connect import views
 from .customers import views as customer_views
+from .rules import views as rules_views
 
 app_name = "stripe_integration"
 
@@ -19,4 +20,6 @@ urlpatterns = [
     path("customers/<int:pk>/save-card/", customer_views.CardSetupLinkView.as_view(), name="card_setup_link"),
     path("customers/<int:pk>/collection/", customer_views.CollectionMethodView.as_view(), name="collection_method"),
     path("card-saved/", customer_views.card_saved, name="card_saved"),
+    # rules and custom fields (issue 15)
+    path("rules/", rules_views.StripeRulesView.as_view(), name="rules"),
 ]

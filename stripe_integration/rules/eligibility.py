@@ -87,3 +87,18 @@ def contact_outside_rules(*, contact: Contact) -> str:
 
 def outside_message(contact: Contact, reason: str) -> str:
     return f"{contact.name} is outside the Stripe rules ({reason}): nothing is sent to Stripe for this contact."
+
+
+def stripe_rules_update(*, business: Business, data: dict) -> StripeRules:
+    """Save the rules page (a validated StripeRulesForm's cleaned data)."""
+    from django.db import transaction
+
+    with transaction.atomic():
+        rules = StripeRules.for_business(business)
+        rules.filter_expression = data.get("filter_expression", "")
+        rules.account_code_field = data.get("account_code_field")
+        rules.full_clean()
+        rules.save()
+        rules.include_contacts.set(data.get("include_contacts") or [])
+        rules.exclude_contacts.set(data.get("exclude_contacts") or [])
+    return rules
