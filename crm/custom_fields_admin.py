@@ -38,20 +38,33 @@ class CustomFieldsAdminMixin:
         return custom_field_definitions(business=business_id, applies_to=self.custom_fields_target)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
-        form = super().get_form(request, obj, change=change, **kwargs)
         definitions = self._custom_definitions(request, obj)
-        if not definitions:
-            return form
-        target = self.custom_fields_target
+        if definitions:
+            # Declared on the base form: the admin's modelform_factory accepts declared
+            # fields named in the fieldsets, and refuses unknown ones.
+            kwargs["form"] = _custom_form(kwargs.get("form", self.form), definitions, self.custom_fields_target)
+        return super().get_form(request, obj, change=change, **kwargs)
 
-        def __init__(self, *args, **kw):
-            form.__init__(self, *args, **kw)
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = list(super().get_fieldsets(request, obj))
+        names = [FORM_PREFIX + d.key for d in self._custom_definitions(request, obj)]
+        listed = {name for _, options in fieldsets for name in _flatten(options.get("fields", ()))}
+        missing = [name for name in names if name not in listed]
+        if missing and (len(fieldsets) > 1 or fieldsets[0][0] is not None):
+            fieldsets.append((self.custom_fields_title, {"fields": missing}))
+        return fieldsets
+
+
+def _custom_form(base, definitions, target):
+    class CustomFieldsForm(base):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
             values = self.instance.custom_fields if isinstance(self.instance.custom_fields, dict) else {}
             for d in definitions:
                 self.initial.setdefault(FORM_PREFIX + d.key, values.get(d.key))
 
         def clean(self):
-            cleaned = form.clean(self)
+            cleaned = super().clean()
             current = self.instance.custom_fields if isinstance(self.instance.custom_fields, dict) else {}
             defined = {d.key for d in definitions}
             values = {**{k: v for k, v in current.items() if k not in defined},
@@ -64,17 +77,11 @@ class CustomFieldsAdminMixin:
                 self.add_error(None, exc.messages)
             return cleaned
 
-        attrs = {**custom_form_fields(definitions), "__init__": __init__, "clean": clean, "__module__": __name__}
-        return type(form.__name__, (form,), attrs)
-
-    def get_fieldsets(self, request, obj=None):
-        fieldsets = list(super().get_fieldsets(request, obj))
-        names = [FORM_PREFIX + d.key for d in self._custom_definitions(request, obj)]
-        listed = {name for _, options in fieldsets for name in _flatten(options.get("fields", ()))}
-        missing = [name for name in names if name not in listed]
-        if missing and (len(fieldsets) > 1 or fieldsets[0][0] is not None):
-            fieldsets.append((self.custom_fields_title, {"fields": missing}))
-        return fieldsets
+    for name, field in custom_form_fields(definitions).items():
+        CustomFieldsForm.base_fields[name] = field
+        CustomFieldsForm.declared_fields[name] = field
+    CustomFieldsForm.__name__ = base.__name__
+    return CustomFieldsForm
 
 
 def _flatten(fields):
