@@ -240,3 +240,28 @@ def test_rules_contact_edit_is_not_pushed_once_outside(conn, business_a, stripe_
     with pytest.raises(customers.CustomerLinkError):
         customers.customer_push(link=link, force=True)
     assert stripe_env.requests(method="POST") == []
+
+
+def test_rules_demo_seed_keeps_one_contact_out_and_is_idempotent(settings, client):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from crm.models import Business, Contact, Membership
+
+    settings.DEBUG = True
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    for _ in range(2):
+        call_command("seed_demo", skip_checks=True, stdout=StringIO())
+        out = StringIO()
+        call_command("seed_demo_rules", skip_checks=True, stdout=out)
+    assert "nothing new" in out.getvalue()
+    business = Business.objects.get(slug="demo")
+    rules = rules_evaluator(business=business)
+    outside = {c.name: rules.reason(c) for c in Contact.objects.for_business(business) if rules.reason(c)}
+    assert list(outside) == ["Diana Prince"] and "filter is false" in outside["Diana Prince"]
+    assert StripeRules.objects.filter(business=business).count() == 1
+    finance = Membership.objects.get(business=business, role="finance").user
+    client.force_login(finance)
+    diana = Contact.objects.get(business=business, name="Diana Prince")
+    assert "Outside Stripe rules" in client.get(reverse("ui:contact_detail", args=[diana.pk])).content.decode()
