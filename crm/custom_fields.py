@@ -131,11 +131,15 @@ def display_value(field_type: str, value: Any) -> str:
     return str(value)
 
 
-def custom_values_display(*, business: Business | int, applies_to: str, values: Mapping | None) -> list[tuple[str, str]]:
+def custom_values_display(*, business: Business | int, applies_to: str, values: Mapping | None,
+                          definitions: Iterable[CustomFieldDefinition] | None = None) -> list[tuple[str, str]]:
     """(label, shown value) of each defined field that has a value, for the pages."""
     values = values if isinstance(values, Mapping) else {}
-    return [(d.label, display_value(d.field_type, values[d.key]))
-            for d in custom_field_definitions(business=business, applies_to=applies_to) if d.key in values]
+    if not values:
+        return []
+    if definitions is None:
+        definitions = custom_field_definitions(business=business, applies_to=applies_to)
+    return [(d.label, display_value(d.field_type, values[d.key])) for d in definitions if d.key in values]
 
 
 # --- forms -----------------------------------------------------------------------------------
