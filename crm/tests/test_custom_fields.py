@@ -135,3 +135,11 @@ def test_custom_field_definitions_admin_is_scoped(client, finance_a, business_a,
     response = client.post(reverse("admin:crm_customfielddefinition_add"),
                            {"applies_to": "contact", "key": "Bad Key!", "label": "x", "field_type": "text"})
     assert response.status_code == 200 and "lower-case" in response.content.decode()
+
+
+def test_custom_fields_staff_form_on_create(client, staff_a, business_a):
+    define(business_a, "po")
+    client.force_login(staff_a)
+    response = client.post(reverse("ui:individual_create"), {"name": "Grace", "cf_po": "PO-1"})
+    assert response.status_code == 302
+    assert Contact.objects.get(business=business_a, name="Grace").custom_fields == {"po": "PO-1"}

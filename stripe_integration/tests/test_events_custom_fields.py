@@ -41,3 +41,19 @@ def test_customer_updated_webhook_sets_mapped_custom_fields(connected):
     assert delivery.status == DeliveryStatus.PROCESSED, delivery.error
     contact.refresh_from_db()
     assert contact.custom_fields == {"po": "PO-55", "late": True, "tax_country": "FR"}
+
+
+def test_invoice_updated_webhook_sets_mapped_invoice_custom_fields(connected):
+    from crm.models import CustomFieldTarget
+    from stripe_integration.tests.webhook_fixtures import twin_invoice
+
+    business = connected.business
+    d = CustomFieldDefinition.objects.create(business=business, key="cost_center", label="Cost center",
+                                             applies_to=CustomFieldTarget.INVOICE)
+    CustomFieldMapping.objects.create(business=business, field=d, stripe_field=StripeField.METADATA,
+                                      metadata_key="cost_center")
+    _, stripe_invoice, invoice = twin_invoice(connected)
+    connected.stripe.post(f"/v1/invoices/{stripe_invoice['id']}", {"metadata": {"cost_center": "CC-9"}})
+    connected.stripe.drain()
+    invoice.refresh_from_db()
+    assert invoice.custom_fields == {"cost_center": "CC-9"}
