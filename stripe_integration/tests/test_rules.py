@@ -212,7 +212,8 @@ def test_rules_invoice_push_refuses_a_contact_outside_the_rules(conn, business_a
     assert "outside the Stripe rules (on the exclude list)" in invoice.last_error
     assert stripe_env.requests(method="POST") == [] and _customers_in_stripe(stripe_env, conn) == []
     page = client.get(reverse("ui:invoice_detail", args=[invoice.pk])).content.decode()
-    assert "outside the Stripe rules (on the exclude list)" in page
+    assert "outside the Stripe rules (on the exclude list)" in page  # the push's error
+    assert "Outside Stripe rules: on the exclude list. This invoice is not sent to Stripe." in page
     contact_page = client.get(reverse("ui:contact_detail", args=[uk.pk])).content.decode()
     assert "Outside Stripe rules: on the exclude list" in contact_page
 
