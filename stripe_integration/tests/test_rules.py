@@ -11,7 +11,7 @@ from crm import services as crm_services
 from crm.models import CustomFieldDefinition, CustomFieldTarget, CustomFieldType
 from crm.tests.factories import IndividualFactory, OrganizationFactory
 from finance.invoices import NothingToInvoice
-from finance.models import Invoice, InvoicePushStatus
+from finance.models import InvoicePushStatus
 from stripe_integration.customers import links as customers
 from stripe_integration.invoicing import push as invoicing
 from stripe_integration.invoicing import unbilled_run
