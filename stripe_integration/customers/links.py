@@ -356,8 +356,8 @@ def customer_push(*, link: CustomerLink, force: bool = False) -> CustomerLink:
         params["email"] = fields["email"]
     key_base = f"crm-{connection.pk}-c{contact.pk}-g{link.generation}-v{link.version}"
     try:
-        gw.customer_update(account=account, customer_id=cid, params=params,
-                           idempotency_key=f"{key_base}-customer-update-{_digest(params)[:16]}")
+        info = gw.customer_update(account=account, customer_id=cid, params=params,
+                                  idempotency_key=f"{key_base}-customer-update-{_digest(params)[:16]}")
         note = _push_tax_id(gw, link, fields, key_base)
     except NotFound:
         _mark(link, state=CustomerState.DELETED, last_error=f"{cid} no longer exists in Stripe.")
@@ -366,6 +366,9 @@ def customer_push(*, link: CustomerLink, force: bool = False) -> CustomerLink:
         error = _gateway_error(exc, connection, f"Stripe could not update {cid}")
         _mark(link, state=CustomerState.ERROR, last_error=error.message)
         raise error from None
+    # What only Stripe sets (delinquent, discount, default payment method...) comes back
+    # with the answer: mapped custom fields take it (rules/mapping.py).
+    contact_apply_from_stripe(contact=contact, customer=info)
     return _mark(link, state=CustomerState.SYNCED, last_error="", note=note, fingerprint=fp, version=link.version + 1,
                  synced_at=timezone.now())
 

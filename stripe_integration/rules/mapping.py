@@ -3,8 +3,8 @@
 CRM -> Stripe: a contact's mapped values go into its customer's metadata and the writable
 native fields (email, description, tax_exempt) when the customer is created or pushed
 (customers/links.py); an invoice's mapped values into the Stripe invoice's metadata at
-push (invoicing/push.py). Stripe -> CRM: when a customer arrives (found, linked, or a
-`customer.*` webhook) its metadata and native fields, read-only ones too (delinquent,
+push (invoicing/push.py). Stripe -> CRM: when a customer arrives (found, linked, the answer
+to a push, or a `customer.updated` webhook) its metadata and native fields, read-only ones too (delinquent,
 discount coupon, default payment method, tax location country), set the contact's
 mapped custom fields; invoice and payment webhooks do the same for invoices and payments.
 Only values Stripe has are taken (a key absent in Stripe leaves the CRM's value), and a

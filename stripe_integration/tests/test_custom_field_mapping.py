@@ -83,6 +83,8 @@ def test_mapping_contact_edit_pushes_and_unsets(conn, acme, stripe_env, django_c
     customer = _customer(stripe_env, conn, customer_id)
     assert customer["description"] == "Churn risk" and customer["tax_exempt"] == "none"
     assert "po_number" not in customer["metadata"]  # removed in the CRM: unset in Stripe
+    acme.refresh_from_db()  # what only Stripe sets came back with the push's answer
+    assert acme.custom_fields["late"] is False and "tax_country" not in acme.custom_fields
 
 
 def test_mapping_stripe_to_contact_from_customer_updated(conn, acme, business_a, stripe_env,
