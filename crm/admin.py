@@ -15,7 +15,11 @@ from django.utils.html import format_html
 from crm.admin_base import BusinessScopedAdminMixin, BusinessScopedInlineMixin, format_money
 from crm.audit import AuditEntry
 from crm.choice_fields import SafeChoicesAdminMixin
-from crm.models import Business, Contact, Individual, Membership, Opportunity, Organization, Role, Ticket
+from crm.custom_fields_admin import CustomFieldsAdminMixin
+from crm.models import (
+    Business, Contact, CustomFieldDefinition, CustomFieldTarget, Individual, Membership, Opportunity, Organization,
+    Role, Ticket,
+)
 
 # --- businesses and members -------------------------------------------------------------
 
@@ -168,7 +172,8 @@ class PersonInline(BusinessScopedInlineMixin, admin.TabularInline):
 
 
 @admin.register(Individual)
-class IndividualAdmin(BusinessScopedAdminMixin, admin.ModelAdmin):
+class IndividualAdmin(CustomFieldsAdminMixin, BusinessScopedAdminMixin, admin.ModelAdmin):
+    custom_fields_target = CustomFieldTarget.CONTACT
     list_display = ("name", "email", "organization", "phone", "city", "country", "created_at")
     list_select_related = ("organization",)
     list_filter = ("country", "created_at")
@@ -178,7 +183,8 @@ class IndividualAdmin(BusinessScopedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Organization)
-class OrganizationAdmin(BusinessScopedAdminMixin, admin.ModelAdmin):
+class OrganizationAdmin(CustomFieldsAdminMixin, BusinessScopedAdminMixin, admin.ModelAdmin):
+    custom_fields_target = CustomFieldTarget.CONTACT
     list_display = ("name", "billing_email", "tax_id", "city", "country", "people_count", "created_at")
     list_filter = ("country", "created_at")
     search_fields = ("name", "billing_email", "tax_id")
@@ -191,6 +197,18 @@ class OrganizationAdmin(BusinessScopedAdminMixin, admin.ModelAdmin):
     @admin.display(description="people", ordering="people_count")
     def people_count(self, obj):
         return getattr(obj, "people_count", None)
+
+
+@admin.register(CustomFieldDefinition)
+class CustomFieldDefinitionAdmin(BusinessScopedAdminMixin, admin.ModelAdmin):
+    """The business's custom fields (owner/finance). Values are edited on the contact,
+    invoice and payment pages; the Stripe integration maps them to Stripe."""
+
+    finance_only = True
+    list_display = ("label", "applies_to", "key", "field_type", "created_at")
+    list_filter = ("applies_to", "field_type")
+    search_fields = ("key", "label")
+    readonly_fields = ("created_at", "updated_at")
 
 
 # --- pipeline and support -----------------------------------------------------------

@@ -5,7 +5,8 @@ from django import forms
 
 from crm.choice_fields import make_choices_safe
 from crm.contact_lookup import ContactLookupWidget
-from crm.models import Contact, Individual, Opportunity, Organization, Ticket
+from crm.custom_fields import FORM_PREFIX, custom_field_definitions, custom_form_fields, custom_values_from_form
+from crm.models import Contact, CustomFieldTarget, Individual, Opportunity, Organization, Ticket
 from crm.selectors import member_users
 
 ADDRESS = ["phone", "address_line1", "address_line2", "city", "postal_code", "state", "country"]
@@ -33,17 +34,36 @@ class _UpperCountryMixin:
         return (self.cleaned_data.get("country") or "").strip().upper()
 
 
-class IndividualForm(_UpperCountryMixin, BusinessModelForm):
+class ContactCustomFieldsMixin:
+    """The business's contact custom fields (`cf_<key>`), checked by their type; saved
+    through the service as one `custom_fields` value (fields no longer defined are kept)."""
+
+    def limit_choices(self, business):
+        super().limit_choices(business)
+        self.custom_definitions = custom_field_definitions(business=business, applies_to=CustomFieldTarget.CONTACT)
+        self.fields.update(custom_form_fields(self.custom_definitions, self.instance.custom_fields))
+
+    def service_data(self) -> dict:
+        data = {name: value for name, value in super().service_data().items() if not name.startswith(FORM_PREFIX)}
+        current = self.instance.custom_fields if isinstance(self.instance.custom_fields, dict) else {}
+        defined = {d.key for d in self.custom_definitions}
+        kept = {key: value for key, value in current.items() if key not in defined}
+        data["custom_fields"] = {**kept, **custom_values_from_form(self.cleaned_data, self.custom_definitions)}
+        return data
+
+
+class IndividualForm(ContactCustomFieldsMixin, _UpperCountryMixin, BusinessModelForm):
     class Meta:
         model = Individual
         fields = ["name", "email", "organization", *ADDRESS]
         labels = {"organization": "Works at"}
 
     def limit_choices(self, business):
+        super().limit_choices(business)
         self.fields["organization"].queryset = Organization.objects.for_business(business).order_by("name")
 
 
-class OrganizationForm(_UpperCountryMixin, BusinessModelForm):
+class OrganizationForm(ContactCustomFieldsMixin, _UpperCountryMixin, BusinessModelForm):
     class Meta:
         model = Organization
         fields = ["name", "billing_email", "tax_id", *ADDRESS]

@@ -110,10 +110,17 @@ class Contact(BusinessOwned):
     postal_code = models.CharField(max_length=20, blank=True)
     state = models.CharField(max_length=100, blank=True)
     country = models.CharField(max_length=2, blank=True, validators=[country_validator])
+    # Values of the business's contact custom fields (CustomFieldDefinition), checked by
+    # crm.custom_fields.custom_values_clean in the services; key -> JSON value.
+    custom_fields = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["name"]
         indexes = [models.Index(fields=["business", "name"])]
+
+    def clean(self):
+        if not isinstance(self.custom_fields, dict):
+            raise ValidationError({"custom_fields": "Custom fields are a JSON object of name: value."})
 
     def __str__(self):
         return self.name
@@ -137,15 +144,10 @@ class Organization(Contact):
     )
     billing_email = models.EmailField(blank=True)
     tax_id = models.CharField("tax / VAT id", max_length=50, blank=True)
-    custom_fields = models.JSONField(default=dict, blank=True)
 
     def save(self, *args, **kwargs):
         self.kind = ContactKind.ORGANIZATION
         super().save(*args, **kwargs)
-
-    def clean(self):
-        if not isinstance(self.custom_fields, dict):
-            raise ValidationError({"custom_fields": "Custom fields are a JSON object of name: value."})
 
 
 class Individual(Contact):
@@ -162,6 +164,7 @@ class Individual(Contact):
         super().save(*args, **kwargs)
 
     def clean(self):
+        super().clean()
         self.check_same_business(organization=self.organization)
 
 
@@ -217,6 +220,42 @@ class Ticket(BusinessOwned):
 
     def clean(self):
         self.check_same_business(contact=getattr(self, "contact", None))
+
+
+class CustomFieldType(models.TextChoices):
+    TEXT = "text", "Text"
+    NUMBER = "number", "Number"
+    BOOL = "bool", "Yes / no"
+    DATE = "date", "Date"
+    EMAIL = "email", "E-mail"
+
+
+class CustomFieldTarget(models.TextChoices):
+    CONTACT = "contact", "Contacts"
+    INVOICE = "invoice", "Invoices"
+    PAYMENT = "payment", "Payments"
+
+
+# A key is also a name in filter expressions (contact.custom_fields.<key>, CEL) and in forms.
+custom_field_key_validator = RegexValidator(
+    r"^[a-z][a-z0-9_]{0,39}$", "Use 1 to 40 lower-case letters, digits or _, starting with a letter.")
+
+
+class CustomFieldDefinition(BusinessOwned):
+    """A field the business adds to its contacts, invoices or payments (Upflow's custom
+    fields). Values live in the row's `custom_fields` JSON, checked against these."""
+
+    applies_to = models.CharField(max_length=8, choices=CustomFieldTarget.choices, default=CustomFieldTarget.CONTACT)
+    key = models.CharField(max_length=40, validators=[custom_field_key_validator])
+    label = models.CharField(max_length=100)
+    field_type = models.CharField("type", max_length=8, choices=CustomFieldType.choices, default=CustomFieldType.TEXT)
+
+    class Meta:
+        ordering = ["applies_to", "key"]
+        constraints = [models.UniqueConstraint(fields=["business", "applies_to", "key"], name="uniq_custom_field_key")]
+
+    def __str__(self):
+        return f"{self.label} ({self.get_applies_to_display().lower()}.{self.key})"
 
 
 # The audit log lives in its own module (crm.audit); imported here so Django finds the model.

@@ -8,18 +8,22 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from crm.models import Business, Contact, ContactKind, Individual, Membership, Opportunity, Organization, Ticket
+from crm.custom_fields import custom_values_clean
+from crm.models import (
+    Business, Contact, ContactKind, CustomFieldTarget, Individual, Membership, Opportunity, Organization, Ticket,
+)
 from crm.signals import contact_billing_changed
 
 ADDRESS_FIELDS = ("phone", "address_line1", "address_line2", "city", "postal_code", "state", "country")
-INDIVIDUAL_FIELDS = ("name", "email", "organization", *ADDRESS_FIELDS)
-ORGANIZATION_FIELDS = ("name", "billing_email", "tax_id", *ADDRESS_FIELDS)
+INDIVIDUAL_FIELDS = ("name", "email", "organization", *ADDRESS_FIELDS, "custom_fields")
+ORGANIZATION_FIELDS = ("name", "billing_email", "tax_id", *ADDRESS_FIELDS, "custom_fields")
 OPPORTUNITY_FIELDS = ("contact", "title", "stage", "value", "currency", "close_date", "owner")
 TICKET_FIELDS = ("contact", "subject", "description", "status", "priority")
 # What a contact's Stripe customer carries (stripe_integration.customers): a change to one
 # of these is pushed to the customer.
+# Custom fields count: some are mapped to the customer's metadata or native fields.
 BILLING_FIELDS = ("name", "email", "billing_email", "tax_id", "address_line1", "address_line2", "city",
-                  "postal_code", "state", "country")
+                  "postal_code", "state", "country", "custom_fields")
 
 
 def _clean_and_save(instance, *, update_fields=None):
@@ -57,16 +61,22 @@ def _upper(code: str | None) -> str:
     return (code or "").strip().upper()
 
 
+def _custom(business, values, current=None) -> dict:
+    return custom_values_clean(business=business, applies_to=CustomFieldTarget.CONTACT, values=values or {},
+                               current=current)
+
+
 # --- contacts ---------------------------------------------------------------------------
 
 @transaction.atomic
 def individual_create(
     *, business: Business, name: str, email: str = "", organization: Organization | None = None,
     phone: str = "", address_line1: str = "", address_line2: str = "", city: str = "",
-    postal_code: str = "", state: str = "", country: str = "",
+    postal_code: str = "", state: str = "", country: str = "", custom_fields: dict | None = None,
 ) -> Individual:
     individual = Individual(
         business=business, name=name.strip(), email=email.strip(), organization=organization,
+        custom_fields=_custom(business, custom_fields),
         **_address(phone=phone, address_line1=address_line1, address_line2=address_line2, city=city,
                    postal_code=postal_code, state=state, country=_upper(country)),
     )
@@ -77,10 +87,11 @@ def individual_create(
 def organization_create(
     *, business: Business, name: str, billing_email: str = "", tax_id: str = "",
     phone: str = "", address_line1: str = "", address_line2: str = "", city: str = "",
-    postal_code: str = "", state: str = "", country: str = "",
+    postal_code: str = "", state: str = "", country: str = "", custom_fields: dict | None = None,
 ) -> Organization:
     organization = Organization(
         business=business, name=name.strip(), billing_email=billing_email.strip(), tax_id=tax_id.strip(),
+        custom_fields=_custom(business, custom_fields),
         **_address(phone=phone, address_line1=address_line1, address_line2=address_line2, city=city,
                    postal_code=postal_code, state=state, country=_upper(country)),
     )
@@ -96,10 +107,12 @@ def contact_create(*, business: Business, kind: str, **fields) -> Individual | O
     raise ValueError(f"Unknown contact kind {kind!r}.")
 
 
-def _normalize_contact_data(data: dict) -> dict:
+def _normalize_contact_data(contact: Contact, data: dict) -> dict:
     data = dict(data)
     if "country" in data:
         data["country"] = _upper(data["country"])
+    if "custom_fields" in data:
+        data["custom_fields"] = _custom(contact.business_id, data["custom_fields"], contact.custom_fields)
     return data
 
 
@@ -117,7 +130,7 @@ def _billing_changed(contact: Contact, before: dict) -> None:
 @transaction.atomic
 def individual_update(*, individual: Individual, data: dict) -> Individual:
     before = _billing_snapshot(individual)
-    individual = _update(individual, data=_normalize_contact_data(data), allowed=INDIVIDUAL_FIELDS)
+    individual = _update(individual, data=_normalize_contact_data(individual, data), allowed=INDIVIDUAL_FIELDS)
     _billing_changed(individual, before)
     return individual
 
@@ -125,7 +138,7 @@ def individual_update(*, individual: Individual, data: dict) -> Individual:
 @transaction.atomic
 def organization_update(*, organization: Organization, data: dict) -> Organization:
     before = _billing_snapshot(organization)
-    organization = _update(organization, data=_normalize_contact_data(data), allowed=ORGANIZATION_FIELDS)
+    organization = _update(organization, data=_normalize_contact_data(organization, data), allowed=ORGANIZATION_FIELDS)
     _billing_changed(organization, before)
     return organization
 
@@ -136,6 +149,23 @@ def contact_update(*, contact: Contact, data: dict) -> Individual | Organization
     if isinstance(specific, Organization):
         return organization_update(organization=specific, data=data)
     return individual_update(individual=specific, data=data)
+
+
+@transaction.atomic
+def contact_custom_fields_set(*, contact: Contact, values: dict, announce: bool = True) -> Contact:
+    """Set some custom fields of a contact (others kept; None removes one). `announce=False`
+    is for values that came from a billing system (Stripe -> CRM): sending them back would
+    only echo them."""
+    specific = contact if isinstance(contact, (Individual, Organization)) else contact.specific
+    merged = {**(specific.custom_fields or {}), **values}
+    merged = {key: value for key, value in merged.items() if value is not None}
+    if not announce:
+        merged = _custom(specific.business_id, merged, specific.custom_fields)
+        if merged != specific.custom_fields:
+            specific.custom_fields = merged
+            _clean_and_save(specific, update_fields=["custom_fields", "updated_at"])
+        return specific
+    return contact_update(contact=specific, data={"custom_fields": merged})
 
 
 # --- opportunities ----------------------------------------------------------------------

@@ -14,9 +14,10 @@ from django.views.generic import FormView, ListView, TemplateView
 
 from crm import selectors, services
 from crm.choice_fields import is_possible_key
+from crm.custom_fields import custom_values_display
 from crm.filters import ContactFilter, OpportunityFilter, TicketFilter
 from crm.forms import IndividualForm, OpportunityForm, OrganizationForm, TicketForm
-from crm.models import Business, Contact, ContactKind, Individual, Opportunity, Organization, Ticket
+from crm.models import Business, Contact, ContactKind, CustomFieldTarget, Individual, Opportunity, Organization, Ticket
 from crm.page_context import page_context
 from crm.tenancy import SESSION_KEY, MemberRequiredMixin
 
@@ -207,6 +208,8 @@ class ContactDetailView(SelectorDetailView):
             people, more_people = preview(selectors.organization_people(business=business, organization=contact.pk))
         return {
             "specific": contact.specific,
+            "custom_values": custom_values_display(business=business, applies_to=CustomFieldTarget.CONTACT,
+                                                   values=contact.custom_fields),
             "people": people, "more_people": more_people,
             "opportunities": opportunities, "more_opportunities": more_opportunities,
             "tickets": tickets, "more_tickets": more_tickets,

@@ -13,7 +13,8 @@ from django.utils.html import format_html
 
 from crm.admin_base import BusinessScopedAdminMixin, BusinessScopedInlineMixin
 from crm.admin_extensions import admin_extend
-from crm.models import Individual, Opportunity, Organization, Ticket
+from crm.custom_fields_admin import CustomFieldsAdminMixin
+from crm.models import CustomFieldTarget, Individual, Opportunity, Organization, Ticket
 from finance.models import (
     Billable, BillableStatus, CreditNote, Dispute, Invoice, InvoiceLine, InvoiceStatus, Payment, Refund,
 )
@@ -254,8 +255,10 @@ class CreditNoteInline(BusinessScopedInlineMixin, admin.TabularInline):
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(ExportActionsMixin, DefaultCurrencyMixin, BusinessScopedAdminMixin, admin.ModelAdmin):
+class InvoiceAdmin(ExportActionsMixin, DefaultCurrencyMixin, CustomFieldsAdminMixin, BusinessScopedAdminMixin,
+                   admin.ModelAdmin):
     finance_only = True
+    custom_fields_target = CustomFieldTarget.INVOICE
     export_kind = "invoices"
     stripe_managed_readonly = True
     list_display = (
@@ -353,8 +356,9 @@ class RefundInline(BusinessScopedInlineMixin, admin.TabularInline):
 
 
 @admin.register(Payment)
-class PaymentAdmin(ExportActionsMixin, BusinessScopedAdminMixin, admin.ModelAdmin):
+class PaymentAdmin(ExportActionsMixin, CustomFieldsAdminMixin, BusinessScopedAdminMixin, admin.ModelAdmin):
     finance_only = True
+    custom_fields_target = CustomFieldTarget.PAYMENT
     export_kind = "payments"
     stripe_managed_readonly = True
     list_display = (

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -60,6 +61,9 @@ class BuildOptions:
     footer: str = ""
     po_number: str = ""
     approved: bool = False
+    # Why a bill-to may not be invoiced ("" if it may): the integration's rules (a higher
+    # app decides; finance only lists the billables it leaves out, with the reason).
+    contact_refusal: Callable[[Contact], str] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -196,6 +200,9 @@ def invoice_draft(*, billables, options: BuildOptions) -> Draft:
             continue
         if billable.line_type in options.excluded_line_types:
             draft.left_out.append((billable, f"{billable.get_line_type_display().lower()} lines are left out by the integration settings"))
+            continue
+        if options.contact_refusal is not None and (refused := options.contact_refusal(billable.bill_to)):
+            draft.left_out.append((billable, f"{billable.bill_to}: {refused}"))
             continue
         try:
             normalize_currency(billable.currency)

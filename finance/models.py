@@ -159,6 +159,11 @@ class Billable(BusinessOwned):
         return billable_amounts(self)
 
 
+def check_custom_fields(row) -> None:
+    if not isinstance(row.custom_fields, dict):
+        raise ValidationError({"custom_fields": "Custom fields are a JSON object of name: value."})
+
+
 class InvoiceStatus(models.TextChoices):
     DRAFT = "draft", "Draft"
     OPEN = "open", "Open"
@@ -277,6 +282,9 @@ class Invoice(BusinessOwned):
     po_number = models.CharField("PO number", max_length=100, blank=True)
     days_until_due = models.PositiveSmallIntegerField(null=True, blank=True)
     footer = models.CharField(max_length=500, blank=True)
+    # Values of the business's invoice custom fields (crm.CustomFieldDefinition), checked
+    # by crm.custom_fields; mapped ones go to the Stripe invoice's metadata at push.
+    custom_fields = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -311,6 +319,7 @@ class Invoice(BusinessOwned):
     def clean(self):
         self.check_same_business(bill_to=getattr(self, "bill_to", None))
         self.check_follows_billables()
+        check_custom_fields(self)
 
     def check_follows_billables(self):
         """Bill-to and currency follow from the invoice's billables and lines (issue 12): once
@@ -419,6 +428,8 @@ class Payment(BusinessOwned):
     # A payment made outside Stripe: how, and the bank or receipt reference staff gave.
     out_of_band_method = models.CharField(max_length=16, choices=OutOfBandMethod.choices, blank=True)
     reference = models.CharField(max_length=200, blank=True)
+    # Values of the business's payment custom fields (crm.CustomFieldDefinition).
+    custom_fields = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -441,6 +452,7 @@ class Payment(BusinessOwned):
     def clean(self):
         self.check_same_business(invoice=getattr(self, "invoice", None))
         check_money(self.currency, amount=self.amount)
+        check_custom_fields(self)
 
 
 class Refund(BusinessOwned):

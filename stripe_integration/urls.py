@@ -3,6 +3,7 @@ from django.urls import path
 from .connect import views
 from .customers import views as customer_views
 from .payouts import views as payout_views
+from .rules import views as rules_views
 
 app_name = "stripe_integration"
 
@@ -25,4 +26,6 @@ urlpatterns = [
     path("payouts/exceptions/", payout_views.PayoutExceptionsView.as_view(), name="payout_exceptions"),
     path("payouts/<int:pk>/", payout_views.PayoutDetailView.as_view(), name="payout_detail"),
     path("payouts/<int:pk>/export.csv", payout_views.PayoutExportView.as_view(), name="payout_export"),
+    # rules and custom fields (issue 15)
+    path("rules/", rules_views.StripeRulesView.as_view(), name="rules"),
 ]

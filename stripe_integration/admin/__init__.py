@@ -3,9 +3,10 @@ apps' admins (sync columns and actions on services, Send-to-Stripe on billables 
 invoices).
 
 `integration.py` connections, settings, catalog sync rows and customer links;
-`webhooks.py` deliveries; `extensions.py` the lower apps' admins it extends (with
+`webhooks.py` deliveries; `rules.py` the Stripe rules and custom field mappings; `extensions.py` the lower apps' admins it extends (with
 `stripe_integration.invoicing.admin`). Importing this package registers them all
 (Django's admin autodiscovery does, after the lower apps' admins).
 """
 from . import integration, payouts, webhooks  # noqa: F401  (registers the admins)
+from . import integration, rules, webhooks  # noqa: F401  (registers the admins)
 from . import extensions  # noqa: F401,E402  (extends the services and finance admins)

@@ -12,8 +12,13 @@
 - Staff may link an existing `cus_...` instead: it is retrieved first, on the business's
   account, and refused when missing, deleted, or another account's (which, on Connect, is
   simply missing).
-- Editing a linked contact's name, e-mail, address or tax id pushes the change (crm.services
-  -> `customer_sync_request` -> on_commit -> task -> `customer_push`).
+- Editing a linked contact's name, e-mail, address, tax id or mapped custom fields pushes
+  the change (crm.services -> `customer_sync_request` -> on_commit -> task -> `customer_push`).
+- A contact outside the business's Stripe rules (rules/eligibility.py) is never created,
+  linked or pushed: CustomerLinkError says why. Custom fields map to the customer's
+  metadata and native fields both ways (rules/mapping.py). With an external account code
+  (StripeRules.account_code_field) the metadata carries `crm_account_code` instead of
+  `crm_contact_id`, and the recovery lookup matches either.
 """
 from __future__ import annotations
 
@@ -32,6 +37,8 @@ from ..models import (
     ConnectionStatus, CustomerLink, CustomerOrigin, CustomerState, IntegrationSettings, StripeConnection,
 )
 from ..connect.oauth import connection_get_active, connection_revoke, gateway
+from ..rules.eligibility import contact_outside_rules, outside_message
+from ..rules.mapping import contact_apply_from_stripe, contact_outgoing
 
 NO_CUSTOMER = "this contact has no Stripe customer: link one or turn on automatic creation"
 CUSTOMER_ID = re.compile(r"cus_[A-Za-z0-9]{1,250}")
@@ -84,18 +91,55 @@ def contact_billing_fields(contact: Contact) -> dict[str, Any]:
     specific = _specific(contact)
     is_org = specific.kind == ContactKind.ORGANIZATION
     address = {stripe: getattr(specific, ours) for ours, stripe in ADDRESS_FIELDS.items() if getattr(specific, ours)}
+    # Mapped custom fields (rules/mapping.py): metadata (a mapped key without a value is
+    # unset) and the writable native fields, which win over the contact's own e-mail.
+    custom_metadata, native = contact_outgoing(specific, unset_missing=True)
     return {
         "name": specific.name,
-        "email": (specific.billing_email if is_org else specific.email) or "",
+        "email": native.get("email") or (specific.billing_email if is_org else specific.email) or "",
         "address": address,
         "tax_id": (specific.tax_id.strip() if is_org else ""),
         "country": specific.country or "",
+        "custom_metadata": custom_metadata,
+        "native": {k: v for k, v in native.items() if k != "email"},
+        "account_code": account_code(specific),
     }
 
 
-def _metadata(contact: Contact, fields: Mapping) -> dict[str, str]:
+def account_code(contact: Contact) -> str:
+    """The contact's external account code (StripeRules.account_code_field), or ""."""
+    from ..models import StripeRules
+
+    rules = StripeRules.objects.filter(business_id=contact.business_id).select_related("account_code_field").first()
+    if rules is None or rules.account_code_field is None:
+        return ""
+    value = (contact.custom_fields or {}).get(rules.account_code_field.key)
+    return str(value)[:500] if value not in (None, "") else ""
+
+
+def _id_metadata(contact: Contact, fields: Mapping) -> dict[str, str]:
+    """How Stripe's customer names the contact: our id, or the external account code."""
+    if fields.get("account_code"):
+        return {"crm_account_code": fields["account_code"], "crm_business_id": str(contact.business_id),
+                "crm_contact_kind": contact.kind}
     return {"crm_contact_id": str(contact.pk), "crm_business_id": str(contact.business_id),
-            "crm_contact_kind": contact.kind, "crm_tax_id": fields["tax_id"]}
+            "crm_contact_kind": contact.kind}
+
+
+def _metadata(contact: Contact, fields: Mapping, *, unset: bool = False) -> dict[str, str]:
+    custom = fields.get("custom_metadata", {})
+    if not unset:
+        custom = {k: v for k, v in custom.items() if v != ""}
+    metadata = {**custom, **_id_metadata(contact, fields), "crm_tax_id": fields["tax_id"]}
+    if unset and fields.get("account_code"):
+        metadata["crm_contact_id"] = ""  # replaced by the account code
+    return metadata
+
+
+def _refuse_outside_rules(contact: Contact) -> None:
+    reason = contact_outside_rules(contact=contact)
+    if reason:
+        raise CustomerLinkError(outside_message(contact, reason))
 
 
 def _tax_data(fields: Mapping) -> tuple[dict | None, str]:
@@ -132,6 +176,7 @@ def customer_ensure(*, connection: StripeConnection, contact: Contact) -> str:
     """
     if contact.business_id != connection.business_id:
         raise CustomerLinkError("The contact belongs to another business.")
+    _refuse_outside_rules(contact)
     link = CustomerLink.objects.filter(connection=connection, contact_id=contact.pk).first()
     if link is not None and link.state != CustomerState.DELETED:
         return link.stripe_customer_id
@@ -149,7 +194,8 @@ def customer_ensure(*, connection: StripeConnection, contact: Contact) -> str:
             info, origin, note = found, CustomerOrigin.FOUND, ""
         else:
             tax, note = _tax_data(fields)
-            params: dict[str, Any] = {"name": fields["name"], "metadata": _metadata(contact, fields)}
+            params: dict[str, Any] = {"name": fields["name"], "metadata": _metadata(contact, fields),
+                                      **fields["native"]}
             if fields["email"]:
                 params["email"] = fields["email"]
             if fields["address"]:
@@ -161,6 +207,8 @@ def customer_ensure(*, connection: StripeConnection, contact: Contact) -> str:
             origin = CustomerOrigin.CREATED
     except GatewayError as exc:
         raise _gateway_error(exc, connection, f"Stripe could not create the customer for {contact.name}") from None
+    if origin == CustomerOrigin.FOUND:
+        contact_apply_from_stripe(contact=_specific(contact), customer=info)
     stripe_tax = next((t for t in info.tax_ids if t.value.upper() == fields["tax_id"].upper()), None) if fields["tax_id"] else None
     values = dict(
         stripe_customer_id=info.id, origin=origin, state=CustomerState.SYNCED, last_error="", note=note,
@@ -188,9 +236,12 @@ def _find_own_customer(gw, account: str, contact: Contact, fields: Mapping) -> C
     connection of the account): same e-mail and `metadata.crm_contact_id`."""
     if not fields["email"]:
         return None
+    code = fields.get("account_code") or ""
     for customer in gw.customers_list_by_email(account=account, email=fields["email"]):
-        if not customer.deleted and customer.metadata.get("crm_contact_id") == str(contact.pk) \
-                and customer.metadata.get("crm_business_id") == str(contact.business_id):
+        if customer.deleted or customer.metadata.get("crm_business_id") != str(contact.business_id):
+            continue
+        if customer.metadata.get("crm_contact_id") == str(contact.pk) or (
+                code and customer.metadata.get("crm_account_code") == code):
             return customer
     return None
 
@@ -221,13 +272,14 @@ def customer_link_existing(*, connection: StripeConnection, contact: Contact, cu
     contact, replacing any previous link, and tag the customer with the contact's id."""
     if contact.business_id != connection.business_id:
         raise CustomerLinkError("The contact belongs to another business.")
+    _refuse_outside_rules(contact)
     info = customer or customer_lookup(connection=connection, customer_id=customer_id)
     taken = (CustomerLink.objects.filter(connection=connection, stripe_customer_id=info.id)
              .exclude(contact_id=contact.pk).select_related("contact").first())
     if taken is not None:
         raise CustomerLinkError(f"{info.id} is already linked to {taken.contact.name}.")
     fields = contact_billing_fields(contact)
-    metadata = {k: v for k, v in _metadata(contact, fields).items() if k != "crm_tax_id"}
+    metadata = _id_metadata(contact, fields)  # the customer's own values stay: they flow into the CRM below
     if any(info.metadata.get(k) != v for k, v in metadata.items()):
         try:
             gateway().customer_update(
@@ -254,6 +306,7 @@ def customer_link_existing(*, connection: StripeConnection, contact: Contact, cu
             _save(link)
     except IntegrityError:
         raise CustomerLinkError(f"{info.id} is already linked to another contact.") from None
+    contact_apply_from_stripe(contact=_specific(contact), customer=info)
     return link
 
 
@@ -263,6 +316,11 @@ def customer_sync_request(*, contact: Contact) -> list[CustomerLink]:
     transaction commits."""
     links = list(CustomerLink.objects.filter(contact_id=contact.pk, connection__status=ConnectionStatus.CONNECTED)
                  .exclude(state=CustomerState.DELETED))
+    reason = contact_outside_rules(contact=contact) if links else ""
+    if reason:
+        for link in links:  # never synced: the link says why
+            _mark(link, state=CustomerState.ERROR, last_error=outside_message(contact, reason))
+        return []
     from ..tasks import enqueue_on_commit
     from .tasks import customer_push_task  # tasks import this module
 
@@ -283,19 +341,23 @@ def customer_push(*, link: CustomerLink, force: bool = False) -> CustomerLink:
     if not connection.is_active:
         raise CustomerLinkError("The business is no longer connected to Stripe.")
     contact = _specific(link.contact)
+    reason = contact_outside_rules(contact=contact)
+    if reason:
+        _mark(link, state=CustomerState.ERROR, last_error=outside_message(contact, reason))
+        raise CustomerLinkError(outside_message(contact, reason))
     fields = contact_billing_fields(contact)
     fp = _digest(fields)
     if fp == link.fingerprint and not force:
         return _mark(link, state=CustomerState.SYNCED, last_error="")
     gw, account, cid = gateway(), connection.stripe_user_id, link.stripe_customer_id
-    params: dict[str, Any] = {"name": fields["name"], "metadata": _metadata(contact, fields),
-                              "address": fields["address"] or ""}
+    params: dict[str, Any] = {"name": fields["name"], "metadata": _metadata(contact, fields, unset=True),
+                              "address": fields["address"] or "", **fields["native"]}
     if fields["email"]:  # Stripe's customer e-mail cannot be unset through the API types
         params["email"] = fields["email"]
     key_base = f"crm-{connection.pk}-c{contact.pk}-g{link.generation}-v{link.version}"
     try:
-        gw.customer_update(account=account, customer_id=cid, params=params,
-                           idempotency_key=f"{key_base}-customer-update-{_digest(params)[:16]}")
+        info = gw.customer_update(account=account, customer_id=cid, params=params,
+                                  idempotency_key=f"{key_base}-customer-update-{_digest(params)[:16]}")
         note = _push_tax_id(gw, link, fields, key_base)
     except NotFound:
         _mark(link, state=CustomerState.DELETED, last_error=f"{cid} no longer exists in Stripe.")
@@ -304,6 +366,9 @@ def customer_push(*, link: CustomerLink, force: bool = False) -> CustomerLink:
         error = _gateway_error(exc, connection, f"Stripe could not update {cid}")
         _mark(link, state=CustomerState.ERROR, last_error=error.message)
         raise error from None
+    # What only Stripe sets (delinquent, discount, default payment method...) comes back
+    # with the answer: mapped custom fields take it (rules/mapping.py).
+    contact_apply_from_stripe(contact=contact, customer=info)
     return _mark(link, state=CustomerState.SYNCED, last_error="", note=note, fingerprint=fp, version=link.version + 1,
                  synced_at=timezone.now())
 
@@ -353,8 +418,9 @@ def customer_changed_in_stripe(*, connection: StripeConnection | None = None, cu
     (or, as the webhook handler has them, `business` and the event's `customer` object).
 
     A deleted customer marks its link DELETED: the next `customer_ensure` creates a new
-    customer (when allowed) or says the link must be replaced. An update changes nothing:
-    the contact is the source of its details, and the next edit pushes them again.
+    customer (when allowed) or says the link must be replaced. An update changes the
+    contact's mapped custom fields only (rules/mapping.py: Stripe -> CRM); the contact stays
+    the source of its other details, and the next edit pushes them again.
     Returns the link, or None when the customer is not linked.
     """
     if connection is None and business is not None:
@@ -363,7 +429,11 @@ def customer_changed_in_stripe(*, connection: StripeConnection | None = None, cu
     if connection is None or not customer_id:
         return None
     link = CustomerLink.objects.filter(connection=connection, stripe_customer_id=customer_id).first()
-    if link is None or not deleted:
+    if link is None:
+        return link
+    if not deleted:
+        if customer is not None:
+            contact_apply_from_stripe(contact=_specific(link.contact), customer=customer)
         return link
     return _mark(link, state=CustomerState.DELETED, last_error=f"{customer_id} was deleted in Stripe.")
 

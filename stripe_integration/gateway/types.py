@@ -175,6 +175,41 @@ class CustomerInfo:
     email: str = ""
     metadata: dict = field(default_factory=dict)
     tax_ids: tuple[TaxIdInfo, ...] = ()
+    # Stripe's native customer fields that custom fields may map to (customer_native_fields).
+    native: dict = field(default_factory=dict)
+
+
+def _id_of(value: Any) -> str | None:
+    """An expandable field's id, whether Stripe sent the id or the expanded object."""
+    if value is None or isinstance(value, str):
+        return value or None
+    return _get(value, "id", None)
+
+
+def customer_native_fields(obj: Any) -> dict[str, Any]:
+    """The native customer fields custom fields can map to, where each lives on Stripe's
+    customer object (spec3.json, `customer`): `email`, `description`, `tax_exempt`,
+    `delinquent`, `discount` (its coupon's id: `discount.source.coupon`), the
+    `invoice_settings.default_payment_method` id, and `tax.location.country`. `tax` is
+    sent only when expanded: without it the country is absent (not None), so a mapping
+    leaves the custom field as it is."""
+    discount = _get(obj, "discount", None)
+    coupon = None
+    if discount is not None:
+        source = _get(discount, "source", None)
+        coupon = _id_of(_get(source, "coupon", None)) if source is not None else None
+        coupon = coupon or _id_of(_get(discount, "coupon", None)) or _get(discount, "id", None)
+    settings = _get(obj, "invoice_settings", None) or {}
+    native = {
+        "email": _get(obj, "email", None), "description": _get(obj, "description", None),
+        "tax_exempt": _get(obj, "tax_exempt", None), "delinquent": _get(obj, "delinquent", None),
+        "discount": coupon, "default_payment_method": _id_of(_get(settings, "default_payment_method", None)),
+    }
+    tax = _get(obj, "tax", None)
+    if tax is not None:
+        location = _get(tax, "location", None)
+        native["tax_location_country"] = _get(location, "country", None) if location is not None else None
+    return native
 
 
 def _product_info(obj: Any) -> ProductInfo:
@@ -208,6 +243,7 @@ def _customer_info(obj: Any) -> CustomerInfo:
         id=obj["id"], name=_get(obj, "name", ""), email=_get(obj, "email", ""),
         metadata=dict(_get(obj, "metadata", {}) or {}),
         tax_ids=tuple(TaxIdInfo(id=t["id"], type=_get(t, "type", ""), value=_get(t, "value", "")) for t in tax_ids),
+        native=customer_native_fields(obj),
     )
 
 

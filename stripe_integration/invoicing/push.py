@@ -68,6 +68,8 @@ from .lines import plan_lines, totals_difference
 from ..models import IntegrationSettings, StripeConnection
 from ..connect.oauth import connection_get_active, gateway
 from ..customers.cards import contact_collection_methods
+from ..rules.eligibility import contact_outside_rules, outside_message, rules_evaluator
+from ..rules.mapping import invoice_metadata
 
 log = logging.getLogger(__name__)
 
@@ -118,10 +120,14 @@ def _step_done(invoice: Invoice, step: str) -> bool:
 
 def build_options(*, business: Business, po_number: str = "", approved: bool = False) -> BuildOptions:
     s = IntegrationSettings.for_business(business)
+    rules = rules_evaluator(business=business)
     return BuildOptions(
         excluded_line_types=frozenset(s.excluded_line_types or []), line_order=s.line_order,
         collection_method=s.collection_method, days_until_due=s.days_until_due, send_due_date=s.send_due_date,
         footer=s.footer, po_number=po_number.strip(), approved=approved,
+        # Contacts outside the Stripe rules are left out of new invoices, with the reason.
+        contact_refusal=(lambda contact: (f"outside the Stripe rules: {why}" if (why := rules.reason(contact)) else ""))
+        if rules.has_rules else None,
     )
 
 
@@ -388,7 +394,9 @@ def _create_params(invoice: Invoice, options: IntegrationSettings) -> dict:
         "customer": invoice.stripe_customer_id, "currency": invoice.currency.lower(),
         "collection_method": invoice.collection_method, "auto_advance": False,
         "pending_invoice_items_behavior": "exclude", "description": f"Invoice {invoice.number}",
-        "metadata": {"crm_invoice_id": str(invoice.pk), "crm_invoice_number": invoice.number,
+        # Mapped invoice custom fields first: our own keys win (rules/mapping.py refuses crm_ keys).
+        "metadata": {**invoice_metadata(invoice),
+                     "crm_invoice_id": str(invoice.pk), "crm_invoice_number": invoice.number,
                      "crm_business_id": str(invoice.business_id), "crm_invoice_key": key_prefix(invoice)},
     }
     if invoice.collection_method == CollectionMethod.SEND_INVOICE:
@@ -422,6 +430,12 @@ def _push(invoice: Invoice, connection: StripeConnection, options: IntegrationSe
     lines = list(invoice.lines.select_related("service").order_by("position", "pk"))
     if not lines:
         raise InvoicingError(f"{invoice.number} has no lines: there is nothing to send.")
+    if not invoice.stripe_invoice_id:
+        # Not in Stripe yet: a contact outside the rules is never invoiced through Stripe.
+        # (One created before the rules changed may still be finished.)
+        reason = contact_outside_rules(contact=invoice.bill_to)
+        if reason:
+            raise InvoicingError(f"Not sent: {outside_message(invoice.bill_to, reason)}")
     if not invoice.stripe_customer_id:
         _update(invoice, stripe_customer_id=customer_ensure(connection=connection, contact=invoice.bill_to))
 

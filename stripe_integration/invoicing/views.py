@@ -25,6 +25,7 @@ from .actions import ACTION_LABELS, invoice_action, invoice_actions  # noqa: E40
 from .confirm import CONFIRM_ACTIONS, CONFIRM_FIELD, action_consequences, needs_confirmation  # noqa: E402
 from .forms import OutOfBandPaymentForm  # noqa: E402
 from .push import InvoicingError, build_options, invoices_generate  # noqa: E402
+from ..rules.eligibility import contact_outside_rules  # noqa: E402
 
 
 def _selected_ids(request) -> list[int]:
@@ -149,5 +150,7 @@ def invoice_detail_context(*, invoice, membership) -> dict:
     """The actions Stripe allows on `invoice`, as buttons on finance's invoice page
     (finance and owner roles); registered for the "invoice_detail" page in apps.ready()."""
     actions = invoice_actions(invoice) if membership.can_manage_finance else []
+    # Not in Stripe yet and its contact outside the Stripe rules: the push will refuse it.
+    outside = "" if invoice.stripe_invoice_id else contact_outside_rules(contact=invoice.bill_to)
     return {"actions": [(a, ACTION_LABELS[a]) for a in actions], "out_of_band_form": OutOfBandPaymentForm(),
-            "confirm_actions": CONFIRM_ACTIONS}
+            "confirm_actions": CONFIRM_ACTIONS, "stripe_outside_rules": outside}

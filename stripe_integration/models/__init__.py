@@ -48,3 +48,11 @@ from .payouts import (  # noqa: F401,E402
     PayoutItem,
     PayoutStatus,
 )
+# --- rules and custom fields (issue 15) ---
+from .rules import (  # noqa: F401,E402
+    FILTER_MAX_LENGTH,
+    WRITABLE_NATIVE,
+    CustomFieldMapping,
+    StripeField,
+    StripeRules,
+)

@@ -7,6 +7,7 @@ from django import template
 from ..customers.links import customer_link_for
 from ..connect.forms import CustomerLinkForm
 from ..models import CustomerLink, IntegrationSettings
+from ..rules.eligibility import contact_outside_rules
 
 register = template.Library()
 
@@ -19,6 +20,7 @@ def stripe_customer_section(context, contact):
     connection, link = customer_link_for(business=business, contact=contact)
     settings_row = IntegrationSettings.objects.filter(business=business).first()
     return {"show": True, "contact": contact, "connection": connection, "link": link, "form": CustomerLinkForm(),
+            "outside_rules": contact_outside_rules(contact=contact),
             "auto_create": settings_row.auto_create_customers if settings_row else True,
             "charges_automatically": (link.collection_method if link and link.collection_method else
                                       settings_row.collection_method if settings_row else "") == "charge_automatically",

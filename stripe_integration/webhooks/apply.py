@@ -24,6 +24,8 @@ from finance.models import (
 )
 from finance.money import from_minor
 
+from ..rules.mapping import payment_apply_from_stripe
+
 log = logging.getLogger(__name__)
 
 STRIPE_INVOICE_STATUS = {
@@ -248,9 +250,11 @@ def payment_apply_intent(*, invoice: Invoice, intent: dict) -> tuple[Payment | N
             status = PaymentStatus.PARTIALLY_REFUNDED
     payment.status = status
     if before is not None and before == _snapshot(payment, _PAYMENT_FIELDS):
-        return payment, False
+        return payment, bool(payment_apply_from_stripe(payment=payment, metadata=intent.get("metadata")))
     payment.full_clean()
     payment.save()
+    # Mapped payment custom fields from the PaymentIntent's metadata (rules/mapping.py).
+    payment_apply_from_stripe(payment=payment, metadata=intent.get("metadata"))
     return payment, True
 
 

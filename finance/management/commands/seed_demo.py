@@ -18,7 +18,10 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from crm.models import Business, Individual, Membership, Opportunity, Organization, Role, Ticket
+from crm.models import (
+    Business, CustomFieldDefinition, CustomFieldTarget, CustomFieldType, Individual, Membership, Opportunity,
+    Organization, Role, Ticket,
+)
 from finance.models import Billable, LineType
 from services.models import Service, ServicePrice
 
@@ -53,7 +56,19 @@ ORGANIZATIONS = [
     ("Sakura Systems KK", "keiri@sakura.example", "2-1-1 Marunouchi", "Tokyo", "100-0005", "JP",
      "T1234567890123", {"segment": "software", "payment_terms_days": 60}),
     ("Northwind Traders Inc", "ap@northwind.example", "500 Market Street", "San Francisco", "94105", "US",
-     "12-3456789", {"segment": "retail"}),
+     "12-3456789", {"segment": "retail", "po": "NW-2026-118"}),
+]
+
+# Custom fields (issue 15): applies to, key, label, type. The contacts' values above use
+# them; `manage.py seed_demo_rules` (stripe_integration) maps some to Stripe and adds a
+# filter that keeps Diana Prince (US, no PO) out of Stripe.
+CUSTOM_FIELDS = [
+    (CustomFieldTarget.CONTACT, "segment", "Segment", CustomFieldType.TEXT),
+    (CustomFieldTarget.CONTACT, "po_required", "PO required", CustomFieldType.BOOL),
+    (CustomFieldTarget.CONTACT, "language", "Language", CustomFieldType.TEXT),
+    (CustomFieldTarget.CONTACT, "payment_terms_days", "Payment terms (days)", CustomFieldType.NUMBER),
+    (CustomFieldTarget.CONTACT, "po", "Standing PO", CustomFieldType.TEXT),
+    (CustomFieldTarget.INVOICE, "cost_center", "Cost center", CustomFieldType.TEXT),
 ]
 
 # name, email, organization (or None), country
@@ -187,6 +202,10 @@ class Command(BaseCommand):
             for currency, amount in zip(PRICE_CURRENCIES, amounts):
                 self.ensure(ServicePrice, {"business": business, "service": service, "currency": currency},
                             amount=D(amount))
+
+        for applies_to, key, label, field_type in CUSTOM_FIELDS:
+            self.ensure(CustomFieldDefinition, {"business": business, "applies_to": applies_to, "key": key},
+                        label=label, field_type=field_type)
 
         contacts = {}
         for name, email, line1, city, postal_code, country, tax_id, custom in ORGANIZATIONS:

@@ -3,6 +3,7 @@ state (`..context.invoice_reconcile`), so a late `invoice.finalized` after
 `invoice.paid` reads a paid invoice and changes nothing."""
 from __future__ import annotations
 
+from ...rules.mapping import invoice_apply_from_stripe
 from .. import apply as payments
 from ..context import EventContext, EventIgnored, invoice_by_stripe_id, invoice_reconcile, obj_id
 
@@ -13,7 +14,11 @@ def _note(notes: list[str]) -> str:
 
 def on_invoice_changed(ctx: EventContext) -> str:
     invoice = invoice_by_stripe_id(ctx, obj_id(ctx.obj))
-    return _note(invoice_reconcile(ctx, invoice))
+    notes = invoice_reconcile(ctx, invoice)
+    # Mapped invoice custom fields from the Stripe invoice's metadata (rules/mapping.py).
+    if invoice_apply_from_stripe(invoice=invoice, metadata=(ctx.obj or {}).get("metadata")):
+        notes.append("custom fields from Stripe's metadata")
+    return _note(notes)
 
 
 def on_invoice_deleted(ctx: EventContext) -> str:
