@@ -2,6 +2,7 @@ from django.urls import path
 
 from .connect import views
 from .customers import views as customer_views
+from .runs import views as run_views
 
 app_name = "stripe_integration"
 
@@ -19,4 +20,10 @@ urlpatterns = [
     path("customers/<int:pk>/save-card/", customer_views.CardSetupLinkView.as_view(), name="card_setup_link"),
     path("customers/<int:pk>/collection/", customer_views.CollectionMethodView.as_view(), name="collection_method"),
     path("card-saved/", customer_views.card_saved, name="card_saved"),
+    # runs and events, auto-disable (issue 15)
+    path("runs/", run_views.RunListView.as_view(), name="run_list"),
+    path("runs/<int:pk>/", run_views.RunDetailView.as_view(), name="run_detail"),
+    path("events/", run_views.EventListView.as_view(), name="event_list"),
+    path("events/<int:pk>/actioned/", run_views.EventActionedView.as_view(), name="event_actioned"),
+    path("reenable/", run_views.ReenableView.as_view(), name="reenable"),
 ]

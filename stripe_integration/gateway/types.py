@@ -75,6 +75,12 @@ class StripeUnavailable(GatewayError):
     retryable = True
 
 
+class TimedOut(StripeUnavailable):
+    """No answer within STRIPE_HTTP_TIMEOUT (a StripeUnavailable, retried the same way)."""
+
+    default_message = "Stripe did not answer in time; try again in a moment."
+
+
 class OAuthFailed(GatewayError):
     default_message = "Stripe could not complete the connection."
 

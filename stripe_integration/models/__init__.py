@@ -1,7 +1,8 @@
 """Models of the Stripe integration, one module per area, re-exported here.
 
 - connection: the business's StripeConnection, the platform's Connect webhook endpoint,
-  per-business IntegrationSettings.
+  per-business IntegrationSettings (with auto-disable's settings and state).
+- runs: IntegrationRun and IntegrationEvent (issue 15).
 """
 from .connection import (  # noqa: F401
     ConnectionStatus,
@@ -39,4 +40,18 @@ from .invoicing import (  # noqa: F401,E402
     InvoiceRun,
     InvoiceRunStatus,
     StripeBillingObject,
+)
+# --- runs and events, auto-disable (issue 15) ---
+from .runs import (  # noqa: F401,E402
+    FAILED_RUN_STATUSES,
+    FINISHED_RUN_STATUSES,
+    LOG_MAX_CHARS,
+    REQUEST_IDS_MAX,
+    RUN_TRANSITIONS,
+    EventAction,
+    EventKind,
+    IntegrationEvent,
+    IntegrationRun,
+    RunKind,
+    RunStatus,
 )
