@@ -380,6 +380,10 @@ def customer_link_for(*, business: Business, contact: Contact) -> tuple[StripeCo
 def integration_settings_update(*, business: Business, data: Mapping[str, Any]) -> IntegrationSettings:
     """Save the settings page's choices (the fields of `forms.IntegrationSettingsForm`)."""
     settings_obj = IntegrationSettings.for_business(business)
+    data = dict(data)
+    if "alert_users" in data:  # many-to-many (issue 15): members of this business only
+        chosen = [u for u in data.pop("alert_users") or [] if u.memberships.filter(business=business).exists()]
+        settings_obj.alert_users.set(chosen)
     changed = [name for name, value in data.items() if getattr(settings_obj, name) != value]
     for name in changed:
         setattr(settings_obj, name, data[name])

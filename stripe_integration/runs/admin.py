@@ -21,7 +21,7 @@ class _ReadOnly:
         return False
 
 
-class IntegrationEventInline(BusinessScopedInlineMixin, _ReadOnly, admin.TabularInline):
+class IntegrationEventInline(_ReadOnly, BusinessScopedInlineMixin, admin.TabularInline):
     model = IntegrationEvent
     finance_only = True
     extra = 0
@@ -30,7 +30,7 @@ class IntegrationEventInline(BusinessScopedInlineMixin, _ReadOnly, admin.Tabular
 
 
 @admin.register(IntegrationRun)
-class IntegrationRunAdmin(BusinessScopedAdminMixin, _ReadOnly, admin.ModelAdmin):
+class IntegrationRunAdmin(_ReadOnly, BusinessScopedAdminMixin, admin.ModelAdmin):
     finance_only = True
     list_display = ("id", "kind", "status", "livemode", "subject", "started_at", "duration", "counts", "business")
     list_select_related = ("business",)
@@ -55,7 +55,7 @@ class IntegrationRunAdmin(BusinessScopedAdminMixin, _ReadOnly, admin.ModelAdmin)
 
 
 @admin.register(IntegrationEvent)
-class IntegrationEventAdmin(BusinessScopedAdminMixin, _ReadOnly, admin.ModelAdmin):
+class IntegrationEventAdmin(_ReadOnly, BusinessScopedAdminMixin, admin.ModelAdmin):
     finance_only = True
     list_display = ("created_at", "kind", "run", "message", "action_link", "actioned_at", "actioned_by", "business")
     list_select_related = ("run", "actioned_by", "business")
