@@ -23,8 +23,8 @@ from ..gateway.client import (
     NotConfigured, NotFound, RateLimited, StripeUnavailable, TimedOut,
 )
 from ..models import (
-    FAILED_RUN_STATUSES, LOG_MAX_CHARS, REQUEST_IDS_MAX, EventAction, EventKind, IntegrationEvent, IntegrationRun,
-    IntegrationSettings, RunKind, RunStatus,
+    FAILED_RUN_STATUSES, LOG_MAX_CHARS, REQUEST_IDS_MAX, RUN_TRANSITIONS, EventAction, EventKind, IntegrationEvent,
+    IntegrationRun, IntegrationSettings, RunKind, RunStatus,
 )
 
 log = logging.getLogger(__name__)
@@ -213,7 +213,10 @@ def _run_end(tracker: RunTracker) -> None:
         run.delete()
         return
     failure = tracker.failure
-    run.status = tracker.status or (failure.status if failure else RunStatus.COMPLETE)
+    status = tracker.status or (failure.status if failure else RunStatus.COMPLETE)
+    if status not in RUN_TRANSITIONS[run.status]:
+        raise ValueError(f"A run cannot go from {run.status} to {status}.")
+    run.status = status
     run.message = (tracker.message or (failure.message if failure else ""))[:2000]
     run.finished_at = timezone.now()
     run.duration = run.finished_at - run.started_at
