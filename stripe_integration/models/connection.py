@@ -124,7 +124,8 @@ class IntegrationSettings(BusinessOwned):
         settings.AUTH_USER_MODEL, blank=True, related_name="+", verbose_name="E-mail when disabled",
         help_text="Members of the business e-mailed when the integration disables itself.",
     )
-    failed_run_streak = models.PositiveIntegerField(default=0, editable=False)
+    # {run kind: failed runs of it in a row} (runs.tracking.streak_update)
+    failed_streaks = models.JSONField(default=dict, blank=True, editable=False)
     disabled = models.BooleanField("Integration disabled", default=False, editable=False)
     disabled_at = models.DateTimeField(null=True, blank=True, editable=False)
     disabled_reason = models.TextField(blank=True, editable=False)
@@ -135,6 +136,11 @@ class IntegrationSettings(BusinessOwned):
 
     def __str__(self):
         return f"Stripe settings of {self.business}"
+
+    @property
+    def failed_run_streak(self) -> int:
+        """The longest streak of failed runs of one kind of job."""
+        return max(self.failed_streaks.values(), default=0)
 
     @classmethod
     def for_business(cls, business):

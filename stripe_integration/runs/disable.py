@@ -81,7 +81,7 @@ def integration_reenable(*, business: Business, user=None, ip: str | None = None
     with transaction.atomic():
         rows = IntegrationSettings.objects.filter(business=business, disabled=True)
         disabled_at = rows.values_list("disabled_at", flat=True).first()
-        if not rows.update(disabled=False, failed_run_streak=0, disabled_reason="", disabled_at=None):
+        if not rows.update(disabled=False, failed_streaks={}, disabled_reason="", disabled_at=None):
             return {}
         audit_record(business=business, user=user, action="stripe_integration_enabled", ip=ip,
                      detail="Stripe integration re-enabled; retrying what waited.")

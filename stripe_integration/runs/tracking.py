@@ -14,7 +14,6 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from ..gateway import request_ids
@@ -229,7 +228,7 @@ def _run_end(tracker: RunTracker) -> None:
         IntegrationEvent.objects.create(business_id=run.business_id, run=run, kind=failure.kind,
                                         message=failure.message[:2000], action=failure.action,
                                         action_url=failure.action_url or _default_url(run, failure.action))
-    streak_update(business_id=run.business_id, statuses=[run.status], run=run, internal=_internal(failure))
+    streak_update(business_id=run.business_id, kind=run.kind, status=run.status, run=run, internal=_internal(failure))
 
 
 def _internal(failure: Failure | None) -> bool:
@@ -252,40 +251,42 @@ def _default_url(run: IntegrationRun, action: str) -> str:
     return reverse("stripe_integration:run_detail", args=[run.pk])
 
 
-def streak_update(*, business_id: int, statuses: list[str], run: IntegrationRun, internal: bool = False) -> None:
-    """The business's streak of failed runs after runs ended with `statuses` (in order):
-    a complete run ends it, a failed one adds one, the others leave it. Reaching the
-    business's `auto_disable_after` disables the integration (once).
+def streak_update(*, business_id: int, kind: str, status: str, run: IntegrationRun, internal: bool = False) -> None:
+    """The business's streak of failed runs of `kind` after a run of it ended with `status`:
+    a complete run ends the streak, a failed one adds one, the others leave it. A streak
+    of `auto_disable_after` disables the integration (once). Streaks are per kind of job
+    (m3ter's integrations are per job too): webhooks processed fine do not hide ten
+    invoice pushes failing in a row.
 
     A failure inside the app (`internal`: a bug, not Stripe's answer) is recorded but
     leaves the streak alone: not calling Stripe would not fix it."""
-    if internal:
+    if internal or (status != RunStatus.COMPLETE and status not in FAILED_RUN_STATUSES):
         return
-    streak_from_zero, added = False, 0
-    for status in statuses:
-        if status == RunStatus.COMPLETE:
-            streak_from_zero, added = True, 0
-        elif status in FAILED_RUN_STATUSES:
-            added += 1
-    if not added:
-        if streak_from_zero:
-            IntegrationSettings.objects.filter(business_id=business_id, failed_run_streak__gt=0).update(failed_run_streak=0)
+    rows = IntegrationSettings.objects.filter(business_id=business_id)
+    if status == RunStatus.COMPLETE:
+        if not rows.filter(failed_streaks__has_key=kind).exists():
+            return  # the usual case: one query
+        with transaction.atomic():
+            row = rows.select_for_update().first()
+            row.failed_streaks.pop(kind, None)
+            row.save(update_fields=["failed_streaks", "updated_at"])
         return
     with transaction.atomic():
-        rows = IntegrationSettings.objects.filter(business_id=business_id)
-        streak = 0 if streak_from_zero else F("failed_run_streak")
-        if not rows.update(failed_run_streak=streak + added):
+        row = rows.select_for_update().first()
+        if row is None:
             from crm.models import Business
 
             IntegrationSettings.for_business(Business.objects.get(pk=business_id))
-            rows.update(failed_run_streak=added)
-        state = rows.values("failed_run_streak", "auto_disable_after", "disabled").first()
-    if not state["disabled"] and state["auto_disable_after"] and state["failed_run_streak"] >= state["auto_disable_after"]:
+            row = rows.select_for_update().first()
+        row.failed_streaks[kind] = row.failed_streaks.get(kind, 0) + 1
+        row.save(update_fields=["failed_streaks", "updated_at"])
+    streak = row.failed_streaks[kind]
+    if not row.disabled and row.auto_disable_after and streak >= row.auto_disable_after:
         from .disable import integration_disable
 
         integration_disable(business_id=business_id, run=run,
-                            reason=f"Stripe integration disabled after {state['failed_run_streak']} failed runs in a row "
-                                   f"(last: {run.get_kind_display().lower()}, {run.get_status_display().lower()}).")
+                            reason=f"Stripe integration disabled after {streak} failed runs in a row "
+                                   f"({run.get_kind_display().lower()}, last {run.get_status_display().lower()}).")
 
 
 # --- webhook processing: one run per business per batch ------------------------------------
@@ -353,12 +354,14 @@ class WebhookBatch:
         if events:
             IntegrationEvent.objects.bulk_create(events)
         complete = [r.business_id for r in runs if r.status == RunStatus.COMPLETE]
-        if complete:
-            IntegrationSettings.objects.filter(business_id__in=complete, failed_run_streak__gt=0).update(failed_run_streak=0)
+        streaking = set(IntegrationSettings.objects.filter(
+            business_id__in=complete, failed_streaks__has_key=RunKind.WEBHOOK_PROCESSING,
+        ).values_list("business_id", flat=True)) if complete else set()  # one query, usually empty
         for run in runs:
-            if run.status in FAILED_RUN_STATUSES:
-                streak_update(business_id=run.business_id, statuses=[run.status], run=run,
-                              internal=_internal(self.parts[run.business_id].failures[-1]))
+            failures = self.parts[run.business_id].failures
+            if run.status in FAILED_RUN_STATUSES or run.business_id in streaking:
+                streak_update(business_id=run.business_id, kind=run.kind, status=run.status, run=run,
+                              internal=bool(failures) and _internal(failures[-1]))
 
 
 @contextmanager

@@ -88,12 +88,15 @@ def test_ten_failed_runs_disable_the_integration_then_one_click_retries_what_wai
     assert IntegrationRun.objects.filter(kind=RunKind.CATCH_UP, status=RunStatus.COMPLETE).exists()
 
 
-def test_a_complete_run_ends_the_streak(env, business_a):
+def test_a_complete_run_of_the_same_job_ends_the_streak(env, business_a):
     conn, contact, stripe_env = env
     invoices = _invoices(business_a, contact, 11)
     stripe_env.fault(r"^POST /v1/invoices$", kind="500", count=9)
     for invoice in invoices[:9]:
         invoicing.invoice_push(invoice_id=invoice.pk)
+    assert IntegrationSettings.for_business(business_a).failed_streaks == {RunKind.INVOICE_PUSH: 9}
+    catch_up(connection=conn)  # another job completing does not end the pushes' streak
+    assert IntegrationRun.objects.filter(kind=RunKind.CATCH_UP, status=RunStatus.COMPLETE).exists()
     assert IntegrationSettings.for_business(business_a).failed_run_streak == 9
     assert invoicing.invoice_push(invoice_id=invoices[9].pk).outcome == "pushed"
     assert IntegrationSettings.for_business(business_a).failed_run_streak == 0
@@ -111,7 +114,7 @@ def test_the_limit_is_per_business_and_zero_never_disables(env, business_a):
         invoicing.invoice_push(invoice_id=invoice.pk)
     assert IntegrationSettings.for_business(business_a).disabled
     # 0: never
-    IntegrationSettings.objects.filter(business=business_a).update(disabled=False, failed_run_streak=0,
+    IntegrationSettings.objects.filter(business=business_a).update(disabled=False, failed_streaks={},
                                                                    auto_disable_after=0)
     for invoice in _invoices(business_a, contact, 3):
         invoicing.invoice_push(invoice_id=invoice.pk)
