@@ -156,3 +156,16 @@ def test_settings_page_chooses_the_limit_and_members_to_email(env, business_a, b
     assert resp.status_code == 302
     s = IntegrationSettings.for_business(business_a)
     assert s.auto_disable_after == 5 and list(s.alert_users.all()) == [owner_a]
+
+
+def test_admin_shows_the_state_and_reenables(env, business_a, client, django_capture_on_commit_callbacks):
+    integration_disable(business_id=business_a.pk, reason="Disabled for the test.")
+    s = IntegrationSettings.for_business(business_a)
+    changelist = reverse("admin:stripe_integration_integrationsettings_changelist")
+    page = client.get(reverse("admin:stripe_integration_integrationsettings_change", args=[s.pk])).content.decode()
+    assert "Disabled for the test." in page and "data-integration-disabled" in page
+    with django_capture_on_commit_callbacks(execute=True):
+        resp = client.post(changelist, {"action": "reenable", "_selected_action": [s.pk]})
+    assert resp.status_code == 302
+    s.refresh_from_db()
+    assert not s.disabled
