@@ -342,6 +342,10 @@ def customer_push_by_id(*, link_id: int) -> CustomerLink | None:
     link = CustomerLink.objects.select_related("connection__business", "contact").filter(pk=link_id).first()
     if link is None or link.state == CustomerState.DELETED or not link.connection.is_active:
         return None
+    from ..runs.disable import integration_is_disabled
+
+    if integration_is_disabled(business=link.business_id):
+        return None  # stays pending: re-enabling the integration pushes it (runs.disable)
     return customer_push(link=link)
 
 

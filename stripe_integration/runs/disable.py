@@ -91,6 +91,7 @@ def integration_reenable(*, business: Business, user=None, ip: str | None = None
 
 
 def integration_retry_waiting(*, business: Business, since=None) -> dict[str, int]:
+    """Queue again what waited while disabled (each queued on commit, as its own run)."""
     from ..catalog.sync import CatalogSyncError, catalog_sync_start
     from ..connect.oauth import connection_get_active
     from ..invoicing.push import invoices_unfinished
@@ -100,7 +101,15 @@ def integration_retry_waiting(*, business: Business, since=None) -> dict[str, in
     from ..webhooks.catch_up import catch_up
     from ..webhooks.processing import deliveries_unpark
 
-    queued = {"invoice_pushes": 0, "webhook_deliveries": 0, "catch_up_events": 0, "catalog_sync": 0}
+    from ..customers.tasks import customer_push_task
+    from ..models import CustomerLink, CustomerState
+
+    queued = {"invoice_pushes": 0, "webhook_deliveries": 0, "catch_up_events": 0, "catalog_sync": 0,
+              "customer_pushes": 0}
+    # Contact edits made while disabled left their Stripe customer "pending".
+    for link_id in CustomerLink.objects.filter(business=business, state=CustomerState.PENDING).values_list("pk", flat=True):
+        enqueue_on_commit(customer_push_task, link_id)
+        queued["customer_pushes"] += 1
     for invoice_id in invoices_unfinished(business=business).values_list("pk", flat=True):
         enqueue_on_commit(invoice_push_task, invoice_id, True)
         queued["invoice_pushes"] += 1

@@ -87,6 +87,7 @@ class ReenableView(MemberRequiredMixin, View):
             messages.success(request, (
                 "Stripe integration re-enabled. Retrying what waited: "
                 f"{queued['invoice_pushes']} invoice push(es), {queued['webhook_deliveries']} webhook delivery(ies), "
+                f"{queued['customer_pushes']} customer update(s), "
                 f"{queued['catch_up_events']} missed event(s) from the catch-up"
                 + (", and a catalog sync." if queued["catalog_sync"] else ".")))
         return redirect("stripe_integration:run_list")

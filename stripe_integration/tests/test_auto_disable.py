@@ -169,3 +169,26 @@ def test_admin_shows_the_state_and_reenables(env, business_a, client, django_cap
     assert resp.status_code == 302
     s.refresh_from_db()
     assert not s.disabled
+
+
+def test_customer_pushes_wait_while_disabled_then_go(env, business_a, client, django_capture_on_commit_callbacks):
+    from stripe_integration.customers.links import customer_sync_request
+    from stripe_integration.models import CustomerLink, CustomerState
+
+    conn, contact, stripe_env = env
+    [invoice] = _invoices(business_a, contact, 1)
+    assert invoicing.invoice_push(invoice_id=invoice.pk).outcome == "pushed"  # makes the Stripe customer
+    integration_disable(business_id=business_a.pk, reason="Disabled for the test.")
+    stripe_env.mark()
+    contact.address_line1 = "1 New Street"
+    contact.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        customer_sync_request(contact=contact)
+    link = CustomerLink.objects.get(contact=contact)
+    assert stripe_env.requests() == [] and link.state == CustomerState.PENDING
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("stripe_integration:reenable"))
+    link.refresh_from_db()
+    assert link.state == CustomerState.SYNCED
+    assert stripe_env.requests(method="POST", path=f"/v1/customers/{link.stripe_customer_id}")
