@@ -76,9 +76,8 @@ class StripeUnavailable(GatewayError):
 
 
 class TimedOut(StripeUnavailable):
-    """No answer within STRIPE_HTTP_TIMEOUT (a StripeUnavailable, retried the same way)."""
-
-    default_message = "Stripe did not answer in time; try again in a moment."
+    """No answer within STRIPE_HTTP_TIMEOUT: a StripeUnavailable (same message, retried the
+    same way) that the runs record as timed out (issue 15)."""
 
 
 class OAuthFailed(GatewayError):
