@@ -246,8 +246,9 @@ def _default_url(run: IntegrationRun, action: str) -> str:
         return reverse("stripe_integration:settings")
     if action == EventAction.MAP_SERVICE:
         return reverse("admin:services_service_changelist")
-    if action == EventAction.RETRY and run.subject.startswith("invoice:"):
-        return reverse("ui:invoice_detail", args=[int(run.subject.split(":", 1)[1])])
+    kind, _, ref = run.subject.partition(":")
+    if action == EventAction.RETRY and kind == "invoice" and ref.isdigit():
+        return reverse("ui:invoice_detail", args=[int(ref)])
     return reverse("stripe_integration:run_detail", args=[run.pk])
 
 

@@ -56,7 +56,9 @@ class RunDetailView(SelectorDetailView):
     finance_required = True
 
     def get_extra_context(self, run):
-        return {"events": selectors.run_events(run=run), "title": str(run)}
+        kind, _, ref = run.subject.partition(":")
+        invoice_id = int(ref) if kind == "invoice" and ref.isdigit() else None
+        return {"events": selectors.run_events(run=run), "title": str(run), "invoice_id": invoice_id}
 
 
 class EventActionedView(MemberRequiredMixin, View):
