@@ -49,7 +49,7 @@ from ..models import (
     SyncRunStatus, SyncState,
 )
 from ..connect.oauth import connection_get_active, connection_revoke, gateway
-from ..runs import EventAction, EventKind, RunKind, RunStatus, current_run, track_run
+from ..runs import EventAction, EventKind, RunKind, RunStatus, current_run, run_wait, track_run
 
 DISABLED_MESSAGE = "The Stripe integration is disabled for this business: re-enable it (Stripe ▸ Runs) to sync."
 
@@ -157,6 +157,7 @@ def catalog_sync_start(*, business: Business, user=None) -> SyncRun:
     if connection is None:
         raise CatalogSyncError("This business is not connected to Stripe.")
     run = catalog_sync_create_run(business=business, connection=connection, user=user)
+    run_wait(business, RunKind.CATALOG_SYNC, livemode=connection.livemode, subject=f"sync_run:{run.pk}")
     from ..tasks import enqueue_on_commit
     from .tasks import catalog_sync_task
 
@@ -183,7 +184,7 @@ def catalog_sync_create_run(*, business: Business, connection: StripeConnection,
 def catalog_sync_run(*, run: SyncRun) -> SyncRun:
     """Sync every service of the run's business, saving progress as it goes. Recorded as
     a catalog-sync run (`runs.track_run`); not run while the integration is disabled."""
-    with track_run(run.business_id, RunKind.CATALOG_SYNC, subject=f"sync_run:{run.pk}") as tracked:
+    with track_run(run.business_id, RunKind.CATALOG_SYNC, subject=f"sync_run:{run.pk}", resume=True) as tracked:
         if tracked.disabled:
             return _run_finish(run, SyncRunStatus.FAILED, error=DISABLED_MESSAGE)
         run = _catalog_sync_run(run=run, tracked=tracked)

@@ -19,6 +19,10 @@ How a job uses it (catalog sync, invoice push, catch-up do; import and payout sy
         run.fail("Service X has no price", kind=EventKind.MISSING_MAPPING, action=EventAction.MAP_SERVICE,
                  action_url="/admin/services/service/7/change/")
 
+A job queued for later can show as `waiting` meanwhile: `run_wait(business, kind,
+subject=...)` when queuing, then `track_run(..., subject=<the same>, resume=True)` when it
+runs (the whole-catalog sync does).
+
 An exception leaving the block is classified from the gateway's exception types (see
 `classify`: auth -> auth_failed + reconnect, rate limit -> rate_limited, timeout ->
 timed_out, other Stripe errors -> error + retry), recorded with its event, and re-raised
@@ -29,4 +33,6 @@ waited. Webhook processing records one run per business per processed batch
 (`webhook_batch`), a few queries per batch whatever its size.
 """
 from ..models import EventAction, EventKind, RunKind, RunStatus  # noqa: F401
-from .tracking import MissingMapping, RunTracker, classify, current_run, track_run, webhook_batch  # noqa: F401
+from .tracking import (  # noqa: F401
+    MissingMapping, RunTracker, classify, current_run, run_wait, track_run, webhook_batch,
+)

@@ -167,25 +167,38 @@ def _platform_livemode() -> bool:
     return platform_livemode()
 
 
+def run_wait(business, kind: str, *, livemode: bool | None = None, subject: str = "") -> IntegrationRun:
+    """Record a job queued for later as a `waiting` run; the job's `track_run(...,
+    resume=True)` with the same kind and subject then starts that run instead of a new one."""
+    return IntegrationRun.objects.create(business_id=getattr(business, "pk", business), kind=kind,
+                                         status=RunStatus.WAITING, subject=subject[:100],
+                                         livemode=_platform_livemode() if livemode is None else livemode)
+
+
 @contextmanager
-def track_run(business, kind: str, *, livemode: bool | None = None, subject: str = ""):
-    """Record the block as one run of `kind` for `business` (a Business or its id). When
-    the business's integration is disabled, a `disabled` run is recorded and the tracker
-    says `disabled`: the job must then return without calling Stripe."""
+def track_run(business, kind: str, *, livemode: bool | None = None, subject: str = "", resume: bool = False):
+    """Record the block as one run of `kind` for `business` (a Business or its id); with
+    `resume`, the `waiting` run of that kind and subject (`run_wait`) if there is one.
+    When the business's integration is disabled, a `disabled` run is recorded and the
+    tracker says `disabled`: the job must then return without calling Stripe."""
     business_id = getattr(business, "pk", business)
     livemode = _platform_livemode() if livemode is None else livemode
     now = timezone.now()
     state = _settings_state(business_id)
+    run = None
+    if resume:
+        run = IntegrationRun.objects.filter(business_id=business_id, kind=kind, subject=subject[:100],
+                                            status=RunStatus.WAITING).order_by("-pk").first()
+    run = run or IntegrationRun(business_id=business_id, kind=kind, subject=subject[:100])
+    run.livemode, run.started_at = livemode, now
     if state and state["disabled"]:
-        run = IntegrationRun.objects.create(
-            business_id=business_id, kind=kind, status=RunStatus.DISABLED, livemode=livemode, subject=subject[:100],
-            started_at=now, finished_at=now, duration=datetime.timedelta(0),
-            message="Not run: the Stripe integration is disabled for this business. Re-enable it to retry.",
-        )
+        run.status, run.finished_at, run.duration = RunStatus.DISABLED, now, datetime.timedelta(0)
+        run.message = "Not run: the Stripe integration is disabled for this business. Re-enable it to retry."
+        run.save()
         yield RunTracker(run, disabled=True)
         return
-    run = IntegrationRun.objects.create(business_id=business_id, kind=kind, status=RunStatus.STARTED,
-                                        livemode=livemode, subject=subject[:100], started_at=now)
+    run.status = RunStatus.STARTED
+    run.save()
     tracker = RunTracker(run)
     token = _current.set(tracker)
     try:

@@ -204,3 +204,17 @@ def test_webhook_run_bookkeeping_costs_a_few_queries_per_batch_whatever_its_size
     assert len(runs_sql) <= 2  # one bulk insert of the run, one streak update
     [run] = _runs(RunKind.WEBHOOK_PROCESSING)
     assert run.counts == {"processed": waiting} and run.status == RunStatus.COMPLETE
+
+
+def test_a_queued_catalog_sync_waits_then_runs_as_the_same_run(env, business_a, django_capture_on_commit_callbacks):
+    conn, contact, stripe_env = env
+    service_create(business=business_a, code="AUDIT", name="Audit", prices={"USD": Decimal("12.50")})
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        sync_run = catalog.catalog_sync_start(business=business_a)
+    [run] = _runs(RunKind.CATALOG_SYNC)
+    assert (run.status, run.subject) == (RunStatus.WAITING, f"sync_run:{sync_run.pk}")
+    for callback in queued:
+        callback()
+    run.refresh_from_db()
+    assert run.status == RunStatus.COMPLETE and run.counts["products_created"] == 1
+    assert len(_runs(RunKind.CATALOG_SYNC)) == 1
