@@ -4,6 +4,7 @@ from .connect import views
 from .customers import views as customer_views
 from .payouts import views as payout_views
 from .rules import views as rules_views
+from .runs import views as run_views
 
 app_name = "stripe_integration"
 
@@ -28,4 +29,10 @@ urlpatterns = [
     path("payouts/<int:pk>/export.csv", payout_views.PayoutExportView.as_view(), name="payout_export"),
     # rules and custom fields (issue 15)
     path("rules/", rules_views.StripeRulesView.as_view(), name="rules"),
+    # runs and events, auto-disable (issue 15)
+    path("runs/", run_views.RunListView.as_view(), name="run_list"),
+    path("runs/<int:pk>/", run_views.RunDetailView.as_view(), name="run_detail"),
+    path("events/", run_views.EventListView.as_view(), name="event_list"),
+    path("events/<int:pk>/actioned/", run_views.EventActionedView.as_view(), name="event_actioned"),
+    path("reenable/", run_views.ReenableView.as_view(), name="reenable"),
 ]

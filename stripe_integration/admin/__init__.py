@@ -10,3 +10,4 @@ invoices).
 from . import integration, payouts, webhooks  # noqa: F401  (registers the admins)
 from . import integration, rules, webhooks  # noqa: F401  (registers the admins)
 from . import extensions  # noqa: F401,E402  (extends the services and finance admins)
+from ..runs import admin as runs_admin  # noqa: F401,E402  (runs and events, issue 15)

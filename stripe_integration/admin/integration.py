@@ -81,10 +81,25 @@ class StripeConnectionAdmin(ReadOnlyScopedAdmin):
 @admin.register(IntegrationSettings)
 class IntegrationSettingsAdmin(BusinessScopedAdminMixin, admin.ModelAdmin):
     finance_only = True
-    list_display = ("business", "auto_create_customers", "collection_method", "days_until_due")
+    list_display = ("business", "auto_create_customers", "collection_method", "days_until_due", "disabled")
+    # Auto-disable's state (issue 15): shown, changed only by the runs (and Re-enable).
+    readonly_fields = ("disabled", "disabled_at", "disabled_reason", "failed_streaks")
+    actions = ["reenable"]
 
     def has_add_permission(self, request):
         return False  # one row per business, made by the settings page
+
+    def has_reenable_permission(self, request):
+        return self.has_role_access(request)
+
+    @admin.action(description="Re-enable the Stripe integration and retry what waited", permissions=["reenable"])
+    def reenable(self, request, queryset):
+        from ..runs.disable import integration_reenable
+
+        done = [s.business for s in queryset.select_related("business") if s.disabled]
+        for business in done:
+            integration_reenable(business=business, user=request.user)
+        self.message_user(request, f"Re-enabled {len(done)} business(es)." if done else "Nothing was disabled.")
 
     def has_delete_permission(self, request, obj=None):
         return False

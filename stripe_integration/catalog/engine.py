@@ -20,6 +20,7 @@ from services.models import Service
 from ..gateway.client import AccessRevoked, Gateway, GatewayError, InvalidRequest, PriceInfo, ProductInfo
 from ..models import SYNC_STATE_TRANSITIONS, PriceLink, ServiceSync, StripeConnection, SyncState
 from ..connect.oauth import connection_revoke
+from ..runs.tracking import note_failure
 
 METADATA_KEYS = ("crm_service_id", "crm_service_code", "crm_business_id")
 PRODUCT_FIELDS = ("name", "description", "active", "metadata", "default_price")
@@ -154,9 +155,11 @@ class ServiceSyncer:
         except CatalogSyncError as exc:
             self.fail(exc.message, retryable=exc.retryable)
         except AccessRevoked as exc:
+            note_failure(exc)  # the current run's event (runs.track_run)
             connection_revoke(stripe_user_id=self.connection.stripe_user_id, livemode=self.connection.livemode)
             self.fail(exc.user_message, fatal=True)
         except GatewayError as exc:
+            note_failure(exc)
             self.fail(exc.user_message, retryable=exc.retryable)
         return self.outcome
 

@@ -49,6 +49,9 @@ from ..models import (
     SyncRunStatus, SyncState,
 )
 from ..connect.oauth import connection_get_active, connection_revoke, gateway
+from ..runs import EventAction, EventKind, RunKind, RunStatus, current_run, run_wait, track_run
+
+DISABLED_MESSAGE = "The Stripe integration is disabled for this business: re-enable it (Stripe ▸ Runs) to sync."
 
 PROGRESS_EVERY = 50  # services between two progress saves of a run (or one second)
 STALE_RUN_AFTER = 900  # seconds without progress: the worker running it is gone
@@ -58,9 +61,24 @@ STALE_RUN_AFTER = 900  # seconds without progress: the worker running it is gone
 def service_sync(*, connection: StripeConnection, service: Service, force: bool = False) -> SyncOutcome:
     """Sync one service now: read its product and prices, check for drift, write what
     differs. Raises CatalogSyncError / RetryableSyncError after recording the error on the
-    ServiceSync row; returns the outcome otherwise (a DRIFT outcome is not an error)."""
+    ServiceSync row; returns the outcome otherwise (a DRIFT outcome is not an error).
+    Recorded as a catalog-sync run (`runs.track_run`); refused while the integration is
+    disabled."""
     if service.business_id != connection.business_id:
         raise CatalogSyncError("The service belongs to another business.")
+    with track_run(connection.business_id, RunKind.CATALOG_SYNC, livemode=connection.livemode,
+                   subject=f"service:{service.pk}") as run:
+        if run.disabled:
+            raise CatalogSyncError(DISABLED_MESSAGE)
+        outcome = _service_sync(connection=connection, service=service, force=force)
+        run.count(f"products_{outcome.product}" if outcome.product not in ("failed", "drift", "skipped")
+                  else outcome.product)
+        for what, n in outcome.prices.items():
+            run.count(f"prices_{what}", n)
+        return outcome
+
+
+def _service_sync(*, connection: StripeConnection, service: Service, force: bool = False) -> SyncOutcome:
     gw = gateway()
     row = row_for(connection, service)
     remote_product, remote_prices = None, []
@@ -84,8 +102,18 @@ def service_sync(*, connection: StripeConnection, service: Service, force: bool 
         remote_prices=remote_prices, business_currency=service.business.default_currency, force=force,
     ).run()
     if outcome.state == SyncState.ERROR:
+        run = current_run()
+        if run is not None and run.failure is None:  # the service's own problem: map it
+            run.fail(outcome.error, kind=EventKind.MISSING_MAPPING if not outcome.retryable else EventKind.STRIPE_ERROR,
+                     action=EventAction.MAP_SERVICE, action_url=_service_admin_url(service))
         raise (RetryableSyncError if outcome.retryable else CatalogSyncError)(outcome.error)
     return outcome
+
+
+def _service_admin_url(service: Service) -> str:
+    from django.urls import reverse
+
+    return reverse("admin:services_service_change", args=[service.pk])
 
 
 def service_sync_by_id(*, service_id: int, force: bool = False) -> SyncOutcome | None:
@@ -129,6 +157,7 @@ def catalog_sync_start(*, business: Business, user=None) -> SyncRun:
     if connection is None:
         raise CatalogSyncError("This business is not connected to Stripe.")
     run = catalog_sync_create_run(business=business, connection=connection, user=user)
+    run_wait(business, RunKind.CATALOG_SYNC, livemode=connection.livemode, subject=f"sync_run:{run.pk}")
     from ..tasks import enqueue_on_commit
     from .tasks import catalog_sync_task
 
@@ -153,7 +182,29 @@ def catalog_sync_create_run(*, business: Business, connection: StripeConnection,
 
 
 def catalog_sync_run(*, run: SyncRun) -> SyncRun:
-    """Sync every service of the run's business, saving progress as it goes."""
+    """Sync every service of the run's business, saving progress as it goes. Recorded as
+    a catalog-sync run (`runs.track_run`); not run while the integration is disabled."""
+    with track_run(run.business_id, RunKind.CATALOG_SYNC, subject=f"sync_run:{run.pk}", resume=True) as tracked:
+        if tracked.disabled:
+            return _run_finish(run, SyncRunStatus.FAILED, error=DISABLED_MESSAGE)
+        run = _catalog_sync_run(run=run, tracked=tracked)
+        tracked.counts.update(run.counts or {})
+        if run.status == SyncRunStatus.PARTIAL and (run.counts or {}).get("failed") and tracked.failure is None:
+            tracked.fail(f"{run.counts['failed']} service(s) could not be synced: {run.error or 'see their sync state'}.",
+                         kind=EventKind.MISSING_MAPPING, action=EventAction.MAP_SERVICE,
+                         action_url=_services_admin_url())
+        elif run.status == SyncRunStatus.FAILED and tracked.failure is None:
+            tracked.fail(run.error or "The catalog sync failed.")
+        return run
+
+
+def _services_admin_url() -> str:
+    from django.urls import reverse
+
+    return reverse("admin:services_service_changelist")
+
+
+def _catalog_sync_run(*, run: SyncRun, tracked) -> SyncRun:
     check_transition(SYNC_RUN_TRANSITIONS, run.status, SyncRunStatus.RUNNING, "A sync run")
     run.status, run.started_at = SyncRunStatus.RUNNING, timezone.now()
     run.save(update_fields=["status", "started_at", "updated_at"])
@@ -167,6 +218,7 @@ def catalog_sync_run(*, run: SyncRun) -> SyncRun:
         products = gw.products_list(account=account)
         prices = gw.prices_list(account=account)
     except GatewayError as exc:
+        tracked.fail(exc)
         if isinstance(exc, AccessRevoked):
             connection_revoke(stripe_user_id=account, livemode=connection.livemode)
         return _run_finish(run, SyncRunStatus.FAILED, error=exc.user_message)
@@ -194,6 +246,8 @@ def catalog_sync_run(*, run: SyncRun) -> SyncRun:
         _count(counts, outcome)
         run.done += 1
         if outcome.fatal:
+            tracked.fail(outcome.error, status=RunStatus.AUTH_FAILED, kind=EventKind.AUTHENTICATION,
+                         action=EventAction.RECONNECT)
             run.counts = dict(counts)
             return _run_finish(run, SyncRunStatus.FAILED, error=outcome.error)
         if run.done % PROGRESS_EVERY == 0 or time.monotonic() - last_save > 1:

@@ -1,5 +1,6 @@
 """Forms of the integration's pages. Writes go through the services (customers/links.py)."""
 from django import forms
+from django.contrib.auth import get_user_model
 
 from finance.models import LineType
 
@@ -23,10 +24,15 @@ class IntegrationSettingsForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         for name in self._KEEP_IF_MISSING:
             self.fields[name].required = False
+        # --- auto-disable (issue 15): the alert goes to members of this business only ---
+        self.fields["alert_users"].queryset = get_user_model().objects.filter(
+            memberships__business_id=self.instance.business_id).order_by("username")
+        self.fields["alert_users"].widget = forms.CheckboxSelectMultiple(choices=self.fields["alert_users"].choices)
+        self.fields["auto_disable_after"].required = False
 
     def clean(self):
         cleaned = super().clean()
-        for name in self._KEEP_IF_MISSING:
+        for name in (*self._KEEP_IF_MISSING, "auto_disable_after"):
             if cleaned.get(name) in (None, "") and name not in self.errors:
                 cleaned[name] = getattr(self.instance, name)
         return cleaned
@@ -45,7 +51,9 @@ class IntegrationSettingsForm(forms.ModelForm):
                   # --- invoices (issue 6) ---
                   "collection_method", "days_until_due", "send_due_date", "only_approved", "automatic_collection",
                   "excluded_line_types",
-                  "line_order", "po_number_field", "footer"]
+                  "line_order", "po_number_field", "footer",
+                  # --- auto-disable (issue 15) ---
+                  "auto_disable_after", "alert_users"]
 
 
 class CustomerLinkForm(forms.Form):

@@ -407,6 +407,10 @@ def customer_push_by_id(*, link_id: int) -> CustomerLink | None:
     link = CustomerLink.objects.select_related("connection__business", "contact").filter(pk=link_id).first()
     if link is None or link.state == CustomerState.DELETED or not link.connection.is_active:
         return None
+    from ..runs.disable import integration_is_disabled
+
+    if integration_is_disabled(business=link.business_id):
+        return None  # stays pending: re-enabling the integration pushes it (runs.disable)
     return customer_push(link=link)
 
 
@@ -450,6 +454,10 @@ def customer_link_for(*, business: Business, contact: Contact) -> tuple[StripeCo
 def integration_settings_update(*, business: Business, data: Mapping[str, Any]) -> IntegrationSettings:
     """Save the settings page's choices (the fields of `forms.IntegrationSettingsForm`)."""
     settings_obj = IntegrationSettings.for_business(business)
+    data = dict(data)
+    if "alert_users" in data:  # many-to-many (issue 15): members of this business only
+        chosen = [u for u in data.pop("alert_users") or [] if u.memberships.filter(business=business).exists()]
+        settings_obj.alert_users.set(chosen)
     changed = [name for name, value in data.items() if getattr(settings_obj, name) != value]
     for name in changed:
         setattr(settings_obj, name, data[name])

@@ -18,7 +18,7 @@ from typing import Any
 import stripe
 from django.conf import settings
 
-from . import ratelimit
+from . import ratelimit, request_ids
 from .credit_notes import CreditNoteInfo, CreditNotesMixin  # noqa: F401  (CreditNoteInfo re-exported)
 from .types import (  # noqa: F401  (re-exported: the app imports them from here)
     LIVE_KEY_PREFIXES,
@@ -42,6 +42,7 @@ from .types import (  # noqa: F401  (re-exported: the app imports them from here
     RateLimited,
     StripeUnavailable,
     TaxIdInfo,
+    TimedOut,
     WebhookEndpointInfo,
     WebhookSignatureInvalid,
     _OAUTH_MESSAGES,
@@ -68,6 +69,7 @@ def _log_call(name: str, kwargs: dict, request_id: str | None, error) -> None:
     """One log line per Stripe call (each retry too) with Stripe's request id, the id to
     quote to Stripe support; the connected account, never parameters (they carry e-mails)."""
     account = (kwargs.get("options") or {}).get("stripe_account")
+    request_ids.note(request_id)  # the current run's list (runs.track_run), if any
     log.log(logging.WARNING if error else logging.INFO, "Stripe call %s %s", name, "failed" if error else "ok",
             extra={"stripe_call": name, "stripe_request_id": request_id, "stripe_account": account,
                    "stripe_error": error})
@@ -94,6 +96,9 @@ def _map_error(exc: Exception) -> GatewayError:
     if isinstance(exc, stripe.PermissionError):
         return AccessRevoked(**kwargs)
     if isinstance(exc, stripe.APIConnectionError):
+        # The SDK folds requests' Timeout into APIConnectionError, naming it in the message.
+        if "Timeout" in str(exc):
+            return TimedOut(**kwargs)
         return StripeUnavailable(**kwargs)
     if isinstance(exc, stripe.InvalidRequestError):
         if status == 404 or code == "resource_missing":

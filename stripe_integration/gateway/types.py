@@ -75,6 +75,11 @@ class StripeUnavailable(GatewayError):
     retryable = True
 
 
+class TimedOut(StripeUnavailable):
+    """No answer within STRIPE_HTTP_TIMEOUT: a StripeUnavailable (same message, retried the
+    same way) that the runs record as timed out (issue 15)."""
+
+
 class OAuthFailed(GatewayError):
     default_message = "Stripe could not complete the connection."
 

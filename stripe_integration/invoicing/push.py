@@ -70,6 +70,8 @@ from ..connect.oauth import connection_get_active, gateway
 from ..customers.cards import contact_collection_methods
 from ..rules.eligibility import contact_outside_rules, outside_message, rules_evaluator
 from ..rules.mapping import invoice_metadata
+from ..runs import EventAction, EventKind, RunKind, track_run
+from ..runs.tracking import note_failure
 
 log = logging.getLogger(__name__)
 
@@ -281,10 +283,39 @@ def _claim(invoice_id: int, *, takeover: bool):
     return invoice, connection, options
 
 
+DISABLED_MESSAGE = ("The Stripe integration is disabled for this business: the invoice is sent when it is "
+                    "re-enabled (Stripe ▸ Runs).")
+
+
 def invoice_push(*, invoice_id: int, takeover: bool = False) -> PushResult:
     """Push one local invoice to Stripe (or finish a push that stopped). Safe to call any
     number of times, concurrently too: see the module doc. Stripe errors end as `failed`
-    with Stripe's message (retryable ones are for the task to retry)."""
+    with Stripe's message (retryable ones are for the task to retry).
+
+    Recorded as an invoice-push run (`runs.track_run`). While the business's integration
+    is disabled nothing is claimed or called: the invoice keeps its state (outcome
+    `disabled`) and re-enabling queues it again."""
+    business_id = Invoice.objects.filter(pk=invoice_id).values_list("business_id", flat=True).first()
+    if business_id is None:
+        return PushResult(invoice_id, "gone", "The invoice no longer exists (its draft was deleted).")
+    with track_run(business_id, RunKind.INVOICE_PUSH, subject=f"invoice:{invoice_id}") as run:
+        if run.disabled:
+            return PushResult(invoice_id, "disabled", DISABLED_MESSAGE)
+        result = _invoice_push(invoice_id=invoice_id, takeover=takeover)
+        run.count(result.outcome)
+        if result.outcome == "failed" and run.failure is None:
+            if "not connected to Stripe" in result.message:
+                run.discard()  # no Stripe call made; the sweep asks again every minute
+            else:
+                run.fail(result.message)
+        elif result.outcome == "mismatch":
+            run.fail(result.message, kind=EventKind.VALIDATION, action=EventAction.RETRY)
+        elif result.message:
+            run.log(result.message)
+        return result
+
+
+def _invoice_push(*, invoice_id: int, takeover: bool = False) -> PushResult:
     from ..customers.links import CustomerLinkError
 
     claimed = _claim(invoice_id, takeover=takeover)
@@ -304,9 +335,11 @@ def invoice_push(*, invoice_id: int, takeover: bool = False) -> PushResult:
             _start_over(invoice)
             return _push(invoice, connection, options, gw)
     except GatewayError as exc:
+        note_failure(exc)  # the run's status and event (runs.track_run)
         rid = f" (Stripe request {exc.request_id})" if exc.request_id else ""
         return _fail(invoice, exc.user_message + rid, retryable=exc.retryable)
     except (CustomerLinkError, InvoicingError) as exc:
+        note_failure(exc)
         return _fail(invoice, exc.message, retryable=getattr(exc, "retryable", False))
     except Exception:
         # A bug must not leave the invoice "pushing" with no explanation; re-raised so the

@@ -48,6 +48,10 @@ def invoice_pushes_due(*, now: datetime.datetime | None = None) -> list[tuple[in
              .exclude(approved=False, business__stripe_settings__only_approved=True))
     failed = (Invoice.objects.filter(push_status=InvoicePushStatus.FAILED, status__in=open_states)
               .exclude(last_error__startswith=DELETE_FAILED))
+    # A business whose integration is disabled (runs.disable) waits for its re-enable,
+    # which queues its unfinished pushes itself.
+    held = Q(business__stripe_settings__disabled=True)
+    stuck, never, failed = stuck.exclude(held), never.exclude(held), failed.exclude(held)
     due = [(pk, True) for pk in stuck.order_by("pk").values_list("pk", flat=True)[:BATCH]]
     due += [(pk, False) for pk in never.order_by("pk").values_list("pk", flat=True)[:BATCH]]
     for pk, attempts, claimed in failed.order_by("pk").values_list("pk", "push_attempts", "push_claimed_at")[:BATCH * 5]:

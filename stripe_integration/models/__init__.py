@@ -1,8 +1,9 @@
 """Models of the Stripe integration, one module per area, re-exported here.
 
 - connection: the business's StripeConnection, the platform's Connect webhook endpoint,
-  per-business IntegrationSettings.
+  per-business IntegrationSettings (with auto-disable's settings and state).
 - payouts: a connected account's payouts and the balance transactions each carried.
+- runs: IntegrationRun and IntegrationEvent (issue 15).
 """
 from .connection import (  # noqa: F401
     ConnectionStatus,
@@ -55,4 +56,18 @@ from .rules import (  # noqa: F401,E402
     CustomFieldMapping,
     StripeField,
     StripeRules,
+)
+# --- runs and events, auto-disable (issue 15) ---
+from .runs import (  # noqa: F401,E402
+    FAILED_RUN_STATUSES,
+    FINISHED_RUN_STATUSES,
+    LOG_MAX_CHARS,
+    REQUEST_IDS_MAX,
+    RUN_TRANSITIONS,
+    EventAction,
+    EventKind,
+    IntegrationEvent,
+    IntegrationRun,
+    RunKind,
+    RunStatus,
 )

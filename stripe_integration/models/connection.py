@@ -114,6 +114,21 @@ class IntegrationSettings(BusinessOwned):
         help_text="Name of the invoice custom field the PO number is copied into (blank: not sent).",
     )
     footer = models.CharField(max_length=500, blank=True)
+    # --- auto-disable (issue 15; state written only by stripe_integration.runs) ---
+    auto_disable_after = models.PositiveSmallIntegerField(
+        "Disable after failed runs in a row", default=10,
+        help_text="After this many failed runs in a row (errors, authentication failures, rate limits, "
+                  "timeouts) the integration stops calling Stripe until someone re-enables it. 0: never.",
+    )
+    alert_users = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="+", verbose_name="E-mail when disabled",
+        help_text="Members of the business e-mailed when the integration disables itself.",
+    )
+    # {run kind: failed runs of it in a row} (runs.tracking.streak_update)
+    failed_streaks = models.JSONField(default=dict, blank=True, editable=False)
+    disabled = models.BooleanField("Integration disabled", default=False, editable=False)
+    disabled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    disabled_reason = models.TextField(blank=True, editable=False)
 
     class Meta:
         verbose_name = "Stripe integration settings"
@@ -121,6 +136,11 @@ class IntegrationSettings(BusinessOwned):
 
     def __str__(self):
         return f"Stripe settings of {self.business}"
+
+    @property
+    def failed_run_streak(self) -> int:
+        """The longest streak of failed runs of one kind of job."""
+        return max(self.failed_streaks.values(), default=0)
 
     @classmethod
     def for_business(cls, business):

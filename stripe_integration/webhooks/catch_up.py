@@ -25,6 +25,7 @@ from ..gateway.client import GatewayError
 from ..models import ConnectionStatus, DeliverySource, StripeConnection, WebhookDelivery
 from ..connect.oauth import WEBHOOK_EVENTS, gateway, platform_livemode
 from .intake import delivery_store, envelope_from
+from ..runs import RunKind, track_run
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +44,24 @@ class CatchUpResult:
 
 
 def catch_up(*, connection: StripeConnection, since: datetime | None = None, page_size: int = 100) -> CatchUpResult:
+    """Recorded as a catch-up run (`runs.track_run`); lists nothing while the business's
+    integration is disabled (re-enabling runs a catch-up)."""
     oldest = timezone.now() - RETENTION + _MARGIN
     since = max(since or oldest, oldest)
     result = CatchUpResult(connection=connection, since=since)
+    with track_run(connection.business_id, RunKind.CATCH_UP, livemode=connection.livemode,
+                   subject=f"account:{connection.stripe_user_id}") as run:
+        if run.disabled:
+            return result
+        _catch_up(result, page_size=page_size)
+        run.count("listed", result.listed)
+        run.count("relevant", result.relevant)
+        run.count("stored", len(result.stored))
+    return result
+
+
+def _catch_up(result: CatchUpResult, *, page_size: int) -> CatchUpResult:
+    connection, since = result.connection, result.since
     account = connection.stripe_user_id
     wanted = []
     for event in gateway().events_list(account=account, created_gte=int(since.timestamp()), page_size=page_size):

@@ -33,6 +33,7 @@ import traceback as tb
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -48,7 +49,9 @@ from .handlers import payouts as payout_handlers
 from ..catalog.sync import product_drift_detected
 from ..customers.links import customer_changed_in_stripe
 from .context import EventContext, EventIgnored, EventParked, invoice_changes, invoice_snapshot, obj_id
+from ..gateway import request_ids
 from ..gateway.client import AccessRevoked, Gateway, GatewayError
+from ..runs.tracking import note_failure, webhook_batch
 from ..models import ConnectionStatus, DeliveryStatus, StripeConnection, WebhookDelivery
 from .apply import time_of
 from ..connect.oauth import WEBHOOK_EVENTS, connection_revoke, platform_livemode
@@ -156,15 +159,31 @@ def _context(delivery: WebhookDelivery) -> EventContext:
         raise EventIgnored("The event carries no object (a thin event?): nothing to apply.")
     connection = None
     if delivery.type != DEAUTHORIZED:
-        connection = (StripeConnection.objects.select_related("business")
+        # The business's settings come in the same query: whether its integration is disabled.
+        connection = (StripeConnection.objects.select_related("business", "business__stripe_settings")
                       .filter(stripe_user_id=delivery.account, livemode=delivery.livemode, status=ConnectionStatus.CONNECTED)
                       .first())
+        if connection is not None and _integration_disabled(connection):
+            raise EventHeld(f"Held: the Stripe integration of {connection.business} is disabled; processed when it is "
+                            "re-enabled.")
         if connection is None:
             # Not connected *now* is not "not ours": the account may be (re)connected
             # later (a disconnect and reconnect, a callback that failed), and what happened
             # meanwhile must then be applied. Parked; connecting the account queues it.
             raise EventParked(f"No business has {delivery.account} connected now; kept until it is connected.")
     return EventContext(delivery=delivery, event=event, connection=connection, gateway_factory=handler_gateway)
+
+
+class EventHeld(EventParked):
+    """The business's integration is disabled (runs.disable): kept, with no retry time;
+    re-enabling it queues the business's parked deliveries (`deliveries_unpark`)."""
+
+
+def _integration_disabled(connection: StripeConnection) -> bool:
+    try:
+        return connection.business.stripe_settings.disabled
+    except ObjectDoesNotExist:
+        return False
 
 
 def _owner_id(delivery: WebhookDelivery) -> int | None:
@@ -184,7 +203,17 @@ def delivery_process(*, delivery_id: int, force: bool = False, skip_locked: bool
     """Process one stored delivery (see the module docstring). `force` runs a done one
     again (the admin's Reprocess: handlers are idempotent, so that is safe).
     `skip_locked` (the inbox drain): a delivery another worker is processing right now is
-    left to it (None) instead of waited for."""
+    left to it (None) instead of waited for.
+
+    Recorded in a webhook-processing run of the delivery's business (`runs.webhook_batch`:
+    the drain's whole batch makes one run per business; alone, one run)."""
+    with webhook_batch() as batch, request_ids.collect() as ids:
+        delivery = _delivery_process(delivery_id=delivery_id, force=force, skip_locked=skip_locked)
+        batch.add(delivery, ids)
+    return delivery
+
+
+def _delivery_process(*, delivery_id: int, force: bool = False, skip_locked: bool = False) -> WebhookDelivery | None:
     outcome = None
     try:
         with transaction.atomic():
@@ -211,15 +240,21 @@ def delivery_process(*, delivery_id: int, force: bool = False, skip_locked: bool
         raise
     except EventIgnored as exc:
         outcome = (DeliveryStatus.IGNORED, str(exc), "")
+    except EventHeld as exc:
+        delivery = _record(delivery_id, DeliveryStatus.PARKED, str(exc), "", force=force, hold=True)
+        delivery._held = True  # counted as held in the run
+        return delivery
     except EventParked as exc:
         outcome = (DeliveryStatus.PARKED, str(exc), "")
     except OperationalError:
         # The database itself (lost connection, lock timeout): the task retries as a whole.
         raise
     except GatewayError as exc:
+        note_failure(exc)  # the run's status and event
         outcome = (DeliveryStatus.FAILED, f"Stripe: {exc.user_message}", tb.format_exc())
     except Exception as exc:  # noqa: BLE001 - any handler bug is recorded and retried, not lost
         log.exception("Webhook delivery %s failed", delivery_id)
+        note_failure(exc)
         outcome = (DeliveryStatus.FAILED, f"{type(exc).__name__}: {exc}", tb.format_exc())
     return _record(delivery_id, *outcome, force=force)
 
@@ -238,7 +273,7 @@ def _record_history(ctx: EventContext, note: str | None) -> None:
         audit_record(business=ctx.business, user=None, action="stripe_event", obj=current, detail=detail[:2000])
 
 
-def _record(delivery_id: int, status: str, error: str, trace: str, *, force: bool) -> WebhookDelivery:
+def _record(delivery_id: int, status: str, error: str, trace: str, *, force: bool, hold: bool = False) -> WebhookDelivery:
     with transaction.atomic():
         delivery = WebhookDelivery.objects.select_for_update().get(pk=delivery_id)
         if delivery.is_done and not force:
@@ -249,7 +284,9 @@ def _record(delivery_id: int, status: str, error: str, trace: str, *, force: boo
         delivery.traceback = trace[-20000:]
         delivery.business_id = _owner_id(delivery)
         delivery.next_attempt_at = None
-        if status == DeliveryStatus.PARKED and timezone.now() - delivery.received_at < PARK_LIMIT:
+        if hold:
+            pass  # no retry time: re-enabling the integration queues it
+        elif status == DeliveryStatus.PARKED and timezone.now() - delivery.received_at < PARK_LIMIT:
             delivery.next_attempt_at = _retry_at(delivery.attempts)
         elif status == DeliveryStatus.FAILED and delivery.attempts < MAX_FAILED_ATTEMPTS:
             delivery.next_attempt_at = _retry_at(delivery.attempts)
@@ -276,8 +313,9 @@ def deliveries_process_received(*, limit: int = DRAIN_BATCH) -> int:
     holds. A full batch queues the next drain at once. Returns how many were taken."""
     ids = list(WebhookDelivery.objects.filter(status=DeliveryStatus.RECEIVED)
                .order_by("created", "pk").values_list("pk", flat=True)[:limit])
-    for delivery_id in ids:
-        delivery_process(delivery_id=delivery_id, skip_locked=True)
+    with webhook_batch():  # one run per business for the whole batch
+        for delivery_id in ids:
+            delivery_process(delivery_id=delivery_id, skip_locked=True)
     if len(ids) == limit:
         from .intake import inbox_kick
 
