@@ -164,7 +164,7 @@ class HomeView(MemberRequiredMixin, TemplateView):
             counts=selectors.crm_counts(business=business),
             open_tickets=list(open_tickets[:5]),
             memberships=list(selectors.membership_list(user=self.request.user)),
-            **page_context("home", business=business),  # invoice counts, unbilled totals (finance)
+            **page_context("home", business=business, request=self.request),  # invoice counts, unbilled totals (finance)
         )
         return context
 

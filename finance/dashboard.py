@@ -24,6 +24,7 @@ from django.utils import timezone
 from crm.models import Business
 from finance.filters import overdue_q
 from finance.models import MONEY, Invoice, InvoiceStatus, Payment, PaymentStatus, Refund
+from finance.modes import in_mode
 
 MONTHS = 12
 TOP_CONTACTS = 5
@@ -76,7 +77,8 @@ class CurrencyFigures:
 FIGURES = ("invoiced", "outstanding", "overdue", "collected", "fees", "refunded")
 
 
-def billing_overview(*, business: Business, today: date, months: int = MONTHS) -> list[CurrencyFigures]:
+def billing_overview(*, business: Business, today: date, months: int = MONTHS,
+                     livemode: bool | None = None) -> list[CurrencyFigures]:
     """Every currency the business has figures in for the period, by code; five queries."""
     starts = month_starts(today=today, months=months)
     since = _since(starts)
@@ -93,7 +95,7 @@ def billing_overview(*, business: Business, today: date, months: int = MONTHS) -
     # the indexed timestamp, no per-row date truncation (a Python function on SQLite).
     bounds = _month_bounds(starts)
     invoices = (
-        Invoice.objects.for_business(business).filter(finalized_at__gte=since).exclude(status=InvoiceStatus.VOID)
+        in_mode(Invoice.objects.for_business(business), livemode).filter(finalized_at__gte=since).exclude(status=InvoiceStatus.VOID)
         .order_by().values("currency").annotate(**_monthly({
             "invoiced": ("total", None),
             "outstanding": ("amount_remaining", Q(status=InvoiceStatus.OPEN)),
@@ -104,7 +106,7 @@ def billing_overview(*, business: Business, today: date, months: int = MONTHS) -
         _add_months(figures(row["currency"]), row, ("invoiced", "outstanding", "overdue"), bounds)
 
     payments = (
-        Payment.objects.for_business(business).filter(paid_at__gte=since, status__in=COLLECTED_STATUSES)
+        in_mode(Payment.objects.for_business(business), livemode).filter(paid_at__gte=since, status__in=COLLECTED_STATUSES)
         .order_by().values("currency").annotate(**_monthly({"collected": ("amount", None), "fees": ("fee", None)},
                                                            "paid_at", bounds))
     )
@@ -112,14 +114,14 @@ def billing_overview(*, business: Business, today: date, months: int = MONTHS) -
         _add_months(figures(row["currency"]), row, ("collected", "fees"), bounds)
 
     refunds = (
-        Refund.objects.for_business(business).filter(created_at__gte=since, status="succeeded")
+        in_mode(Refund.objects.for_business(business), livemode).filter(created_at__gte=since, status="succeeded")
         .order_by().values("currency").annotate(**_monthly({"refunded": ("amount", None)}, "created_at", bounds))
     )
     for row in refunds:
         _add_months(figures(row["currency"]), row, ("refunded",), bounds)
 
     attempts = (
-        Payment.objects.for_business(business).filter(created_at__gte=since).order_by().values("currency")
+        in_mode(Payment.objects.for_business(business), livemode).filter(created_at__gte=since).order_by().values("currency")
         .annotate(succeeded=Count("pk", filter=Q(status__in=COLLECTED_STATUSES)),
                   failed=Count("pk", filter=Q(status=PaymentStatus.FAILED)))
     )
@@ -128,7 +130,7 @@ def billing_overview(*, business: Business, today: date, months: int = MONTHS) -
         cf.payments_succeeded, cf.payments_failed = row["succeeded"], row["failed"]
 
     disputed = (
-        Invoice.objects.for_business(business).filter(disputed=True).order_by().values("currency")
+        in_mode(Invoice.objects.for_business(business), livemode).filter(disputed=True).order_by().values("currency")
         .annotate(count=Count("pk"), amount=_sum("amount_paid"))
     )
     for row in disputed:
@@ -167,13 +169,14 @@ def _add_months(cf: "CurrencyFigures", row: dict, names, bounds) -> None:
             cf.months[month][name] += row[f"{name}_{i}"]
 
 
-def top_contacts(*, business: Business, today: date, months: int = MONTHS, limit: int = TOP_CONTACTS) -> dict[str, list[dict]]:
+def top_contacts(*, business: Business, today: date, months: int = MONTHS, limit: int = TOP_CONTACTS,
+                 livemode: bool | None = None) -> dict[str, list[dict]]:
     """{currency: [{"bill_to_id", "name", "revenue"}, ...]}: the contacts who paid the most
     in the period (collected less refunded), `limit` per currency; one query (a window
     function ranks within each currency)."""
     since = _since(month_starts(today=today, months=months))
     ranked = (
-        Payment.objects.for_business(business).filter(paid_at__gte=since, status__in=COLLECTED_STATUSES)
+        in_mode(Payment.objects.for_business(business), livemode).filter(paid_at__gte=since, status__in=COLLECTED_STATUSES)
         .order_by().values("currency", "invoice__bill_to_id", "invoice__bill_to__name")
         .annotate(revenue=_sum(F("amount") - F("amount_refunded")))
         .annotate(rank=Window(RowNumber(), partition_by=[F("currency")],

@@ -7,6 +7,7 @@ whatever its size (tested). Open to every member, like the billables list.
 from crm.views import FilteredListView
 from finance import selectors
 from finance.filters import InvoiceFilter
+from finance.modes import current_livemode
 
 # (label, sort key, numeric column)
 COLUMNS = [
@@ -40,7 +41,8 @@ class InvoiceListView(FilteredListView):
         return selectors.invoice_sort_key(self.request.GET.get("sort"))
 
     def get_queryset(self):
-        return selectors.invoice_list(business=self.business, filters=self.filter_data(), sort=self.sort())
+        return selectors.invoice_list(business=self.business, filters=self.filter_data(), sort=self.sort(),
+                                      livemode=current_livemode(self.request, self.business))
 
     def filter_data(self):
         data = super().filter_data()

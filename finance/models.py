@@ -44,6 +44,29 @@ def money_field(**kwargs):
     return models.DecimalField(default=Decimal("0"), **MONEY, **kwargs)
 
 
+# --- Stripe mode (issue 15: test and live side by side) ---------------------------------------
+# Every Stripe-sourced row says which mode (test or live) it came from, as Stripe's own
+# `livemode` does; None is a local-only row (a draft not sent yet). Finance screens show
+# one mode at a time (finance/modes.py), never summing across modes.
+def livemode_field():
+    return models.BooleanField(
+        "live mode", null=True, blank=True, editable=False, db_index=True,
+        help_text="Stripe mode of the row: live, test, or empty for a local draft not sent to Stripe yet.")
+
+
+class ModeFromParent:
+    """A payment, refund, dispute or credit note takes its mode from what it belongs to."""
+
+    mode_parent = "invoice"
+
+    def save(self, *args, **kwargs):
+        if self.livemode is None and self._state.adding:
+            parent = getattr(self, self.mode_parent, None)
+            if parent is not None:
+                self.livemode = parent.livemode
+        super().save(*args, **kwargs)
+
+
 class BillableStatus(models.TextChoices):
     UNBILLED = "unbilled", "Unbilled"
     INVOICED = "invoiced", "Invoiced"
@@ -244,6 +267,8 @@ class Invoice(BusinessOwned):
     hosted_invoice_url = models.URLField(max_length=500, blank=True)
     invoice_pdf_url = models.URLField("PDF URL", max_length=500, blank=True)
     stripe_invoice_id = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    # Set when the invoice is sent to Stripe (the mode it went to); it then stays there.
+    livemode = livemode_field()
     stripe_number = models.CharField(max_length=64, blank=True)
     stripe_customer_id = models.CharField(max_length=255, blank=True)
     finalized_at = models.DateTimeField(null=True, blank=True)
@@ -393,7 +418,7 @@ class OutOfBandMethod(models.TextChoices):
     OTHER = "other", "Other"
 
 
-class Payment(BusinessOwned):
+class Payment(ModeFromParent, BusinessOwned):
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="payments")
     amount = money_field()
     currency = CurrencyField()
@@ -415,6 +440,7 @@ class Payment(BusinessOwned):
     # A payment made outside Stripe: how, and the bank or receipt reference staff gave.
     out_of_band_method = models.CharField(max_length=16, choices=OutOfBandMethod.choices, blank=True)
     reference = models.CharField(max_length=200, blank=True)
+    livemode = livemode_field()
 
     class Meta:
         ordering = ["-created_at"]
@@ -439,8 +465,10 @@ class Payment(BusinessOwned):
         check_money(self.currency, amount=self.amount)
 
 
-class Refund(BusinessOwned):
+class Refund(ModeFromParent, BusinessOwned):
+    mode_parent = "payment"
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
+    livemode = livemode_field()
     amount = money_field()
     currency = CurrencyField()
     reason = models.CharField(max_length=200, blank=True)
@@ -506,13 +534,14 @@ def dispute_status_moves(current: str, target: str) -> bool:
     return False
 
 
-class Dispute(BusinessOwned):
+class Dispute(ModeFromParent, BusinessOwned):
     """A dispute (chargeback or inquiry) on one of an invoice's payments, as Stripe has it.
     A lost one takes its amount out of the payment's and the invoice's net paid; the fee
     Stripe charges for it is kept beside (`fee`, from its balance transactions)."""
 
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="disputes")
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="disputes")
+    livemode = livemode_field()
     stripe_id = models.CharField(max_length=255, unique=True)
     amount = money_field(validators=[MinValueValidator(0)])
     currency = CurrencyField()
@@ -587,13 +616,14 @@ class CreditNotePushStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
-class CreditNote(BusinessOwned):
+class CreditNote(ModeFromParent, BusinessOwned):
     """A credit note on an invoice. `amount` is split as Stripe splits it: what lowers the
     amount owed on an open invoice (`pre_payment_amount`) and, on a paid one, what is
     refunded, credited to the customer's balance, or settled outside Stripe. Figures
     follow Stripe's credit note once it exists."""
 
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="credit_notes")
+    livemode = livemode_field()
     number = models.CharField(max_length=64, blank=True, help_text="Stripe's credit note number.")
     stripe_id = models.CharField(max_length=255, null=True, blank=True)
     currency = CurrencyField()

@@ -32,7 +32,8 @@ from .push import (
     InvoicingError, _find_remote, _update, idempotency_key, invoice_push_later, key_prefix, lease_seconds,
 )
 from ..models import IntegrationSettings
-from ..connect.oauth import connection_get_active, gateway
+from ..connect.modes import mode_label
+from ..connect.oauth import connection_for_invoice, gateway
 from .out_of_band import OutOfBandPayment, OutOfBandRefused, invoice_pay_out_of_band
 
 ACTION_LABELS = {
@@ -123,10 +124,11 @@ def _run(invoice: Invoice, action: str, out_of_band: OutOfBandPayment | None) ->
         return f"{invoice.number} approved; sending it to Stripe."
     if action == "delete_draft":
         return _delete_draft(invoice)
-    connection = connection_get_active(business=invoice.business)
+    connection = connection_for_invoice(invoice)
     if connection is None:
-        raise InvoicingError("This business is not connected to Stripe.")
-    gw, account = gateway(), connection.stripe_user_id
+        raise InvoicingError(f"This business is not connected to Stripe in {mode_label(bool(invoice.livemode)).lower()}, "
+                             "the invoice's mode.")
+    gw, account = gateway(connection.livemode), connection.stripe_user_id
     try:
         if action == "void":
             remote = gw.invoice_void(account=account, invoice_id=invoice.stripe_invoice_id,
@@ -178,13 +180,13 @@ def _delete_draft(invoice: Invoice) -> str:
         row.push_status, row.push_claimed_at = InvoicePushStatus.PUSHING, timezone.now()
         row.last_error = f"{DELETE_FAILED}in progress (Stripe's draft is being deleted)."
         row.save(update_fields=["push_status", "push_claimed_at", "last_error", "updated_at"])
-    connection = connection_get_active(business=invoice.business)
+    connection = connection_for_invoice(invoice)
     deleted = []
     try:
         if invoice.stripe_invoice_id or invoice.push_attempts:
             if connection is None:
                 raise InvoicingError("This business is not connected to Stripe, so its draft there cannot be deleted.")
-            gw, account = gateway(), connection.stripe_user_id
+            gw, account = gateway(connection.livemode), connection.stripe_user_id
             remote = _find_remote(gw, invoice, account)
             if remote is not None:
                 if remote.status != "draft":

@@ -66,7 +66,7 @@ from finance.money import from_minor
 from ..gateway.client import CardDeclined, Gateway, GatewayError, IdempotencyConflict, InvoiceInfo, NotFound
 from .lines import plan_lines, totals_difference
 from ..models import IntegrationSettings, StripeConnection
-from ..connect.oauth import connection_get_active, gateway
+from ..connect.oauth import connection_for_invoice, connection_get_active, gateway
 from ..customers.cards import contact_collection_methods
 
 log = logging.getLogger(__name__)
@@ -253,7 +253,9 @@ def _claim(invoice_id: int, *, takeover: bool):
         live = invoice.push_claimed_at and (now - invoice.push_claimed_at).total_seconds() < lease_seconds()
         if invoice.push_status == InvoicePushStatus.PUSHING and live and not takeover:
             return PushResult(invoice_id, "busy", f"{invoice.number} is being sent to Stripe right now.")
-        connection = connection_get_active(business=invoice.business)
+        # Pushed in the mode it was sent in (the current mode of whoever sent it), else the
+        # default connection's; once in Stripe it stays in that mode.
+        connection = connection_for_invoice(invoice)
         if connection is None:
             message = "This business is not connected to Stripe: connect it on the Stripe settings page, then retry."
             changed = (invoice.push_status, invoice.last_error) != (InvoicePushStatus.FAILED, message)
@@ -266,12 +268,13 @@ def _claim(invoice_id: int, *, takeover: bool):
         if options.only_approved and not invoice.approved:
             return PushResult(invoice_id, "awaiting_approval",
                               f"{invoice.number} waits for approval: only approved invoices are sent.")
+        invoice.livemode = connection.livemode
         invoice.push_status = InvoicePushStatus.PUSHING
         invoice.push_attempts += 1
         invoice.push_claimed_at = now
         invoice.last_error = ""
         invoice.push_mismatch = {}
-        _save(invoice, ["push_status", "push_attempts", "push_claimed_at", "last_error", "push_mismatch"])
+        _save(invoice, ["livemode", "push_status", "push_attempts", "push_claimed_at", "last_error", "push_mismatch"])
     return invoice, connection, options
 
 
@@ -285,7 +288,7 @@ def invoice_push(*, invoice_id: int, takeover: bool = False) -> PushResult:
     if isinstance(claimed, PushResult):
         return claimed
     invoice, connection, options = claimed
-    gw = gateway()
+    gw = gateway(connection.livemode)
     try:
         try:
             return _push(invoice, connection, options, gw)
