@@ -94,13 +94,18 @@ def invoice_actions(invoice: Invoice, *, only_approved: bool | None = None) -> l
 
 
 def invoice_action(*, invoice: Invoice, action: str, user=None, out_of_band: OutOfBandPayment | None = None,
-                   ip: str | None = None) -> str:
+                   ip: str | None = None, livemode: bool | None = None) -> str:
     """Run `action`; returns a message for the user. Raises InvoicingError with a clear
     message when the action is not allowed now or Stripe refuses it. Marking paid outside
     Stripe needs `out_of_band` (date, method, reference: `out_of_band.py`)."""
     invoice = Invoice.objects.select_related("business", "bill_to").get(pk=invoice.pk)  # fresh
     if action not in ACTION_LABELS:
         raise InvoicingError(f"Unknown action {action!r}.")
+    if livemode is not None and invoice.livemode is not None and invoice.livemode != livemode:
+        # Once in Stripe (or sent), an invoice stays in its mode: the other mode's screens
+        # show it not, and act on it not.
+        raise InvoicingError(f"{invoice.number} is a {mode_label(invoice.livemode).lower()} invoice; you are in "
+                             f"{mode_label(livemode).lower()}. Switch to {mode_label(invoice.livemode).lower()} to act on it.")
     if action not in invoice_actions(invoice):
         raise InvoicingError(f"{ACTION_LABELS[action]} is not possible on {invoice.number} now "
                              f"({invoice.get_status_display().lower()}, {invoice.get_push_status_display().lower()}).")
@@ -119,7 +124,9 @@ def _run(invoice: Invoice, action: str, out_of_band: OutOfBandPayment | None) ->
         invoice_push_later(invoice_id=invoice.pk, takeover=invoice.push_status == InvoicePushStatus.PUSHING)
         return f"{invoice.number}: sending to Stripe again."
     if action == "approve":
-        _update(invoice, approved=True)
+        # Sent in the mode of whoever approved it, unless it already has one.
+        mode = {"livemode": livemode} if livemode is not None and invoice.livemode is None else {}
+        _update(invoice, approved=True, **mode)
         invoice_push_later(invoice_id=invoice.pk)
         return f"{invoice.number} approved; sending it to Stripe."
     if action == "delete_draft":

@@ -127,10 +127,12 @@ def build_options(*, business: Business, po_number: str = "", approved: bool = F
 
 def invoices_generate(*, business: Business, billable_ids=None, contact=None, currency: str | None = None,
                       po_number: str = "", approved: bool = False, push: bool = True, user=None,
-                      ip: str | None = None) -> CreateResult:
+                      ip: str | None = None, livemode: bool | None = None) -> CreateResult:
     """"Send to Stripe": build the local invoices from billables and queue their pushes
     once the transaction commits (each one recorded in the audit log, by `user` from
-    `ip`; None: the month-end command). Raises finance.invoices.NothingToInvoice."""
+    `ip`; None: the month-end command). Raises finance.invoices.NothingToInvoice.
+    `livemode`: the mode they are sent in (the sender's current mode); None: the default
+    connection's, decided when the push claims them. Local drafts (push=False) have none."""
     options = build_options(business=business, po_number=po_number, approved=approved)
     with transaction.atomic():
         result = invoices_create_from_billables(business=business, billable_ids=billable_ids, contact=contact,
@@ -149,6 +151,9 @@ def invoices_generate(*, business: Business, billable_ids=None, contact=None, cu
                          detail=f"Created from billables for {invoice.bill_to}" + (", to send to Stripe" if push else ""))
         if push:
             for invoice in result.invoices:
+                if livemode is not None:
+                    invoice.livemode = livemode
+                    _save(invoice, ["livemode"])
                 invoice_push_later(invoice_id=invoice.pk)
     return result
 
