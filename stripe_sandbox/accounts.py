@@ -50,8 +50,8 @@ def authenticate(store, now: int, api_key: str | None) -> dict:
     if api_key.startswith(LIVE_KEY_PREFIXES) and not livemode:
         raise StripeError(
             401,
-            "stripe_sandbox never takes a real live key: use a test key (sk_test_...), or for live mode a "
-            "sandbox live key (the live prefix followed by sandbox_).",
+            "stripe_sandbox serves test mode only, and live mode only to sandbox live keys (the live "
+            "prefix followed by sandbox_): use a test key (sk_test_...), never a real live key.",
         )
     if not livemode and (not api_key.startswith(TEST_KEY_PREFIXES) or len(api_key) <= len("sk_test_")):
         raise StripeError(401, f"Invalid API Key provided: {mask_key(api_key)}")
