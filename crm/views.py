@@ -211,7 +211,7 @@ class ContactDetailView(SelectorDetailView):
             "opportunities": opportunities, "more_opportunities": more_opportunities,
             "tickets": tickets, "more_tickets": more_tickets,
             # billables, invoices, payments and unbilled totals (finance)
-            **page_context("contact_detail", business=business, contact=contact),
+            **page_context("contact_detail", business=business, contact=contact, request=self.request),
         }
 
 

@@ -98,10 +98,11 @@ def home_context(*, business, request=None) -> dict:
     }
 
 
-def contact_detail_context(*, business, contact) -> dict:
+def contact_detail_context(*, business, contact, request=None) -> dict:
+    livemode = current_livemode(request, business) if request is not None else None
     billables, more_billables = preview(selectors.billable_list(business=business, bill_to=contact))
-    invoices, more_invoices = preview(selectors.invoice_list(business=business, bill_to=contact))
-    payments, more_payments = preview(selectors.payment_list(business=business, bill_to=contact))
+    invoices, more_invoices = preview(selectors.invoice_list(business=business, bill_to=contact, livemode=livemode))
+    payments, more_payments = preview(selectors.payment_list(business=business, bill_to=contact, livemode=livemode))
     return {
         "billables": billables, "more_billables": more_billables,
         "invoices": invoices, "more_invoices": more_invoices,
