@@ -242,3 +242,18 @@ def test_an_event_of_a_mode_without_key_is_kept_with_its_reason(stripe_env, busi
     assert delivery.status == DeliveryStatus.IGNORED
     assert "live-mode event" in delivery.error and "STRIPE_LIVE_SECRET_KEY" in delivery.error
     assert WebhookDelivery.objects.filter(pk=delivery.pk).exists()
+
+
+def test_the_app_does_not_start_with_a_test_key_in_the_live_slot():
+    import os
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    env = {**os.environ, "STRIPE_LIVE_SECRET_KEY": TEST_KEY, "STRIPE_SECRET_KEY": ""}
+    done = subprocess.run([sys.executable, "manage.py", "check"], cwd=settings.BASE_DIR, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "ImproperlyConfigured: STRIPE_LIVE_SECRET_KEY is a test-mode key" in done.stderr
+    assert TEST_KEY not in done.stderr
