@@ -257,3 +257,33 @@ def test_the_app_does_not_start_with_a_test_key_in_the_live_slot():
     assert done.returncode != 0
     assert "ImproperlyConfigured: STRIPE_LIVE_SECRET_KEY is a test-mode key" in done.stderr
     assert TEST_KEY not in done.stderr
+
+
+@pytest.mark.parametrize("event_mode, secret_mode, status", [
+    (True, True, 200), (False, False, 200), (True, False, 400), (False, True, 400),
+], ids=["live-by-live", "test-by-test", "live-by-test-secret", "test-by-live-secret"])
+def test_intake_verifies_each_event_with_the_secret_of_its_mode(clean_keys, client, event_mode, secret_mode, status):
+    import time
+
+    from stripe_integration.gateway.types import WEBHOOK_SECRET_PREFIX
+    from stripe_integration.models import ConnectWebhookEndpoint
+    from stripe_integration.tests.stripe_http import sign
+    from stripe_integration.webhooks.intake import endpoint_secrets
+
+    clean_keys.STRIPE_TEST_SECRET_KEY, clean_keys.STRIPE_LIVE_SECRET_KEY = TEST_KEY, live_key()
+    clean_keys.STRIPE_WEBHOOK_SECRETS = []
+    secret = {m: WEBHOOK_SECRET_PREFIX + f"{modes.mode_name(m)}_0123456789abcdef" for m in (True, False)}
+    for m in (True, False):
+        ConnectWebhookEndpoint.objects.create(stripe_id=f"we_{modes.mode_name(m)}", url=clean_keys.STRIPE_WEBHOOK_URL,
+                                              secret=secret[m], livemode=m, enabled_events=["*"])
+    endpoint_secrets.clear()
+    body = json.dumps({"id": "evt_modes1", "object": "event", "type": "customer.subscription.created",
+                       "account": "acct_nobody", "livemode": event_mode, "created": int(time.time()),
+                       "data": {"object": {"id": "sub_1", "object": "subscription"}}}).encode()
+    resp = client.post("/stripe/webhook/", data=body, content_type="application/json",
+                       HTTP_STRIPE_SIGNATURE=sign(body, secret[secret_mode]))
+    endpoint_secrets.clear()
+    assert resp.status_code == status, resp.content
+    assert WebhookDelivery.objects.filter(event_id="evt_modes1").exists() == (status == 200)
+    if status == 400:
+        assert "other mode's endpoint secret" in resp.json()["error"]
