@@ -149,6 +149,8 @@ def invoices_generate(*, business: Business, billable_ids=None, contact=None, cu
             audit_record(business=business, user=user, action="invoice_create", obj=invoice, ip=ip,
                          amount=invoice.total, currency=invoice.currency,
                          detail=f"Created from billables for {invoice.bill_to}" + (", to send to Stripe" if push else ""))
+        if livemode is not None and connection_get_active(business=business, livemode=livemode) is None:
+            livemode = None  # not connected in that mode: the push says so, the draft keeps no mode
         if push:
             for invoice in result.invoices:
                 if livemode is not None:

@@ -287,3 +287,22 @@ def test_intake_verifies_each_event_with_the_secret_of_its_mode(clean_keys, clie
     assert WebhookDelivery.objects.filter(event_id="evt_modes1").exists() == (status == 200)
     if status == 400:
         assert "other mode's endpoint secret" in resp.json()["error"]
+
+
+def test_send_to_stripe_goes_to_the_current_modes_account(both, client, business_a, eager_celery,  # noqa: F811
+                                                           django_capture_on_commit_callbacks):
+    test, live = both
+    contact = h.contact(business_a)
+    client.post(reverse("stripe_integration:mode_switch"), {"mode": "test", "next": "/"})
+    bill = h.billable(business_a, contact, unit_price=D("42.00"))
+    with django_capture_on_commit_callbacks(execute=True):
+        resp = client.post(reverse("ui:invoice_send"), {"billables": [bill.pk]})
+    assert resp.status_code == 302
+    invoice = Invoice.objects.get(billables=bill)
+    assert invoice.livemode is False and invoice.stripe_invoice_id
+    raw = services.gateway(False).invoice_retrieve(account=test.stripe_user_id, invoice_id=invoice.stripe_invoice_id)
+    assert raw["livemode"] is False and raw["amount_due"] == 4200
+    # In live mode (the default once switched back), its page says it is a test invoice.
+    client.post(reverse("stripe_integration:mode_switch"), {"mode": "live", "next": "/"})
+    page = client.get(reverse("ui:invoice_detail", args=[invoice.pk])).content.decode()
+    assert "data-other-mode" in page and "test-mode invoice" in page
