@@ -44,6 +44,6 @@ class DashboardView(MemberRequiredMixin, TemplateView):
         context.update(
             title="Billing overview", today=today, overview=overview, chart_data=chart_data(overview),
             months=dashboard.MONTHS, figures=dashboard.FIGURES,
-            **page_context("dashboard", business=self.business, membership=self.membership),
+            **page_context("dashboard", business=self.business, membership=self.membership, livemode=livemode),
         )
         return context
