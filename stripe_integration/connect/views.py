@@ -40,14 +40,19 @@ def render_settings(request, business, *, settings_form=None):
     """The settings page: the connection, the catalog sync and its latest run, the
     integration settings form (bound and with errors after a failed POST)."""
     overviews = services.connection_overviews(business=business)
+    # The catalog section is the current mode's (the mode switch), else the first connected.
+    current, _ = services.session_livemode(session=request.session, business=business)
+    connected = [o for o in overviews if o.state in ("connected", "error")]
+    shown = next((o for o in connected if o.livemode == current), connected[0] if connected else overviews[0])
+    multi = len(overviews) > 1
     context = {
-        "overview": overviews[0],
+        "overview": shown,
         "overviews": overviews,
         "business": business,
         "settings_form": settings_form or IntegrationSettingsForm(instance=IntegrationSettings.for_business(business)),
         "charges_left_out_warning": CHARGES_LEFT_OUT_WARNING,
-        "catalog_run": catalog.sync_run_latest(business=business),
-        "catalog_summary": catalog.catalog_summary(business=business),
+        "catalog_run": catalog.sync_run_latest(business=business, livemode=shown.livemode if multi else None),
+        "catalog_summary": catalog.catalog_summary(business=business, livemode=shown.livemode if multi else None),
     }
     return render(request, "stripe_integration/settings.html", context)
 

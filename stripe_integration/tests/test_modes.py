@@ -306,3 +306,20 @@ def test_send_to_stripe_goes_to_the_current_modes_account(both, client, business
     client.post(reverse("stripe_integration:mode_switch"), {"mode": "live", "next": "/"})
     page = client.get(reverse("ui:invoice_detail", args=[invoice.pk])).content.decode()
     assert "data-other-mode" in page and "test-mode invoice" in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_service_is_synced_to_the_products_of_both_modes(both, business_a, eager_celery):  # noqa: F811
+    from services.services import service_create
+    from stripe_integration.models import PriceLink, ServiceSync
+
+    test, live = both
+    service = service_create(business=business_a, code="AUDIT", name="Audit", prices={"USD": D("120.00")})
+    rows = {row.connection_id: row for row in ServiceSync.objects.filter(service=service)}
+    assert set(rows) == {test.pk, live.pk}
+    assert all(row.state == "synced" and row.stripe_product_id for row in rows.values()), rows
+    for connection in (test, live):
+        product = services.gateway(connection.livemode).product_retrieve(
+            account=connection.stripe_user_id, product_id=rows[connection.pk].stripe_product_id)
+        assert product.name == "Audit"
+        assert PriceLink.objects.filter(service=service, connection=connection).exists()
