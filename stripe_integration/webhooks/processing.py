@@ -143,7 +143,7 @@ def _context(delivery: WebhookDelivery) -> EventContext:
         raise EventIgnored("The stored body is not JSON.") from None
     if not isinstance(event, dict) or event.get("object") != "event":
         raise EventIgnored("Not a snapshot event (a thin event?): the app subscribes to snapshot events only.")
-    if delivery.livemode not in modes.configured_modes():
+    if delivery.livemode not in (modes.configured_modes() or [modes.default_livemode()]):
         # Kept (status ignored, with this reason), not lost: Reprocess applies it once the
         # platform has that mode's key.
         raise EventIgnored(f"A {modes.mode_name(delivery.livemode)}-mode event; the platform has no "
