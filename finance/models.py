@@ -54,19 +54,6 @@ def livemode_field():
         help_text="Stripe mode of the row: live, test, or empty for a local draft not sent to Stripe yet.")
 
 
-class ModeFromParent:
-    """A payment, refund, dispute or credit note takes its mode from what it belongs to."""
-
-    mode_parent = "invoice"
-
-    def save(self, *args, **kwargs):
-        if self.livemode is None and self._state.adding:
-            parent = getattr(self, self.mode_parent, None)
-            if parent is not None:
-                self.livemode = parent.livemode
-        super().save(*args, **kwargs)
-
-
 class BillableStatus(models.TextChoices):
     UNBILLED = "unbilled", "Unbilled"
     INVOICED = "invoiced", "Invoiced"
@@ -418,7 +405,7 @@ class OutOfBandMethod(models.TextChoices):
     OTHER = "other", "Other"
 
 
-class Payment(ModeFromParent, BusinessOwned):
+class Payment(BusinessOwned):
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="payments")
     amount = money_field()
     currency = CurrencyField()
@@ -465,8 +452,7 @@ class Payment(ModeFromParent, BusinessOwned):
         check_money(self.currency, amount=self.amount)
 
 
-class Refund(ModeFromParent, BusinessOwned):
-    mode_parent = "payment"
+class Refund(BusinessOwned):
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
     livemode = livemode_field()
     amount = money_field()
@@ -534,7 +520,7 @@ def dispute_status_moves(current: str, target: str) -> bool:
     return False
 
 
-class Dispute(ModeFromParent, BusinessOwned):
+class Dispute(BusinessOwned):
     """A dispute (chargeback or inquiry) on one of an invoice's payments, as Stripe has it.
     A lost one takes its amount out of the payment's and the invoice's net paid; the fee
     Stripe charges for it is kept beside (`fee`, from its balance transactions)."""
@@ -616,7 +602,7 @@ class CreditNotePushStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
-class CreditNote(ModeFromParent, BusinessOwned):
+class CreditNote(BusinessOwned):
     """A credit note on an invoice. `amount` is split as Stripe splits it: what lowers the
     amount owed on an open invoice (`pre_payment_amount`) and, on a paid one, what is
     refunded, credited to the customer's balance, or settled outside Stripe. Figures

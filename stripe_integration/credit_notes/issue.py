@@ -170,7 +170,7 @@ def credit_note_create(*, invoice: Invoice, amount, reason: str, memo: str, mode
                 return existing
         note = CreditNote(business=locked.business, invoice=locked, currency=locked.currency, amount=value,
                           reason=reason or "", memo=memo, request_key=request_key, created_by=user,
-                          push_status=CreditNotePushStatus.PENDING, **_split(mode, value))
+                          push_status=CreditNotePushStatus.PENDING, livemode=locked.livemode, **_split(mode, value))
         note.full_clean()
         note.save()
     return credit_note_push(credit_note_id=note.pk, mode=mode)

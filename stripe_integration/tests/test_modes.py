@@ -203,6 +203,13 @@ def test_pushes_go_to_the_account_of_their_mode_and_totals_never_mix(both, busin
     message = invoice_action(invoice=live_inv, action="mark_uncollectible", livemode=True)
     assert "uncollectible" in message.lower()
     assert Invoice.objects.get(pk=live_inv.pk).status == InvoiceStatus.UNCOLLECTIBLE
+    # What is recorded against it is in its mode too.
+    from stripe_integration.invoicing.out_of_band import OutOfBandPayment
+
+    invoice_action(invoice=test_inv, action="mark_paid_out_of_band", livemode=False,
+                   out_of_band=OutOfBandPayment(paid_on=day, method="bank_transfer", reference="TR-1"))
+    assert [p.livemode for p in Invoice.objects.get(pk=test_inv.pk).payments.all()] == [False]
+    assert reports.money_owed(business=business_a, today=day, livemode=False) == []
 
 
 def test_switching_to_a_mode_not_connected_is_refused(client, finance_a, business_a, stripe_env):
