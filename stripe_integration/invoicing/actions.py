@@ -110,7 +110,7 @@ def invoice_action(*, invoice: Invoice, action: str, user=None, out_of_band: Out
         raise InvoicingError(f"{ACTION_LABELS[action]} is not possible on {invoice.number} now "
                              f"({invoice.get_status_display().lower()}, {invoice.get_push_status_display().lower()}).")
     remaining = invoice.amount_remaining
-    message = _run(invoice, action, out_of_band)
+    message = _run(invoice, action, out_of_band, livemode)
     # The audit log (crm.audit): who did it, from where, and what it was about. An action
     # Stripe refused raised above and is not recorded as done.
     amount = remaining if action == "mark_paid_out_of_band" else invoice.total
@@ -119,7 +119,7 @@ def invoice_action(*, invoice: Invoice, action: str, user=None, out_of_band: Out
     return message
 
 
-def _run(invoice: Invoice, action: str, out_of_band: OutOfBandPayment | None) -> str:
+def _run(invoice: Invoice, action: str, out_of_band: OutOfBandPayment | None, livemode: bool | None = None) -> str:
     if action == "retry":
         invoice_push_later(invoice_id=invoice.pk, takeover=invoice.push_status == InvoicePushStatus.PUSHING)
         return f"{invoice.number}: sending to Stripe again."
