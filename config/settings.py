@@ -106,6 +106,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "crm.tenancy.business_context",
                 "stripe_integration.runs.context.integration_banner",
+                "finance.modes.mode_context",
             ],
         },
     },
@@ -218,6 +219,14 @@ MONEY_RULES_MODULE = "finance.money"
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
 STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")
 STRIPE_CONNECT_CLIENT_ID = env.str("STRIPE_CONNECT_CLIENT_ID", default="")
+# Test and live side by side (issue 15): a key per mode, each with its Connect client id
+# (Stripe gives an OAuth client id per mode). STRIPE_SECRET_KEY stays the single-mode form:
+# it fills the slot of its own mode (sk_test_/rk_test_ or live). A key in the wrong
+# slot is refused at startup (stripe_integration.connect.modes.settings_check).
+STRIPE_TEST_SECRET_KEY = env.str("STRIPE_TEST_SECRET_KEY", default="")
+STRIPE_LIVE_SECRET_KEY = env.str("STRIPE_LIVE_SECRET_KEY", default="")
+STRIPE_TEST_CONNECT_CLIENT_ID = env.str("STRIPE_TEST_CONNECT_CLIENT_ID", default="")
+STRIPE_LIVE_CONNECT_CLIENT_ID = env.str("STRIPE_LIVE_CONNECT_CLIENT_ID", default="")
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com").rstrip("/")
 STRIPE_CONNECT_BASE = env.str("STRIPE_CONNECT_BASE", default="https://connect.stripe.com").rstrip("/")
 STRIPE_WEBHOOK_URL = env.str("STRIPE_WEBHOOK_URL", default=f"{SITE_URL}/stripe/webhook/")

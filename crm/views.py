@@ -165,7 +165,7 @@ class HomeView(MemberRequiredMixin, TemplateView):
             counts=selectors.crm_counts(business=business),
             open_tickets=list(open_tickets[:5]),
             memberships=list(selectors.membership_list(user=self.request.user)),
-            **page_context("home", business=business),  # invoice counts, unbilled totals (finance)
+            **page_context("home", business=business, request=self.request),  # invoice counts, unbilled totals (finance)
         )
         return context
 
@@ -214,7 +214,7 @@ class ContactDetailView(SelectorDetailView):
             "opportunities": opportunities, "more_opportunities": more_opportunities,
             "tickets": tickets, "more_tickets": more_tickets,
             # billables, invoices, payments and unbilled totals (finance)
-            **page_context("contact_detail", business=business, contact=contact),
+            **page_context("contact_detail", business=business, contact=contact, request=self.request),
         }
 
 

@@ -9,6 +9,7 @@ from django.views.generic import TemplateView
 
 from crm.tenancy import MemberRequiredMixin
 from finance import reports, selectors
+from finance.modes import current_livemode
 
 CONTACT_ROWS_PER_PAGE = 50
 
@@ -20,12 +21,14 @@ class AgingReportView(MemberRequiredMixin, TemplateView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         today = selectors.today()
-        by_currency = reports.aging_by_currency(business=self.business, today=today)
+        livemode = current_livemode(self.request, self.business)
+        by_currency = reports.aging_by_currency(business=self.business, today=today, livemode=livemode)
         currencies = [row["currency"] for row in by_currency]
         currency = self.request.GET.get("currency", "").upper()
         if currency not in currencies:
             currency = ""  # unknown or none: every currency
-        contacts = reports.aging_by_contact(business=self.business, today=today, currency=currency or None)
+        contacts = reports.aging_by_contact(business=self.business, today=today, currency=currency or None,
+                                            livemode=livemode)
         page = Paginator(contacts, CONTACT_ROWS_PER_PAGE).get_page(self.request.GET.get("page"))
         context.update(
             title="Aging report", today=today, currency=currency, currencies=currencies,

@@ -24,6 +24,7 @@ from django.utils import timezone
 from crm.models import Business
 from finance.filters import overdue_q
 from finance.models import MONEY, Invoice, InvoiceStatus, Payment, PaymentStatus, Refund
+from finance.modes import in_mode
 
 MONTHS = 12
 TOP_CONTACTS = 5
@@ -76,7 +77,8 @@ class CurrencyFigures:
 FIGURES = ("invoiced", "outstanding", "overdue", "collected", "fees", "refunded")
 
 
-def billing_overview(*, business: Business, today: date, months: int = MONTHS) -> list[CurrencyFigures]:
+def billing_overview(*, business: Business, today: date, months: int = MONTHS,
+                     livemode: bool | None = None) -> list[CurrencyFigures]:
     """Every currency the business has figures in for the period, by code; five queries."""
     starts = month_starts(today=today, months=months)
     since = _since(starts)
@@ -95,14 +97,14 @@ def billing_overview(*, business: Business, today: date, months: int = MONTHS) -
     # compile and convert), and no per-row date truncation (a Python function on SQLite).
     bounds = _month_bounds(starts)
     invoices = _by_month(
-        Invoice.objects.for_business(business).exclude(status=InvoiceStatus.VOID), "finalized_at", bounds,
+        in_mode(Invoice.objects.for_business(business), livemode).exclude(status=InvoiceStatus.VOID), "finalized_at", bounds,
         invoiced=_sum("total"), outstanding=_sum("amount_remaining", Q(status=InvoiceStatus.OPEN)),
         overdue=_sum("amount_remaining", overdue_q(today=today)))
     payments = _by_month(
-        Payment.objects.for_business(business).filter(status__in=COLLECTED_STATUSES), "paid_at", bounds,
+        in_mode(Payment.objects.for_business(business), livemode).filter(status__in=COLLECTED_STATUSES), "paid_at", bounds,
         collected=_sum("amount"), fees=_sum("fee"))
     refunds = _by_month(
-        Refund.objects.for_business(business).filter(status="succeeded"), "created_at", bounds,
+        in_mode(Refund.objects.for_business(business), livemode).filter(status="succeeded"), "created_at", bounds,
         refunded=_sum("amount"))
     for rows, names in ((invoices, ("invoiced", "outstanding", "overdue")), (payments, ("collected", "fees")),
                         (refunds, ("refunded",))):
@@ -112,7 +114,7 @@ def billing_overview(*, business: Business, today: date, months: int = MONTHS) -
                 month[name] += row[name]
 
     attempts = (
-        Payment.objects.for_business(business).filter(created_at__gte=since).order_by().values("currency")
+        in_mode(Payment.objects.for_business(business), livemode).filter(created_at__gte=since).order_by().values("currency")
         .annotate(succeeded=Count("pk", filter=Q(status__in=COLLECTED_STATUSES)),
                   failed=Count("pk", filter=Q(status=PaymentStatus.FAILED)))
     )
@@ -121,7 +123,7 @@ def billing_overview(*, business: Business, today: date, months: int = MONTHS) -
         cf.payments_succeeded, cf.payments_failed = row["succeeded"], row["failed"]
 
     disputed = (
-        Invoice.objects.for_business(business).filter(disputed=True).order_by().values("currency")
+        in_mode(Invoice.objects.for_business(business), livemode).filter(disputed=True).order_by().values("currency")
         .annotate(count=Count("pk"), amount=_sum("amount_paid"))
     )
     for row in disputed:
@@ -155,13 +157,14 @@ def _by_month(queryset, stamp: str, bounds, **sums):
     )
 
 
-def top_contacts(*, business: Business, today: date, months: int = MONTHS, limit: int = TOP_CONTACTS) -> dict[str, list[dict]]:
+def top_contacts(*, business: Business, today: date, months: int = MONTHS, limit: int = TOP_CONTACTS,
+                 livemode: bool | None = None) -> dict[str, list[dict]]:
     """{currency: [{"bill_to_id", "name", "revenue"}, ...]}: the contacts who paid the most
     in the period (collected less refunded), `limit` per currency; one query (a window
     function ranks within each currency)."""
     since = _since(month_starts(today=today, months=months))
     ranked = (
-        Payment.objects.for_business(business).filter(paid_at__gte=since, status__in=COLLECTED_STATUSES)
+        in_mode(Payment.objects.for_business(business), livemode).filter(paid_at__gte=since, status__in=COLLECTED_STATUSES)
         .order_by().values("currency", "invoice__bill_to_id", "invoice__bill_to__name")
         .annotate(revenue=_sum(F("amount") - F("amount_refunded")))
         .annotate(rank=Window(RowNumber(), partition_by=[F("currency")],

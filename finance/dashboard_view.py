@@ -11,6 +11,7 @@ from django.views.generic import TemplateView
 from crm.page_context import page_context
 from crm.tenancy import MemberRequiredMixin
 from finance import dashboard, selectors
+from finance.modes import current_livemode
 from finance.exports import plain_amount
 
 
@@ -35,13 +36,14 @@ class DashboardView(MemberRequiredMixin, TemplateView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         today = selectors.today()
-        overview = dashboard.billing_overview(business=self.business, today=today)
-        top = dashboard.top_contacts(business=self.business, today=today)
+        livemode = current_livemode(self.request, self.business)
+        overview = dashboard.billing_overview(business=self.business, today=today, livemode=livemode)
+        top = dashboard.top_contacts(business=self.business, today=today, livemode=livemode)
         for cf in overview:
             cf.top_contacts = top.get(cf.currency, [])
         context.update(
             title="Billing overview", today=today, overview=overview, chart_data=chart_data(overview),
             months=dashboard.MONTHS, figures=dashboard.FIGURES,
-            **page_context("dashboard", business=self.business, membership=self.membership),
+            **page_context("dashboard", business=self.business, membership=self.membership, livemode=livemode),
         )
         return context

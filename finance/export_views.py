@@ -15,6 +15,7 @@ from django.views import View
 from crm.tenancy import MemberRequiredMixin
 
 from finance import selectors
+from finance.modes import current_livemode
 from finance.exports import EXPORTS, FORMATS, export_response
 from finance.filters import BillableFilter, InvoiceFilter
 from finance.models import Payment, Refund
@@ -46,7 +47,8 @@ class ExportView(MemberRequiredMixin, View):
     def queryset(self, kind, data):
         if kind == "billables":
             return selectors.billable_list(business=self.business, filters=data)
-        invoices = selectors.invoice_list(business=self.business, filters=data, sort=self.request.GET.get("sort"))
+        invoices = selectors.invoice_list(business=self.business, filters=data, sort=self.request.GET.get("sort"),
+                                          livemode=current_livemode(self.request, self.business))
         if kind == "invoices":
             return invoices
         ids = invoices.order_by().values("pk")

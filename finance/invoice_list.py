@@ -11,6 +11,7 @@ from crm.htmx import htmx_fragment
 from crm.views import FilteredListView
 from finance import selectors
 from finance.filters import InvoiceFilter
+from finance.modes import current_livemode
 
 # (label, sort key, numeric column)
 COLUMNS = [
@@ -44,7 +45,8 @@ class InvoiceListView(FilteredListView):
         return selectors.invoice_sort_key(self.request.GET.get("sort"))
 
     def get_queryset(self):
-        return selectors.invoice_list(business=self.business, filters=self.filter_data(), sort=self.sort())
+        return selectors.invoice_list(business=self.business, filters=self.filter_data(), sort=self.sort(),
+                                      livemode=current_livemode(self.request, self.business))
 
     def filter_data(self):
         data = super().filter_data()

@@ -44,6 +44,16 @@ def money_field(**kwargs):
     return models.DecimalField(default=Decimal("0"), **MONEY, **kwargs)
 
 
+# --- Stripe mode (issue 15: test and live side by side) ---------------------------------------
+# Every Stripe-sourced row says which mode (test or live) it came from, as Stripe's own
+# `livemode` does; None is a local-only row (a draft not sent yet). Finance screens show
+# one mode at a time (finance/modes.py), never summing across modes.
+def livemode_field():
+    return models.BooleanField(
+        "live mode", null=True, blank=True, editable=False, db_index=True,
+        help_text="Stripe mode of the row: live, test, or empty for a local draft not sent to Stripe yet.")
+
+
 class BillableStatus(models.TextChoices):
     UNBILLED = "unbilled", "Unbilled"
     INVOICED = "invoiced", "Invoiced"
@@ -249,6 +259,8 @@ class Invoice(BusinessOwned):
     hosted_invoice_url = models.URLField(max_length=500, blank=True)
     invoice_pdf_url = models.URLField("PDF URL", max_length=500, blank=True)
     stripe_invoice_id = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    # Set when the invoice is sent to Stripe (the mode it went to); it then stays there.
+    livemode = livemode_field()
     stripe_number = models.CharField(max_length=64, blank=True)
     stripe_customer_id = models.CharField(max_length=255, blank=True)
     finalized_at = models.DateTimeField(null=True, blank=True)
@@ -430,6 +442,7 @@ class Payment(BusinessOwned):
     reference = models.CharField(max_length=200, blank=True)
     # Values of the business's payment custom fields (crm.CustomFieldDefinition).
     custom_fields = models.JSONField(default=dict, blank=True)
+    livemode = livemode_field()
 
     class Meta:
         ordering = ["-created_at"]
@@ -457,6 +470,7 @@ class Payment(BusinessOwned):
 
 class Refund(BusinessOwned):
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
+    livemode = livemode_field()
     amount = money_field()
     currency = CurrencyField()
     reason = models.CharField(max_length=200, blank=True)
@@ -529,6 +543,7 @@ class Dispute(BusinessOwned):
 
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="disputes")
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="disputes")
+    livemode = livemode_field()
     stripe_id = models.CharField(max_length=255, unique=True)
     amount = money_field(validators=[MinValueValidator(0)])
     currency = CurrencyField()
@@ -610,6 +625,7 @@ class CreditNote(BusinessOwned):
     follow Stripe's credit note once it exists."""
 
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="credit_notes")
+    livemode = livemode_field()
     number = models.CharField(max_length=64, blank=True, help_text="Stripe's credit note number.")
     stripe_id = models.CharField(max_length=255, null=True, blank=True)
     currency = CurrencyField()

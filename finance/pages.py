@@ -18,6 +18,7 @@ from crm.page_context import page_context
 from crm.tenancy import MemberRequiredMixin
 from crm.views import FilteredListView, preview
 from finance import reports, selectors
+from finance.modes import current_livemode
 from finance.billable_views import billable_form_for, create_url
 from finance.filters import BillableFilter
 from finance.models import Invoice
@@ -88,18 +89,20 @@ def invoice_history_context(*, invoice, membership) -> dict:
 
 # --- finance's sections of crm's pages --------------------------------------------------
 
-def home_context(*, business) -> dict:
+def home_context(*, business, request=None) -> dict:
+    livemode = current_livemode(request, business) if request is not None else None
     return {
-        "invoice_counts": selectors.invoice_counts(business=business),
-        "money_owed": reports.money_owed(business=business, today=selectors.today()),
+        "invoice_counts": selectors.invoice_counts(business=business, livemode=livemode),
+        "money_owed": reports.money_owed(business=business, today=selectors.today(), livemode=livemode),
         "unbilled": selectors.unbilled_totals(business=business),
     }
 
 
-def contact_detail_context(*, business, contact) -> dict:
+def contact_detail_context(*, business, contact, request=None) -> dict:
+    livemode = current_livemode(request, business) if request is not None else None
     billables, more_billables = preview(selectors.billable_list(business=business, bill_to=contact))
-    invoices, more_invoices = preview(selectors.invoice_list(business=business, bill_to=contact))
-    payments, more_payments = preview(selectors.payment_list(business=business, bill_to=contact))
+    invoices, more_invoices = preview(selectors.invoice_list(business=business, bill_to=contact, livemode=livemode))
+    payments, more_payments = preview(selectors.payment_list(business=business, bill_to=contact, livemode=livemode))
     return {
         "billables": billables, "more_billables": more_billables,
         "invoices": invoices, "more_invoices": more_invoices,

@@ -17,6 +17,7 @@ from django.db.models.functions import Coalesce
 from crm.models import Business
 from finance.filters import overdue_q
 from finance.models import MONEY, Invoice, InvoiceStatus
+from finance.modes import in_mode
 
 _MONEY = DecimalField(**MONEY)
 
@@ -25,16 +26,16 @@ def _sum(condition: Q | None = None):
     return Coalesce(Sum("amount_remaining", filter=condition), Value(Decimal("0")), output_field=_MONEY)
 
 
-def _open(business: Business):
-    return Invoice.objects.for_business(business).filter(status=InvoiceStatus.OPEN)
+def _open(business: Business, livemode: bool | None = None):
+    return in_mode(Invoice.objects.for_business(business), livemode).filter(status=InvoiceStatus.OPEN)
 
 
-def money_owed(*, business: Business, today) -> list[dict]:
+def money_owed(*, business: Business, today, livemode: bool | None = None) -> list[dict]:
     """[{"currency", "outstanding", "outstanding_count", "overdue", "overdue_count"}], one
     row per currency with open invoices, by currency code."""
     overdue = overdue_q(today=today)
     return list(
-        _open(business).order_by().values("currency")
+        _open(business, livemode).order_by().values("currency")
         .annotate(outstanding=_sum(), outstanding_count=Count("pk"),
                   overdue=_sum(overdue), overdue_count=Count("pk", filter=overdue))
         .order_by("currency")
@@ -68,17 +69,17 @@ def _aging_annotations(today) -> dict:
     return {**sums, "total": _sum(), "count": Count("pk")}
 
 
-def aging_by_currency(*, business: Business, today) -> list[dict]:
+def aging_by_currency(*, business: Business, today, livemode: bool | None = None) -> list[dict]:
     """One row per currency: the buckets' sums, total and invoice count."""
     return list(
-        _open(business).order_by().values("currency").annotate(**_aging_annotations(today)).order_by("currency")
+        _open(business, livemode).order_by().values("currency").annotate(**_aging_annotations(today)).order_by("currency")
     )
 
 
-def aging_by_contact(*, business: Business, today, currency: str | None = None):
+def aging_by_contact(*, business: Business, today, currency: str | None = None, livemode: bool | None = None):
     """One row per (currency, contact), largest total first within a currency: a
     queryset of dicts, to paginate."""
-    qs = _open(business)
+    qs = _open(business, livemode)
     if currency:
         qs = qs.filter(currency=currency)
     return (

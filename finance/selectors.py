@@ -13,6 +13,7 @@ from finance import clock
 from finance.filters import BillableFilter, InvoiceFilter
 from finance.models import (DISPUTE_OPEN, Billable, BillableStatus, Dispute, DisputeStatus, Invoice, InvoiceStatus,
                             LineType, Payment, PaymentStatus, Refund)
+from finance.modes import in_mode
 
 _GROSS_FIELD = DecimalField(max_digits=30, decimal_places=3)
 
@@ -79,10 +80,10 @@ def invoice_sort_key(sort) -> str | None:
     return sort if sort.removeprefix("-") in INVOICE_SORTS else None
 
 
-def invoice_list(*, business: Business, bill_to=None, filters=None, sort=None) -> QuerySet:
+def invoice_list(*, business: Business, bill_to=None, filters=None, sort=None, livemode: bool | None = None) -> QuerySet:
     # `payment_processing`: a bank debit under way, shown apart from paid (issue 7).
     processing = Payment.objects.filter(invoice=OuterRef("pk"), status=PaymentStatus.PROCESSING)
-    qs = (Invoice.objects.for_business(business).select_related("bill_to")
+    qs = (in_mode(Invoice.objects.for_business(business), livemode).select_related("bill_to")
           .annotate(payment_processing=Exists(processing)))
     key = invoice_sort_key(sort)
     if key is None:
@@ -98,16 +99,16 @@ def invoice_list(*, business: Business, bill_to=None, filters=None, sort=None) -
     return _filtered(InvoiceFilter, business=business, filters=filters, queryset=qs)
 
 
-def payment_list(*, business: Business, bill_to=None) -> QuerySet:
-    qs = Payment.objects.for_business(business).select_related("invoice").order_by("-created_at", "-pk")
+def payment_list(*, business: Business, bill_to=None, livemode: bool | None = None) -> QuerySet:
+    qs = in_mode(Payment.objects.for_business(business), livemode).select_related("invoice").order_by("-created_at", "-pk")
     if bill_to is not None:
         qs = qs.filter(invoice__bill_to=bill_to)
     return qs
 
 
-def invoice_counts(*, business: Business) -> dict:
+def invoice_counts(*, business: Business, livemode: bool | None = None) -> dict:
     """Invoices in total and those awaiting payment (open or uncollectible)."""
-    return Invoice.objects.for_business(business).aggregate(
+    return in_mode(Invoice.objects.for_business(business), livemode).aggregate(
         invoices=Count("pk"),
         unpaid_invoices=Count("pk", filter=Q(status__in=[InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE])),
     )

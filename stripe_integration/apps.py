@@ -6,6 +6,9 @@ class StripeIntegrationConfig(AppConfig):
     verbose_name = "Stripe integration"
 
     def ready(self):
+        from .connect.modes import settings_check
+
+        settings_check()  # a test key in the live slot (or the reverse) stops the start
         _admin_make_safe()
         # The lower apps announce their changes and leave room on their pages; the
         # integration listens and fills in (its admin extensions register with the admin,
@@ -27,6 +30,9 @@ class StripeIntegrationConfig(AppConfig):
         page_context_register("invoice_detail", credit_note_form_context)
         page_context_register("dashboard", dashboard_context)
         health_checks_register()
+        from finance.modes import current_mode_resolver_register
+
+        current_mode_resolver_register(_current_mode)
 
 
 def _admin_make_safe():
@@ -48,6 +54,15 @@ def _admin_make_safe():
 
     periodic_tasks_register(admin.site)
     admin_site_make_safe(admin.site)
+
+
+def _current_mode(request, business):
+    from finance.modes import CurrentMode
+
+    from .connect.oauth import session_livemode
+
+    livemode, available = session_livemode(session=getattr(request, "session", None), business=business)
+    return CurrentMode(livemode=livemode, available=available)
 
 
 def _contact_billing_changed(sender, *, contact, **kwargs):

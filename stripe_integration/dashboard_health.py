@@ -21,9 +21,11 @@ from .models.webhooks import DeliveryStatus
 WAITING = (DeliveryStatus.RECEIVED, DeliveryStatus.PARKED)
 
 
-def integration_health(*, business, now=None) -> dict:
+def integration_health(*, business, now=None, livemode: bool | None = None) -> dict:
+    """The health of the connection of `livemode` (the viewer's current mode; None: the
+    default mode's)."""
     now = now or timezone.now()
-    overview = connection_overview(business=business)
+    overview = connection_overview(business=business, livemode=livemode)
     accounts = StripeConnection.objects.filter(business=business).values("stripe_user_id")
     deliveries = WebhookDelivery.objects.filter(
         account__in=accounts, status__in=[*WAITING, DeliveryStatus.FAILED]).aggregate(
@@ -51,6 +53,6 @@ def integration_health(*, business, now=None) -> dict:
     }
 
 
-def dashboard_context(*, business, membership=None) -> dict:
-    """finance's "dashboard" page: the `integration_health` panel."""
-    return {"integration_health": integration_health(business=business)}
+def dashboard_context(*, business, membership=None, livemode: bool | None = None) -> dict:
+    """finance's "dashboard" page: the `integration_health` panel of the current mode."""
+    return {"integration_health": integration_health(business=business, livemode=livemode)}

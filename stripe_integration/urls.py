@@ -14,6 +14,7 @@ urlpatterns = [
     path("oauth/callback/", views.OAuthCallbackView.as_view(), name="oauth_callback"),
     path("disconnect/", views.DisconnectView.as_view(), name="disconnect"),
     path("test/", views.TestConnectionView.as_view(), name="test"),
+    path("mode/", views.ModeSwitchView.as_view(), name="mode_switch"),
     # catalog sync and customers (issue 5)
     path("settings/", views.IntegrationSettingsView.as_view(), name="integration_settings"),
     path("catalog/sync/", views.CatalogSyncView.as_view(), name="catalog_sync"),

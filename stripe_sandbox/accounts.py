@@ -1,6 +1,10 @@
 """Keys, platform accounts and Connect.
 
-Each distinct `sk_test_...` key is its own platform account, created on first use.
+Each distinct `sk_test_...` key is its own platform account, created on first use; so
+is each sandbox live key (the live prefix followed by `sandbox_`, see LIVE_SANDBOX_PREFIXES):
+a live-mode platform whose objects, events and connected accounts carry `livemode: true`,
+so that test and live side by side can be tried offline. Any other live key (a real one)
+is refused: the sandbox never takes a real secret.
 A connected (standard) account belongs to the platform that connected it, one per
 platform and email, reused when the same email connects again. An OAuth access
 token is a secret key that acts as its connected account. Deauthorizing revokes
@@ -19,6 +23,12 @@ API_VERSION = _ApiVersion.CURRENT
 TEST_KEY_PREFIXES = ("sk_test_", "rk_test_")
 # Built by concatenation so that no live-key-looking literal sits in the repository.
 LIVE_KEY_PREFIXES = tuple(p + "_" + "live" + "_" for p in ("sk", "rk"))
+LIVE_SANDBOX_PREFIXES = tuple(p + "sandbox_" for p in LIVE_KEY_PREFIXES)
+
+
+def is_live_account(store, account: str | None) -> bool:
+    meta = store.accounts.get(account or "")
+    return bool(meta and meta.get("livemode"))
 
 
 def authenticate(store, now: int, api_key: str | None) -> dict:
@@ -36,15 +46,17 @@ def authenticate(store, now: int, api_key: str | None) -> dict:
         if rec.get("revoked"):
             raise StripeError(401, f"Expired API Key provided: {mask_key(api_key)}", code="api_key_expired")
         return rec
-    if api_key.startswith(LIVE_KEY_PREFIXES):
+    livemode = api_key.startswith(LIVE_SANDBOX_PREFIXES) and len(api_key) > len(LIVE_SANDBOX_PREFIXES[0])
+    if api_key.startswith(LIVE_KEY_PREFIXES) and not livemode:
         raise StripeError(
             401,
-            "stripe_sandbox serves test mode only: use a test key (sk_test_...), never a live key.",
+            "stripe_sandbox serves test mode only, and live mode only to sandbox live keys (the live "
+            "prefix followed by sandbox_): use a test key (sk_test_...), never a real live key.",
         )
-    if not api_key.startswith(TEST_KEY_PREFIXES) or len(api_key) <= len("sk_test_"):
+    if not livemode and (not api_key.startswith(TEST_KEY_PREFIXES) or len(api_key) <= len("sk_test_")):
         raise StripeError(401, f"Invalid API Key provided: {mask_key(api_key)}")
     account = _create_account(store, now, platform=None, email=None,
-                              name="Sandbox platform " + api_key[-4:])
+                              name="Sandbox platform " + api_key[-4:], livemode=livemode)
     rec = {"account": account["id"], "platform": None}
     store.api_keys[api_key] = rec
     return rec
@@ -66,8 +78,11 @@ def platform_of(store, account: str) -> str | None:
     return meta["platform"] if meta else None
 
 
-def _create_account(store, now: int, *, platform, email, name, country="US", currency="usd") -> dict:
+def _create_account(store, now: int, *, platform, email, name, country="US", currency="usd",
+                    livemode: bool | None = None) -> dict:
     acct_id = new_id("acct")
+    if livemode is None:  # a connected account is in its platform's mode
+        livemode = is_live_account(store, platform)
     display = name or (email.split("@")[0] if email else None)
     obj = shape(
         "account",
@@ -86,8 +101,8 @@ def _create_account(store, now: int, *, platform, email, name, country="US", cur
     )
     # A map of the capabilities requested, not every capability the SDK knows.
     obj["capabilities"] = {"card_payments": "active", "transfers": "active"}
+    store.accounts[acct_id] = {"platform": platform, "email": email, "revoked": False, "livemode": livemode}
     store.insert(obj, acct_id)
-    store.accounts[acct_id] = {"platform": platform, "email": email, "revoked": False}
     return obj
 
 
@@ -115,7 +130,8 @@ def connect_account(ctx: Ctx, platform: str, email: str, *, business_name=None,
 
 def issue_tokens(store, account: str, platform: str, scope: str, refresh: str | None = None) -> dict:
     """Stripe's token answer; a new refresh token unless one is being used."""
-    access_token = "sk_test_" + random_token(32)
+    livemode = is_live_account(store, platform)
+    access_token = (LIVE_SANDBOX_PREFIXES[0] if livemode else "sk_test_") + random_token(32)
     store.api_keys[access_token] = {"account": account, "platform": platform, "access_token": True}
     if refresh is None:
         refresh = "rt_" + random_token(32)
@@ -123,10 +139,10 @@ def issue_tokens(store, account: str, platform: str, scope: str, refresh: str | 
     store.dirty = True
     return {
         "access_token": access_token,
-        "livemode": False,
+        "livemode": livemode,
         "refresh_token": refresh,
         "scope": scope,
-        "stripe_publishable_key": "pk_test_" + random_token(32),
+        "stripe_publishable_key": ("pk_" + "live_" if livemode else "pk_test_") + random_token(32),
         "stripe_user_id": account,
         "token_type": "bearer",
     }

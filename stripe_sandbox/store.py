@@ -77,6 +77,8 @@ class Store:
     # ------------------------------------------------------------------ objects
 
     def insert(self, obj: dict, account: str) -> dict:
+        if self._live(account):
+            stamp_livemode(obj)
         oid = obj["id"]
         self.objects[oid] = obj
         self.owner[oid] = account
@@ -86,9 +88,15 @@ class Store:
 
     def put(self, obj: dict) -> dict:
         """Replace a stored object (same id, same owner)."""
+        if self._live(self.owner.get(obj["id"])):
+            stamp_livemode(obj)
         self.objects[obj["id"]] = obj
         self.dirty = True
         return obj
+
+    def _live(self, account: str | None) -> bool:
+        meta = self.accounts.get(account or "")
+        return bool(meta and meta.get("livemode"))
 
     def get(self, oid: str, account: str) -> dict | None:
         """The object if it belongs to `account`: Connect scoping lives here."""
@@ -146,3 +154,18 @@ class Clock:
             self.store.clock_offset += seconds
             self.store.dirty = True
         return self.now()
+
+
+def stamp_livemode(obj) -> None:
+    """Objects of a live-mode account say so, as on Stripe: every `livemode` in the object
+    and in the objects it embeds (lines, charges, event data) is true."""
+    if isinstance(obj, dict):
+        if "livemode" in obj:
+            obj["livemode"] = True
+        for value in obj.values():
+            if isinstance(value, (dict, list)):
+                stamp_livemode(value)
+    elif isinstance(obj, list):
+        for value in obj:
+            if isinstance(value, (dict, list)):
+                stamp_livemode(value)

@@ -48,7 +48,7 @@ from ..models import (
     ACTIVE_RUN_STATUSES, SYNC_RUN_TRANSITIONS, PriceLink, ServiceSync, StripeConnection, SyncRun, SyncRunKind,
     SyncRunStatus, SyncState,
 )
-from ..connect.oauth import connection_get_active, connection_revoke, gateway
+from ..connect.oauth import connected_modes, connection_get_active, connection_revoke, gateway
 from ..runs import EventAction, EventKind, RunKind, RunStatus, current_run, run_wait, track_run
 
 DISABLED_MESSAGE = "The Stripe integration is disabled for this business: re-enable it (Stripe ▸ Runs) to sync."
@@ -79,7 +79,7 @@ def service_sync(*, connection: StripeConnection, service: Service, force: bool 
 
 
 def _service_sync(*, connection: StripeConnection, service: Service, force: bool = False) -> SyncOutcome:
-    gw = gateway()
+    gw = gateway(connection.livemode)
     row = row_for(connection, service)
     remote_product, remote_prices = None, []
     try:
@@ -116,12 +116,13 @@ def _service_admin_url(service: Service) -> str:
     return reverse("admin:services_service_change", args=[service.pk])
 
 
-def service_sync_by_id(*, service_id: int, force: bool = False) -> SyncOutcome | None:
-    """For the task: None when the service is gone or its business is not connected."""
+def service_sync_by_id(*, service_id: int, force: bool = False, livemode: bool | None = None) -> SyncOutcome | None:
+    """For the task: None when the service is gone or its business is not connected (in
+    `livemode`; a task queued before modes existed names none: the default connection)."""
     service = Service.objects.select_related("business").prefetch_related("prices").filter(pk=service_id).first()
     if service is None:
         return None
-    connection = connection_get_active(business=service.business)
+    connection = connection_get_active(business=service.business, livemode=livemode)
     if connection is None:
         return None
     return service_sync(connection=connection, service=service, force=force)
@@ -129,10 +130,19 @@ def service_sync_by_id(*, service_id: int, force: bool = False) -> SyncOutcome |
 
 def service_sync_request(*, service: Service, force: bool = False) -> ServiceSync | None:
     """After a service or its prices changed: mark it pending and sync it once the
-    transaction commits (Celery). Nothing happens when the business is not connected."""
-    connection = connection_get_active(business=service.business)
-    if connection is None:
-        return None
+    transaction commits (Celery), on every connection of the business (test and live
+    each hold their own product: links per mode). Nothing happens when the business is
+    not connected. Returns the row of the default mode's connection."""
+    first = None
+    for livemode in connected_modes(business=service.business):
+        connection = connection_get_active(business=service.business, livemode=livemode)
+        if connection is not None:
+            row = _service_sync_request(connection=connection, service=service, force=force)
+            first = first or row
+    return first
+
+
+def _service_sync_request(*, connection: StripeConnection, service: Service, force: bool) -> ServiceSync | None:
     row = row_for(connection, service)
     if row.pk is None and not service.active:
         return None  # never in Stripe: nothing to archive
@@ -146,14 +156,15 @@ def service_sync_request(*, service: Service, force: bool = False) -> ServiceSyn
     from ..tasks import enqueue_on_commit
     from .tasks import service_sync_task  # tasks import this module
 
-    enqueue_on_commit(service_sync_task, service.pk, force)
+    enqueue_on_commit(service_sync_task, service.pk, force, connection.livemode)
     return row
 
 
 # --- the whole catalog ------------------------------------------------------------------
-def catalog_sync_start(*, business: Business, user=None) -> SyncRun:
-    """Queue a whole-catalog sync (the settings page's "Sync catalog now")."""
-    connection = connection_get_active(business=business)
+def catalog_sync_start(*, business: Business, user=None, livemode: bool | None = None) -> SyncRun:
+    """Queue a whole-catalog sync of one connection (the settings page's "Sync catalog now",
+    per mode)."""
+    connection = connection_get_active(business=business, livemode=livemode)
     if connection is None:
         raise CatalogSyncError("This business is not connected to Stripe.")
     run = catalog_sync_create_run(business=business, connection=connection, user=user)
@@ -167,8 +178,8 @@ def catalog_sync_start(*, business: Business, user=None) -> SyncRun:
 
 def catalog_sync_create_run(*, business: Business, connection: StripeConnection, user=None) -> SyncRun:
     stale = timezone.now() - timedelta(seconds=STALE_RUN_AFTER)
-    for old in SyncRun.objects.filter(business=business, kind=SyncRunKind.CATALOG, status__in=ACTIVE_RUN_STATUSES,
-                                      updated_at__lt=stale):
+    for old in SyncRun.objects.filter(business=business, connection=connection, kind=SyncRunKind.CATALOG,
+                                      status__in=ACTIVE_RUN_STATUSES, updated_at__lt=stale):
         _run_finish(old, SyncRunStatus.FAILED, error="Interrupted: no progress for 15 minutes.")
     run = SyncRun(business=business, connection=connection, kind=SyncRunKind.CATALOG, started_by=user,
                   total=Service.objects.filter(business=business).count())
@@ -213,7 +224,7 @@ def _catalog_sync_run(*, run: SyncRun, tracked) -> SyncRun:
         return _run_finish(run, SyncRunStatus.FAILED, error="The Stripe connection is no longer active.")
     business = run.business
     account = connection.stripe_user_id
-    gw = gateway()
+    gw = gateway(connection.livemode)
     try:
         products = gw.products_list(account=account)
         prices = gw.prices_list(account=account)
@@ -281,13 +292,14 @@ def catalog_sync_run_by_id(*, run_id: int) -> SyncRun | None:
     return catalog_sync_run(run=run) if run else None
 
 
-def sync_run_latest(*, business: Business) -> SyncRun | None:
-    return SyncRun.objects.filter(business=business, kind=SyncRunKind.CATALOG).first()
+def sync_run_latest(*, business: Business, livemode: bool | None = None) -> SyncRun | None:
+    runs = SyncRun.objects.filter(business=business, kind=SyncRunKind.CATALOG)
+    return (runs if livemode is None else runs.filter(connection__livemode=livemode)).first()
 
 
-def catalog_summary(*, business: Business) -> dict[str, int]:
-    """{state: count} of the services' sync rows on the active connection."""
-    connection = connection_get_active(business=business)
+def catalog_summary(*, business: Business, livemode: bool | None = None) -> dict[str, int]:
+    """{state: count} of the services' sync rows on the active connection (of `livemode`)."""
+    connection = connection_get_active(business=business, livemode=livemode)
     if connection is None:
         return {}
     rows = ServiceSync.objects.filter(connection=connection).values_list("state", flat=True)

@@ -9,9 +9,9 @@ from . import sync as catalog
 
 @shared_task(name="stripe_integration.tasks.service_sync_task",
              bind=True, acks_late=True, max_retries=MAX_RETRIES)
-def service_sync_task(self, service_id: int, force: bool = False) -> str:
+def service_sync_task(self, service_id: int, force: bool = False, livemode: bool | None = None) -> str:
     try:
-        outcome = catalog.service_sync_by_id(service_id=service_id, force=force)
+        outcome = catalog.service_sync_by_id(service_id=service_id, force=force, livemode=livemode)
     except catalog.CatalogSyncError as exc:
         return retry_or_report(self, exc)
     return outcome.state if outcome else "skipped"

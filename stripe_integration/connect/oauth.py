@@ -20,8 +20,9 @@ from django.utils import timezone
 from crm.audit import audit_record
 from crm.models import Business
 
-from ..gateway.client import AccessRevoked, Gateway, GatewayError, OAuthFailed, is_live_key
+from ..gateway.client import AccessRevoked, Gateway, GatewayError, OAuthFailed
 from ..models import ConnectionStatus, ConnectWebhookEndpoint, StripeConnection
+from . import modes
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +62,18 @@ class ConnectError(Exception):
         super().__init__(message)
 
 
-def gateway() -> Gateway:
-    return Gateway.from_settings()
+def gateway(livemode: bool | None = None) -> Gateway:
+    """The platform's client for one mode (test or live: each has its own key); the
+    default mode (modes.default_livemode) when none is named. Every call made for a
+    connection passes `connection.livemode`."""
+    mode = modes.default_livemode() if livemode is None else livemode
+    return Gateway.from_settings(secret_key=modes.secret_key(mode), client_id=modes.client_id(mode))
 
 
 def platform_livemode() -> bool:
-    return is_live_key(settings.STRIPE_SECRET_KEY)
+    """The default mode: live when the platform has a live key, else test (with only
+    STRIPE_SECRET_KEY, that key's mode)."""
+    return modes.default_livemode()
 
 
 # --- OAuth state: random, bound to session + business + user, single-use, 10 minutes ---
@@ -74,26 +81,32 @@ def _state_digest(state: str) -> str:
     return hashlib.sha256(state.encode()).hexdigest()
 
 
-def oauth_start(*, session, business: Business, user) -> str:
-    """Make a fresh state, remember it in the session, and return Stripe's authorize URL."""
+def oauth_start(*, session, business: Business, user, livemode: bool | None = None) -> str:
+    """Make a fresh state, remember it in the session (with the mode being connected), and
+    return Stripe's authorize URL for that mode's Connect client id."""
     if not business.finance_enabled:
         raise ConnectError("The finance module is not enabled for this business.")
+    mode = modes.default_livemode() if livemode is None else livemode
+    if mode not in modes.configured_modes():
+        raise ConnectError(f"The platform has no {modes.mode_name(mode)}-mode Stripe key: {modes.mode_label(mode)} "
+                           "cannot be connected.")
     state = secrets.token_urlsafe(32)
     pending = [p for p in session.get(OAUTH_STATE_SESSION_KEY, []) if p["expires"] > time.time()]
     pending.append({"digest": _state_digest(state), "business_id": business.pk, "user_id": user.pk,
-                    "expires": time.time() + OAUTH_STATE_TTL})
+                    "livemode": mode, "expires": time.time() + OAUTH_STATE_TTL})
     session[OAUTH_STATE_SESSION_KEY] = pending[-OAUTH_STATE_MAX_PENDING:]
     redirect_uri = settings.SITE_URL + reverse("stripe_integration:oauth_callback")
     try:
-        return gateway().oauth_authorize_url(redirect_uri=redirect_uri, state=state, email=user.email or "",
+        return gateway(mode).oauth_authorize_url(redirect_uri=redirect_uri, state=state, email=user.email or "",
                                              business_name=business.name)
     except GatewayError as exc:
         raise ConnectError(exc.user_message) from None
 
 
-def oauth_state_consume(*, session, state: str | None, business: Business, user) -> None:
-    """Check and burn the state. Raises ConnectError for a missing, wrong, reused or
-    expired state (compared in constant time); nothing else happens in that case."""
+def oauth_state_consume(*, session, state: str | None, business: Business, user) -> bool:
+    """Check and burn the state; return the mode it was started for. Raises ConnectError
+    for a missing, wrong, reused or expired state (compared in constant time); nothing
+    else happens in that case."""
     if not state:
         raise ConnectError("The connection request is missing its security token. Start again from the Connect button.")
     pending = session.get(OAUTH_STATE_SESSION_KEY, [])
@@ -110,29 +123,71 @@ def oauth_state_consume(*, session, state: str | None, business: Business, user)
         raise ConnectError("The connection request expired (10 minutes). Start again from the Connect button.")
     if match["business_id"] != business.pk or match["user_id"] != user.pk:
         raise ConnectError("The connection request was started by another user or business. Start again.")
+    return bool(match.get("livemode", modes.default_livemode()))
 
 
 # --- the connection --------------------------------------------------------------
 def connection_get_active(*, business: Business, livemode: bool | None = None) -> StripeConnection | None:
+    """The business's connection in `livemode`; with no mode named, its live connection if
+    it has one, else its test one (of the modes the platform has keys for)."""
+    active = StripeConnection.objects.filter(business=business, status=ConnectionStatus.CONNECTED)
+    if livemode is not None:
+        return active.filter(livemode=livemode).first()
+    return active.filter(livemode__in=modes.configured_modes() or [False]).order_by("-livemode").first()
+
+
+def connection_for_invoice(invoice) -> StripeConnection | None:
+    """The connection an invoice (or its credit notes, refunds...) is acted on through:
+    that of the invoice's mode once it has one (in Stripe, or sent from a mode), else the
+    business's default connection."""
+    return connection_get_active(business=invoice.business, livemode=invoice.livemode)
+
+
+# --- the current mode of a staff session (finance screens show one mode at a time) ----------
+MODE_SESSION_KEY = "stripe_livemode"
+
+
+def session_livemode(*, session, business: Business) -> tuple[bool, list[bool]]:
+    """(the session's current mode, the modes the business is connected in). The mode
+    chosen with the switch when the business is connected in it; else live if connected
+    in live, else test if connected in test, else the platform's default mode."""
+    available = connected_modes(business=business)
+    chosen = session.get(MODE_SESSION_KEY) if session is not None else None
+    if chosen in available:
+        return chosen, available
+    return (available[0] if available else platform_livemode()), available
+
+
+def session_livemode_set(*, session, business: Business, livemode: bool) -> None:
+    if livemode not in connected_modes(business=business):
+        raise ConnectError(f"This business is not connected in {modes.mode_label(livemode).lower()}.")
+    session[MODE_SESSION_KEY] = livemode
+
+
+def connected_modes(*, business: Business) -> list[bool]:
+    """The modes the business has an active connection in (of the configured ones), live first."""
+    found = set(StripeConnection.objects.filter(business=business, status=ConnectionStatus.CONNECTED)
+                .values_list("livemode", flat=True))
+    return [mode for mode in modes.configured_modes() if mode in found]
+
+
+def connection_latest(*, business: Business, livemode: bool | None = None) -> StripeConnection | None:
     mode = platform_livemode() if livemode is None else livemode
-    return StripeConnection.objects.filter(business=business, livemode=mode, status=ConnectionStatus.CONNECTED).first()
-
-
-def connection_latest(*, business: Business) -> StripeConnection | None:
-    mode = platform_livemode()
     return StripeConnection.objects.filter(business=business, livemode=mode).order_by("-created_at", "-pk").select_related("connected_by", "disconnected_by").first()
 
 
-def connection_connect(*, business: Business, user, code: str) -> StripeConnection:
-    """Exchange the code (exactly once: codes are single-use), record the connection and
-    make sure the platform's Connect webhook endpoint exists."""
-    gw = gateway()
+def connection_connect(*, business: Business, user, code: str, livemode: bool | None = None) -> StripeConnection:
+    """Exchange the code (exactly once: codes are single-use) with the key of the mode the
+    connection was started in, record the connection in that mode and make sure the
+    platform's Connect webhook endpoint of that mode exists."""
+    gw = gateway(livemode)
     try:
         tokens = gw.oauth_exchange_code(code=code)
     except GatewayError as exc:
         raise ConnectError(exc.user_message) from None
     if tokens.livemode != gw.livemode:
-        raise ConnectError("Stripe connected an account in the other mode (test/live) than this app runs in.")
+        raise ConnectError(f"Stripe connected an account in the other mode (test/live) than the {modes.mode_label(gw.livemode).lower()} "
+                           "connection that was started.")
     taken = StripeConnection.objects.filter(
         stripe_user_id=tokens.stripe_user_id, livemode=tokens.livemode, status=ConnectionStatus.CONNECTED
     ).exclude(business=business).exists()
@@ -178,11 +233,11 @@ def connection_connect(*, business: Business, user, code: str) -> StripeConnecti
     except GatewayError as exc:
         connection.last_error = f"Webhook endpoint: {exc.user_message}"
         connection.save(update_fields=["last_error", "updated_at"])
-    _first_catalog_sync(business=business, user=user)
+    _first_catalog_sync(business=business, user=user, livemode=connection.livemode)
     return connection
 
 
-def _first_catalog_sync(*, business: Business, user) -> None:
+def _first_catalog_sync(*, business: Business, user, livemode: bool) -> None:
     """A newly connected business's catalog goes to Stripe at once (a queued whole-catalog
     sync; it sends only what Stripe does not hold yet, so reconnecting costs reads)."""
     from services.models import Service
@@ -192,7 +247,7 @@ def _first_catalog_sync(*, business: Business, user) -> None:
     if not Service.objects.filter(business=business).exists():
         return
     try:
-        catalog_sync_start(business=business, user=user)
+        catalog_sync_start(business=business, user=user, livemode=livemode)
     except CatalogSyncError as exc:  # one is already running: it covers this too
         log.info("First catalog sync of %s not queued: %s", business.slug, exc)
 
@@ -202,7 +257,7 @@ def connection_test(*, connection: StripeConnection):
     if not connection.is_active:
         raise ConnectError("This business is not connected to Stripe.")
     try:
-        info = gateway().account_retrieve(account=connection.stripe_user_id)
+        info = gateway(connection.livemode).account_retrieve(account=connection.stripe_user_id)
     except AccessRevoked as exc:
         connection_revoke(stripe_user_id=connection.stripe_user_id, livemode=connection.livemode)
         raise ConnectError(exc.user_message) from None
@@ -225,7 +280,7 @@ def connection_disconnect(*, connection: StripeConnection, user, ip: str | None 
     """Deauthorize on Stripe, then mark disconnected and wipe the tokens. An account whose
     access Stripe already revoked is disconnected locally all the same."""
     try:
-        gateway().oauth_deauthorize(stripe_user_id=connection.stripe_user_id)
+        gateway(connection.livemode).oauth_deauthorize(stripe_user_id=connection.stripe_user_id)
     except (AccessRevoked, OAuthFailed):
         pass
     except GatewayError as exc:
@@ -305,11 +360,28 @@ class ConnectionView:
     connection: StripeConnection | None
     livemode: bool
     finance_enabled: bool
+    configured: bool = True
+
+    @property
+    def mode_label(self) -> str:
+        return modes.mode_label(self.livemode)
+
+    @property
+    def mode(self) -> str:
+        return modes.mode_name(self.livemode)
 
 
-def connection_overview(*, business: Business) -> ConnectionView:
-    latest = connection_latest(business=business)
+def connection_overview(*, business: Business, livemode: bool | None = None) -> ConnectionView:
+    mode = platform_livemode() if livemode is None else livemode
+    latest = connection_latest(business=business, livemode=mode)
     state = "not_connected" if latest is None else latest.status
     if latest is not None and latest.status == ConnectionStatus.CONNECTED and latest.last_error:
         state = "error"
-    return ConnectionView(state=state, connection=latest, livemode=platform_livemode(), finance_enabled=business.finance_enabled)
+    return ConnectionView(state=state, connection=latest, livemode=mode, finance_enabled=business.finance_enabled,
+                          configured=mode in modes.configured_modes())
+
+
+def connection_overviews(*, business: Business) -> list[ConnectionView]:
+    """One panel per mode the platform has a key for (live first); the default mode's
+    alone when it has none (the page then says Stripe is not configured)."""
+    return [connection_overview(business=business, livemode=m) for m in (modes.configured_modes() or [platform_livemode()])]

@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import View
 
 from crm import selectors as crm_selectors
@@ -38,23 +39,38 @@ class SettingsView(FinanceView):
 def render_settings(request, business, *, settings_form=None):
     """The settings page: the connection, the catalog sync and its latest run, the
     integration settings form (bound and with errors after a failed POST)."""
+    overviews = services.connection_overviews(business=business)
+    # The catalog section is the current mode's (the mode switch), else the first connected.
+    current, _ = services.session_livemode(session=request.session, business=business)
+    connected = [o for o in overviews if o.state in ("connected", "error")]
+    shown = next((o for o in connected if o.livemode == current), connected[0] if connected else overviews[0])
+    multi = len(overviews) > 1
     context = {
-        "overview": services.connection_overview(business=business),
+        "overview": shown,
+        "overviews": overviews,
         "business": business,
         "settings_form": settings_form or IntegrationSettingsForm(instance=IntegrationSettings.for_business(business)),
         "charges_left_out_warning": CHARGES_LEFT_OUT_WARNING,
-        "catalog_run": catalog.sync_run_latest(business=business),
-        "catalog_summary": catalog.catalog_summary(business=business),
+        "catalog_run": catalog.sync_run_latest(business=business, livemode=shown.livemode if multi else None),
+        "catalog_summary": catalog.catalog_summary(business=business, livemode=shown.livemode if multi else None),
     }
     return render(request, "stripe_integration/settings.html", context)
 
 
+def _mode_param(request) -> bool | None:
+    """`?mode=test|live` (the panel a button is on); None: the default mode."""
+    value = (request.GET.get("mode") or request.POST.get("mode") or "").lower()
+    return {"live": True, "test": False}.get(value)
+
+
 class ConnectView(FinanceView):
-    """The Connect button is a link: GET redirects to Stripe's consent page."""
+    """The Connect button is a link: GET redirects to Stripe's consent page (of the mode
+    of the panel it is on: `?mode=test|live`)."""
 
     def get(self, request):
         try:
-            url = services.oauth_start(session=request.session, business=self.business, user=request.user)
+            url = services.oauth_start(session=request.session, business=self.business, user=request.user,
+                                       livemode=_mode_param(request))
         except services.ConnectError as exc:
             messages.error(request, exc.message)
             return redirect("stripe_integration:settings")
@@ -66,7 +82,8 @@ class OAuthCallbackView(FinanceView):
         state = request.GET.get("state")
         error = request.GET.get("error")
         try:
-            services.oauth_state_consume(session=request.session, state=state, business=self.business, user=request.user)
+            livemode = services.oauth_state_consume(session=request.session, state=state, business=self.business,
+                                                    user=request.user)
         except services.ConnectError as exc:
             messages.error(request, exc.message)
             return redirect("stripe_integration:settings")
@@ -82,11 +99,13 @@ class OAuthCallbackView(FinanceView):
             messages.error(request, "Stripe's answer had no authorization code. Start again from the Connect button.")
             return redirect("stripe_integration:settings")
         try:
-            connection = services.connection_connect(business=self.business, user=request.user, code=code)
+            connection = services.connection_connect(business=self.business, user=request.user, code=code,
+                                                     livemode=livemode)
         except services.ConnectError as exc:
             messages.error(request, exc.message)
             return redirect("stripe_integration:settings")
-        messages.success(request, f"Connected Stripe account {connection.account_name or connection.stripe_user_id} ({connection.stripe_user_id}).")
+        messages.success(request, f"Connected Stripe account {connection.account_name or connection.stripe_user_id} "
+                                  f"({connection.stripe_user_id}) in {connection.mode_label} mode.")
         return redirect("stripe_integration:settings")
 
 
@@ -94,7 +113,7 @@ class ConnectionActionView(FinanceView):
     """A POST action on the business's active connection; without one, say so."""
 
     def post(self, request):
-        connection = services.connection_get_active(business=self.business)
+        connection = services.connection_get_active(business=self.business, livemode=_mode_param(request))
         if connection is None:
             messages.info(request, "This business is not connected to Stripe.")
         else:
@@ -110,7 +129,7 @@ class DisconnectView(ConnectionActionView):
     A POST without the confirmation comes back to that page, nothing done."""
 
     def get(self, request):
-        connection = services.connection_get_active(business=self.business)
+        connection = services.connection_get_active(business=self.business, livemode=_mode_param(request))
         if connection is None:
             messages.info(request, "This business is not connected to Stripe.")
             return redirect("stripe_integration:settings")
@@ -119,7 +138,9 @@ class DisconnectView(ConnectionActionView):
 
     def post(self, request):
         if request.POST.get("confirmed") != "yes":
-            return redirect("stripe_integration:disconnect")
+            mode = _mode_param(request)
+            url = reverse("stripe_integration:disconnect")
+            return redirect(url if mode is None else f"{url}?mode={'live' if mode else 'test'}")
         return super().post(request)
 
     def act(self, request, connection):
@@ -159,7 +180,7 @@ class CatalogSyncView(FinanceView):
 
     def post(self, request):
         try:
-            run = catalog.catalog_sync_start(business=self.business, user=request.user)
+            run = catalog.catalog_sync_start(business=self.business, user=request.user, livemode=_mode_param(request))
         except catalog.CatalogSyncError as exc:
             messages.error(request, exc.message)
         else:
@@ -203,3 +224,25 @@ class CustomerLinkView(FinanceView):
                     messages.success(request, f"Linked Stripe customer {link.stripe_customer_id} to {contact.name}.")
                     return redirect(reverse("ui:contact_detail", args=[contact.pk]) + "#stripe-customer")
         return self._render(request, contact, form)
+
+
+# --- the current mode (issue 15: test and live side by side) ------------------------------------
+class ModeSwitchView(FinanceView):
+    """POST mode=test|live: the finance screens of this session show that mode's data."""
+
+    def post(self, request):
+        livemode = _mode_param(request)
+        if livemode is None:
+            messages.error(request, "Choose test or live mode.")
+        else:
+            try:
+                services.session_livemode_set(session=request.session, business=self.business, livemode=livemode)
+            except services.ConnectError as exc:
+                messages.error(request, exc.message)
+            else:
+                messages.success(request, f"Showing {'live' if livemode else 'test'}-mode data.")
+        target = request.POST.get("next") or ""
+        if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                               require_https=request.is_secure()):
+            target = reverse("ui:invoice_list")
+        return redirect(target)

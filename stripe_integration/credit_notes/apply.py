@@ -54,7 +54,8 @@ def credit_note_apply_stripe(*, invoice: Invoice, info: CreditNoteInfo) -> tuple
     note = credit_note_find_local(invoice=invoice, info=info)
     made_here = note is None
     if made_here:
-        note = CreditNote(business=invoice.business, invoice=invoice, push_status=CreditNotePushStatus.PUSHED)
+        note = CreditNote(business=invoice.business, invoice=invoice, push_status=CreditNotePushStatus.PUSHED,
+                          livemode=invoice.livemode)
     currency = info.currency or invoice.currency
     values = {
         "stripe_id": info.id, "number": info.number[:64], "currency": currency,

@@ -35,7 +35,7 @@ from crm.audit import audit_record
 from finance.models import CreditNote, CreditNotePushStatus, CreditNoteReason, CreditNoteStatus, Invoice, InvoiceStatus
 from finance.money import NotRepresentable, format_money, require_representable, to_minor
 
-from ..connect.oauth import connection_get_active, gateway
+from ..connect.oauth import connection_for_invoice, gateway
 from ..gateway.client import Gateway, GatewayError, IdempotencyConflict
 from ..gateway.credit_notes import CreditNoteInfo
 from ..invoicing.push import lease_seconds
@@ -147,10 +147,10 @@ def credit_note_preview(*, invoice: Invoice, amount, reason: str, memo: str, mod
     """Stripe's preview of the credit note (nothing is made). Raises CreditNoteError for
     bad input, GatewayError when Stripe refuses or cannot answer."""
     value = credit_note_validate(invoice=invoice, amount=amount, reason=reason, memo=memo, mode=mode)
-    connection = connection_get_active(business=invoice.business)
+    connection = connection_for_invoice(invoice)
     if connection is None:
         raise CreditNoteError("This business is not connected to Stripe.")
-    return gateway().credit_note_preview(account=connection.stripe_user_id, params=_params(
+    return gateway(connection.livemode).credit_note_preview(account=connection.stripe_user_id, params=_params(
         invoice=invoice, amount=value, mode=mode, reason=reason, memo=memo))
 
 
@@ -172,7 +172,7 @@ def credit_note_create(*, invoice: Invoice, amount, reason: str, memo: str, mode
                 return existing
         note = CreditNote(business=locked.business, invoice=locked, currency=locked.currency, amount=value,
                           reason=reason or "", memo=memo, request_key=request_key, created_by=user,
-                          push_status=CreditNotePushStatus.PENDING, **_split(mode, value))
+                          push_status=CreditNotePushStatus.PENDING, livemode=locked.livemode, **_split(mode, value))
         note.full_clean()
         note.save()
         audit_record(business=locked.business, user=user, action="credit_note_create", obj=locked, ip=ip,
@@ -219,10 +219,10 @@ def credit_note_push(*, credit_note_id: int, mode: str | None = None, takeover: 
     if note is None:
         return CreditNote.objects.get(pk=credit_note_id)
     invoice = note.invoice
-    connection = connection_get_active(business=note.business)
+    connection = connection_for_invoice(invoice)
     if connection is None:
         return _fail(note, "This business is not connected to Stripe: connect it, then retry.")
-    account, gw = connection.stripe_user_id, gateway()
+    account, gw = connection.stripe_user_id, gateway(connection.livemode)
     try:
         info = _find_remote(gw, account, note) if note.push_attempts > 1 else None
         if info is None:
@@ -280,10 +280,10 @@ def credit_note_void(*, credit_note: CreditNote, user=None, ip: str | None = Non
     Stripe's reason."""
     if credit_note.status != CreditNoteStatus.ISSUED or not credit_note.stripe_id:
         raise CreditNoteError(f"{credit_note} is not an issued credit note in Stripe.")
-    connection = connection_get_active(business=credit_note.business)
+    connection = connection_for_invoice(credit_note.invoice)
     if connection is None:
         raise CreditNoteError("This business is not connected to Stripe.")
-    account, gw = connection.stripe_user_id, gateway()
+    account, gw = connection.stripe_user_id, gateway(connection.livemode)
     try:
         info = gw.credit_note_void(account=account, credit_note_id=credit_note.stripe_id,
                                    idempotency_key=f"crm-cn-void-{credit_note.business_id}-{credit_note.stripe_id}")

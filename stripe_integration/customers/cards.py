@@ -49,7 +49,7 @@ def card_setup_link_create(*, business: Business, contact: Contact, nonce: str) 
     done_url = settings.SITE_URL + reverse("stripe_integration:card_saved")
     try:
         session = checkout_setup_session_create(
-            gateway(), account=connection.stripe_user_id, customer_id=customer_id,
+            gateway(connection.livemode), account=connection.stripe_user_id, customer_id=customer_id,
             currency=business.default_currency, success_url=done_url, cancel_url=done_url + "?canceled=1",
             idempotency_key=f"crm-{connection.pk}-c{contact.pk}-save-card-{nonce}",
             metadata={"crm_contact_id": str(contact.pk), "crm_business_id": str(business.pk)},

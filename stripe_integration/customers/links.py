@@ -186,7 +186,7 @@ def customer_ensure(*, connection: StripeConnection, contact: Contact) -> str:
                                     "in Stripe: link another one or turn on automatic creation.")
         raise CustomerLinkError(f"{contact.name}: {NO_CUSTOMER}.")
     fields = contact_billing_fields(contact)
-    gw, account = gateway(), connection.stripe_user_id
+    gw, account = gateway(connection.livemode), connection.stripe_user_id
     generation = link.generation + 1 if link is not None else 1
     try:
         found = _find_own_customer(gw, account, contact, fields) if link is None else None
@@ -253,7 +253,7 @@ def customer_lookup(*, connection: StripeConnection, customer_id: str) -> Custom
     if not CUSTOMER_ID.fullmatch(customer_id):
         raise CustomerLinkError("Enter a Stripe customer id, like cus_Nx8bQ2f3L0z1Ab.")
     try:
-        info = gateway().customer_fetch(account=connection.stripe_user_id, customer_id=customer_id)
+        info = gateway(connection.livemode).customer_fetch(account=connection.stripe_user_id, customer_id=customer_id)
     except NotFound:
         raise CustomerLinkError(
             f"Stripe has no customer {customer_id} in this business's account ({connection.stripe_user_id}). "
@@ -282,7 +282,7 @@ def customer_link_existing(*, connection: StripeConnection, contact: Contact, cu
     metadata = _id_metadata(contact, fields)  # the customer's own values stay: they flow into the CRM below
     if any(info.metadata.get(k) != v for k, v in metadata.items()):
         try:
-            gateway().customer_update(
+            gateway(connection.livemode).customer_update(
                 account=connection.stripe_user_id, customer_id=info.id, params={"metadata": metadata},
                 idempotency_key=f"crm-{connection.pk}-c{contact.pk}-link-{info.id}-{_digest(metadata)[:16]}",
             )
@@ -349,7 +349,7 @@ def customer_push(*, link: CustomerLink, force: bool = False) -> CustomerLink:
     fp = _digest(fields)
     if fp == link.fingerprint and not force:
         return _mark(link, state=CustomerState.SYNCED, last_error="")
-    gw, account, cid = gateway(), connection.stripe_user_id, link.stripe_customer_id
+    gw, account, cid = gateway(connection.livemode), connection.stripe_user_id, link.stripe_customer_id
     params: dict[str, Any] = {"name": fields["name"], "metadata": _metadata(contact, fields, unset=True),
                               "address": fields["address"] or "", **fields["native"]}
     if fields["email"]:  # Stripe's customer e-mail cannot be unset through the API types

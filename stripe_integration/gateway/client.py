@@ -5,7 +5,8 @@ account on every call made for a business (`Stripe-Account: acct_...`), returns 
 dataclasses, and turns `stripe.StripeError` into `GatewayError` subclasses whose
 `user_message` is fit to show a finance user. Secrets never appear in messages or logs.
 
-Configuration: STRIPE_SECRET_KEY, STRIPE_CONNECT_CLIENT_ID, STRIPE_API_BASE,
+Configuration: the secret key and Connect client id of a mode (connect/modes.py:
+STRIPE_TEST_/STRIPE_LIVE_SECRET_KEY, or STRIPE_SECRET_KEY alone), STRIPE_API_BASE,
 STRIPE_CONNECT_BASE (the offline sandbox sets the last two; see README).
 """
 from __future__ import annotations
@@ -178,11 +179,15 @@ class Gateway(CreditNotesMixin):
         self.livemode = is_live_key(secret_key)
 
     @classmethod
-    def from_settings(cls) -> "Gateway":
+    def from_settings(cls, *, secret_key: str | None = None, client_id: str | None = None,
+                      max_retries: int | None = None) -> "Gateway":
+        """A client with the settings' bases and timeout; the key and client id of one mode
+        (connect.modes picks them), STRIPE_SECRET_KEY's by default."""
         return cls(
-            secret_key=settings.STRIPE_SECRET_KEY, client_id=settings.STRIPE_CONNECT_CLIENT_ID,
+            secret_key=settings.STRIPE_SECRET_KEY if secret_key is None else secret_key,
+            client_id=settings.STRIPE_CONNECT_CLIENT_ID if client_id is None else client_id,
             api_base=settings.STRIPE_API_BASE, connect_base=settings.STRIPE_CONNECT_BASE,
-            timeout=getattr(settings, "STRIPE_HTTP_TIMEOUT", 30),
+            timeout=getattr(settings, "STRIPE_HTTP_TIMEOUT", 30), max_retries=max_retries,
         )
 
     @staticmethod

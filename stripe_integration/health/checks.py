@@ -42,14 +42,19 @@ class StripeCheck(BaseHealthCheckBackend):
         return "Stripe"
 
     def check_status(self):
-        if not settings.STRIPE_SECRET_KEY:
+        from stripe_integration.connect import modes
+
+        configured = modes.configured_modes()
+        if not configured:
             raise ServiceUnavailable("STRIPE_SECRET_KEY is not set")
-        try:
-            gw = gateway.Gateway(secret_key=settings.STRIPE_SECRET_KEY, api_base=settings.STRIPE_API_BASE,
-                                 connect_base=settings.STRIPE_CONNECT_BASE, timeout=PROBE_TIMEOUT, max_retries=0)
-            gw.platform_account_id()
-        except gateway.GatewayError as exc:
-            raise ServiceUnavailable(f"Stripe unreachable with the platform key ({type(exc).__name__})") from None
+        for livemode in configured:  # each mode's key (test and live side by side)
+            try:
+                gw = gateway.Gateway(secret_key=modes.secret_key(livemode), api_base=settings.STRIPE_API_BASE,
+                                     connect_base=settings.STRIPE_CONNECT_BASE, timeout=PROBE_TIMEOUT, max_retries=0)
+                gw.platform_account_id()
+            except gateway.GatewayError as exc:
+                raise ServiceUnavailable(f"Stripe unreachable with the platform's {modes.mode_name(livemode)}-mode key "
+                                         f"({type(exc).__name__})") from None
 
 
 class MigrationsCheck(BaseHealthCheckBackend):

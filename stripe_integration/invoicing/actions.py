@@ -32,7 +32,8 @@ from .push import (
     InvoicingError, _find_remote, _update, idempotency_key, invoice_push_later, key_prefix, lease_seconds,
 )
 from ..models import IntegrationSettings
-from ..connect.oauth import connection_get_active, gateway
+from ..connect.modes import mode_label
+from ..connect.oauth import connection_for_invoice, gateway
 from .out_of_band import OutOfBandPayment, OutOfBandRefused, invoice_pay_out_of_band
 
 ACTION_LABELS = {
@@ -93,18 +94,23 @@ def invoice_actions(invoice: Invoice, *, only_approved: bool | None = None) -> l
 
 
 def invoice_action(*, invoice: Invoice, action: str, user=None, out_of_band: OutOfBandPayment | None = None,
-                   ip: str | None = None) -> str:
+                   ip: str | None = None, livemode: bool | None = None) -> str:
     """Run `action`; returns a message for the user. Raises InvoicingError with a clear
     message when the action is not allowed now or Stripe refuses it. Marking paid outside
     Stripe needs `out_of_band` (date, method, reference: `out_of_band.py`)."""
     invoice = Invoice.objects.select_related("business", "bill_to").get(pk=invoice.pk)  # fresh
     if action not in ACTION_LABELS:
         raise InvoicingError(f"Unknown action {action!r}.")
+    if livemode is not None and invoice.livemode is not None and invoice.livemode != livemode:
+        # Once in Stripe (or sent), an invoice stays in its mode: the other mode's screens
+        # show it not, and act on it not.
+        raise InvoicingError(f"{invoice.number} is a {mode_label(invoice.livemode).lower()} invoice; you are in "
+                             f"{mode_label(livemode).lower()}. Switch to {mode_label(invoice.livemode).lower()} to act on it.")
     if action not in invoice_actions(invoice):
         raise InvoicingError(f"{ACTION_LABELS[action]} is not possible on {invoice.number} now "
                              f"({invoice.get_status_display().lower()}, {invoice.get_push_status_display().lower()}).")
     remaining = invoice.amount_remaining
-    message = _run(invoice, action, out_of_band)
+    message = _run(invoice, action, out_of_band, livemode)
     # The audit log (crm.audit): who did it, from where, and what it was about. An action
     # Stripe refused raised above and is not recorded as done.
     amount = remaining if action == "mark_paid_out_of_band" else invoice.total
@@ -113,20 +119,23 @@ def invoice_action(*, invoice: Invoice, action: str, user=None, out_of_band: Out
     return message
 
 
-def _run(invoice: Invoice, action: str, out_of_band: OutOfBandPayment | None) -> str:
+def _run(invoice: Invoice, action: str, out_of_band: OutOfBandPayment | None, livemode: bool | None = None) -> str:
     if action == "retry":
         invoice_push_later(invoice_id=invoice.pk, takeover=invoice.push_status == InvoicePushStatus.PUSHING)
         return f"{invoice.number}: sending to Stripe again."
     if action == "approve":
-        _update(invoice, approved=True)
+        # Sent in the mode of whoever approved it, unless it already has one.
+        mode = {"livemode": livemode} if livemode is not None and invoice.livemode is None else {}
+        _update(invoice, approved=True, **mode)
         invoice_push_later(invoice_id=invoice.pk)
         return f"{invoice.number} approved; sending it to Stripe."
     if action == "delete_draft":
         return _delete_draft(invoice)
-    connection = connection_get_active(business=invoice.business)
+    connection = connection_for_invoice(invoice)
     if connection is None:
-        raise InvoicingError("This business is not connected to Stripe.")
-    gw, account = gateway(), connection.stripe_user_id
+        raise InvoicingError(f"This business is not connected to Stripe in {mode_label(bool(invoice.livemode)).lower()}, "
+                             "the invoice's mode.")
+    gw, account = gateway(connection.livemode), connection.stripe_user_id
     try:
         if action == "void":
             remote = gw.invoice_void(account=account, invoice_id=invoice.stripe_invoice_id,
@@ -178,13 +187,13 @@ def _delete_draft(invoice: Invoice) -> str:
         row.push_status, row.push_claimed_at = InvoicePushStatus.PUSHING, timezone.now()
         row.last_error = f"{DELETE_FAILED}in progress (Stripe's draft is being deleted)."
         row.save(update_fields=["push_status", "push_claimed_at", "last_error", "updated_at"])
-    connection = connection_get_active(business=invoice.business)
+    connection = connection_for_invoice(invoice)
     deleted = []
     try:
         if invoice.stripe_invoice_id or invoice.push_attempts:
             if connection is None:
                 raise InvoicingError("This business is not connected to Stripe, so its draft there cannot be deleted.")
-            gw, account = gateway(), connection.stripe_user_id
+            gw, account = gateway(connection.livemode), connection.stripe_user_id
             remote = _find_remote(gw, invoice, account)
             if remote is not None:
                 if remote.status != "draft":

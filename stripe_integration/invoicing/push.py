@@ -66,7 +66,7 @@ from finance.money import from_minor
 from ..gateway.client import CardDeclined, Gateway, GatewayError, IdempotencyConflict, InvoiceInfo, NotFound
 from .lines import plan_lines, totals_difference
 from ..models import IntegrationSettings, StripeConnection
-from ..connect.oauth import connection_get_active, gateway
+from ..connect.oauth import connection_for_invoice, connection_get_active, gateway
 from ..customers.cards import contact_collection_methods
 from ..rules.eligibility import contact_outside_rules, outside_message, rules_evaluator
 from ..rules.mapping import invoice_metadata
@@ -135,10 +135,12 @@ def build_options(*, business: Business, po_number: str = "", approved: bool = F
 
 def invoices_generate(*, business: Business, billable_ids=None, contact=None, currency: str | None = None,
                       po_number: str = "", approved: bool = False, push: bool = True, user=None,
-                      ip: str | None = None) -> CreateResult:
+                      ip: str | None = None, livemode: bool | None = None) -> CreateResult:
     """"Send to Stripe": build the local invoices from billables and queue their pushes
     once the transaction commits (each one recorded in the audit log, by `user` from
-    `ip`; None: the month-end command). Raises finance.invoices.NothingToInvoice."""
+    `ip`; None: the month-end command). Raises finance.invoices.NothingToInvoice.
+    `livemode`: the mode they are sent in (the sender's current mode); None: the default
+    connection's, decided when the push claims them. Local drafts (push=False) have none."""
     options = build_options(business=business, po_number=po_number, approved=approved)
     with transaction.atomic():
         result = invoices_create_from_billables(business=business, billable_ids=billable_ids, contact=contact,
@@ -155,8 +157,13 @@ def invoices_generate(*, business: Business, billable_ids=None, contact=None, cu
             audit_record(business=business, user=user, action="invoice_create", obj=invoice, ip=ip,
                          amount=invoice.total, currency=invoice.currency,
                          detail=f"Created from billables for {invoice.bill_to}" + (", to send to Stripe" if push else ""))
+        if livemode is not None and connection_get_active(business=business, livemode=livemode) is None:
+            livemode = None  # not connected in that mode: the push says so, the draft keeps no mode
         if push:
             for invoice in result.invoices:
+                if livemode is not None:
+                    invoice.livemode = livemode
+                    _save(invoice, ["livemode"])
                 invoice_push_later(invoice_id=invoice.pk)
     return result
 
@@ -261,7 +268,9 @@ def _claim(invoice_id: int, *, takeover: bool):
         live = invoice.push_claimed_at and (now - invoice.push_claimed_at).total_seconds() < lease_seconds()
         if invoice.push_status == InvoicePushStatus.PUSHING and live and not takeover:
             return PushResult(invoice_id, "busy", f"{invoice.number} is being sent to Stripe right now.")
-        connection = connection_get_active(business=invoice.business)
+        # Pushed in the mode it was sent in (the current mode of whoever sent it), else the
+        # default connection's; once in Stripe it stays in that mode.
+        connection = connection_for_invoice(invoice)
         if connection is None:
             message = "This business is not connected to Stripe: connect it on the Stripe settings page, then retry."
             changed = (invoice.push_status, invoice.last_error) != (InvoicePushStatus.FAILED, message)
@@ -274,12 +283,13 @@ def _claim(invoice_id: int, *, takeover: bool):
         if options.only_approved and not invoice.approved:
             return PushResult(invoice_id, "awaiting_approval",
                               f"{invoice.number} waits for approval: only approved invoices are sent.")
+        invoice.livemode = connection.livemode
         invoice.push_status = InvoicePushStatus.PUSHING
         invoice.push_attempts += 1
         invoice.push_claimed_at = now
         invoice.last_error = ""
         invoice.push_mismatch = {}
-        _save(invoice, ["push_status", "push_attempts", "push_claimed_at", "last_error", "push_mismatch"])
+        _save(invoice, ["livemode", "push_status", "push_attempts", "push_claimed_at", "last_error", "push_mismatch"])
     return invoice, connection, options
 
 
@@ -322,7 +332,7 @@ def _invoice_push(*, invoice_id: int, takeover: bool = False) -> PushResult:
     if isinstance(claimed, PushResult):
         return claimed
     invoice, connection, options = claimed
-    gw = gateway()
+    gw = gateway(connection.livemode)
     try:
         try:
             return _push(invoice, connection, options, gw)

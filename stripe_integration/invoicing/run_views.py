@@ -17,6 +17,7 @@ from crm.audit import client_ip
 from crm.htmx import htmx_fragment
 from crm.tenancy import MemberRequiredMixin
 from finance.invoices import NothingToInvoice
+from finance.modes import current_livemode
 
 from ..connect.oauth import connection_get_active
 from ..models import InvoiceRun
@@ -41,7 +42,8 @@ class UnbilledRunView(MemberRequiredMixin, View):
     def post(self, request):
         try:
             run = invoice_run_start(business=self.business, user=request.user, ip=client_ip(request),
-                                    fingerprint=request.POST.get("fingerprint", ""))
+                                    fingerprint=request.POST.get("fingerprint", ""),
+                                    livemode=current_livemode(request, self.business))
         except NothingToInvoice as exc:
             messages.info(request, f"{exc} No invoice was made.")
             return redirect("ui:invoice_unbilled")

@@ -82,11 +82,13 @@ def _end_stale_runs(business: Business) -> None:
                 error="No progress within the push lease: its worker stopped. The next run resumes its unsent invoices.")
 
 
-def invoice_run_start(*, business: Business, user, fingerprint: str, ip: str | None = None) -> InvoiceRun:
-    """Make the previewed invoices and queue their pushes. Raises InvoicingError when the
+def invoice_run_start(*, business: Business, user, fingerprint: str, ip: str | None = None,
+                      livemode: bool | None = None) -> InvoiceRun:
+    """Make the previewed invoices and queue their pushes (in `livemode`, the starter's
+    current mode; None: the default connection's). Raises InvoicingError when the
     business is not connected, a run is under way, or the billables changed since the
     preview (then nothing is made: look again); NothingToInvoice when nothing qualifies."""
-    if connection_get_active(business=business) is None:
+    if connection_get_active(business=business, livemode=livemode) is None:
         raise InvoicingError("This business is not connected to Stripe: connect it on the Stripe settings page first.")
     with transaction.atomic():
         Business.objects.select_for_update().filter(pk=business.pk).values_list("pk", flat=True).get()
@@ -101,6 +103,8 @@ def invoice_run_start(*, business: Business, user, fingerprint: str, ip: str | N
         unfinished = list(invoicing.invoices_unfinished(business=business).values_list("pk", flat=True))
         result = invoicing.invoices_generate(business=business, push=False, user=user, ip=ip)
         made = [inv.pk for inv in result.invoices]
+        if livemode is not None:
+            Invoice.objects.filter(pk__in=made, livemode__isnull=True).update(livemode=livemode)
         run = InvoiceRun(business=business, started_by=user, invoice_ids=made + unfinished, made=len(made),
                          resumed=len(unfinished), summary=preview.summary())
         run.full_clean()

@@ -16,6 +16,7 @@ from django.views import View  # noqa: E402
 from crm.audit import client_ip  # noqa: E402
 from crm.tenancy import MemberRequiredMixin  # noqa: E402
 from finance.invoices import NothingToInvoice, billables_for_invoicing, invoice_draft  # noqa: E402
+from finance.modes import current_livemode  # noqa: E402
 from finance.models import Invoice  # noqa: E402
 from finance.validators import po_number_problem  # noqa: E402
 from finance.pages import InvoiceDetailView  # noqa: E402
@@ -82,7 +83,8 @@ class InvoiceSendView(MemberRequiredMixin, View):
         try:
             result = invoices_generate(business=self.business, billable_ids=ids, user=request.user, ip=client_ip(request),
                                        po_number=po_number,
-                                       approved=request.POST.get("approved") == "on")
+                                       approved=request.POST.get("approved") == "on",
+                                       livemode=current_livemode(request, self.business))
         except NothingToInvoice as exc:
             messages.error(request, f"{exc} Nothing was sent.")
             return redirect(_back(request))
@@ -136,7 +138,7 @@ class InvoiceActionView(MemberRequiredMixin, View):
             details = form.details()
         try:
             message = invoice_action(invoice=invoice, action=action, user=request.user, out_of_band=details,
-                                     ip=client_ip(request))
+                                     ip=client_ip(request), livemode=current_livemode(request, self.business))
         except InvoicingError as exc:
             messages.error(request, exc.message)
         else:

@@ -204,9 +204,10 @@ class SyncRun(BusinessOwned):
         verbose_name = "sync run"
         ordering = ["-created_at", "-pk"]
         constraints = [
-            # One catalog run at a time per business: two would race for the same products.
+            # One catalog run at a time per business and connection (mode): two would race
+            # for the same products.
             models.UniqueConstraint(
-                fields=["business", "kind"], condition=Q(status__in=["pending", "running"]), name="uniq_active_sync_run",
+                fields=["business", "connection", "kind"], condition=Q(status__in=["pending", "running"]), name="uniq_active_sync_run",
             ),
         ]
 

@@ -41,17 +41,17 @@ def _counts() -> dict:
             "exceptions": 0}
 
 
-def _gateway() -> Gateway:
-    from ..connect.oauth import gateway  # the connection's gateway (the platform key)
+def _gateway(livemode: bool) -> Gateway:
+    from ..connect.oauth import gateway  # the platform's client for the connection's mode
 
-    return gateway()
+    return gateway(livemode)
 
 
 def payouts_sync_account(*, connection: StripeConnection, since=None, gw: Gateway | None = None) -> dict:
     """Every payout of the connection's account created since `since` (default: the last
     30 days), with its items. Returns counts (payouts seen, created, updated; items
     created, updated; exceptions now open on those payouts)."""
-    gw = gw or _gateway()
+    gw = gw or _gateway(connection.livemode)
     since = since or timezone.now() - LOOK_BACK
     counts = _counts()
     for payout in payouts_list(gw, account=connection.stripe_user_id, created_gte=int(since.timestamp())):
@@ -97,7 +97,7 @@ def payout_sync(*, connection: StripeConnection, payout: dict, gw: Gateway | Non
         # (their payment may have been recorded since). A paid, matched payout costs one call.
         if payout.get("automatic") and (row.items_synced_at is None or status_changed or row.exception_count
                                         or row.difference != 0):
-            _sync_items(row, gw or _gateway(), counts)
+            _sync_items(row, gw or _gateway(connection.livemode), counts)
         counts["exceptions"] = row.exception_count + (0 if row.balanced else 1)
     return counts
 

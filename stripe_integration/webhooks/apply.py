@@ -208,7 +208,8 @@ def payment_apply_intent(*, invoice: Invoice, intent: dict) -> tuple[Payment | N
     status = _payment_status(intent, existing)
     if status is None:
         return None, False
-    payment = existing or Payment(business=invoice.business, invoice=invoice, stripe_payment_intent_id=pi_id)
+    payment = existing or Payment(business=invoice.business, invoice=invoice, stripe_payment_intent_id=pi_id,
+                                  livemode=_mode_of(intent, invoice.livemode))
     before = _snapshot(payment, _PAYMENT_FIELDS) if existing is not None else None
     if payment.status in SETTLED and status not in SETTLED:
         status = payment.status
@@ -270,7 +271,7 @@ def payment_record_out_of_band(*, invoice: Invoice, amount: Decimal, paid_at: da
         if amount <= 0:
             return None
         payment = Payment(business=invoice.business, invoice=invoice, currency=invoice.currency,
-                          status=PaymentStatus.SUCCEEDED, method=PaymentMethod.OUT_OF_BAND)
+                          status=PaymentStatus.SUCCEEDED, method=PaymentMethod.OUT_OF_BAND, livemode=invoice.livemode)
     before = _snapshot(payment, _OUT_OF_BAND_FIELDS) if payment.pk else None
     payment.amount = payment.net = max(amount, Decimal(0))
     payment.paid_at = paid_at or payment.paid_at or invoice.paid_at
@@ -296,7 +297,8 @@ def refunds_apply(*, payment: Payment, refunds: list[dict]) -> int:
             raise ValueError(f"Refund {data['id']} is recorded for another business.")
         before = _snapshot(refund, _REFUND_FIELDS) if refund is not None else None
         if refund is None:
-            refund = Refund(business=payment.business, payment=payment, stripe_refund_id=data["id"])
+            refund = Refund(business=payment.business, payment=payment, stripe_refund_id=data["id"],
+                            livemode=_mode_of(data, payment.livemode))
             created += 1
         currency = (data.get("currency") or payment.currency).upper()
         refund.amount = money_of(data.get("amount"), currency)
@@ -310,3 +312,9 @@ def refunds_apply(*, payment: Payment, refunds: list[dict]) -> int:
 
 
 _REFUND_FIELDS = ("amount", "currency", "reason", "status")
+
+
+def _mode_of(obj, fallback):
+    """The mode Stripe's object says (`livemode`), else that of what it belongs to."""
+    mode = obj.get("livemode") if isinstance(obj, dict) else None
+    return mode if isinstance(mode, bool) else fallback

@@ -54,7 +54,8 @@ def dispute_apply(*, payment: Payment, dispute: dict, seen_at: datetime | None) 
     before = tuple(getattr(row, name) for name in _FIELDS) if row is not None else None
     currency = (dispute.get("currency") or payment.currency).upper()
     if row is None:
-        row = Dispute(business=payment.business, payment=payment, invoice=payment.invoice, stripe_id=dispute["id"])
+        row = Dispute(business=payment.business, payment=payment, invoice=payment.invoice, stripe_id=dispute["id"],
+                      livemode=_mode_of(dispute, payment.livemode))
     same_state = before is not None and row.status == status
     row.status = status
     row.currency = currency
@@ -102,3 +103,9 @@ def invoice_refresh_disputes(*, invoice: Invoice) -> list[str]:
         invoice.full_clean()
         invoice.save(update_fields=[*changed, "updated_at"])
     return changed
+
+
+def _mode_of(obj, fallback):
+    """The mode Stripe's object says (`livemode`), else that of what it belongs to."""
+    mode = obj.get("livemode") if isinstance(obj, dict) else None
+    return mode if isinstance(mode, bool) else fallback

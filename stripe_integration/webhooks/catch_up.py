@@ -23,7 +23,8 @@ from django.utils import timezone
 
 from ..gateway.client import GatewayError
 from ..models import ConnectionStatus, DeliverySource, StripeConnection, WebhookDelivery
-from ..connect.oauth import WEBHOOK_EVENTS, gateway, platform_livemode
+from ..connect.modes import configured_modes
+from ..connect.oauth import WEBHOOK_EVENTS, gateway
 from .intake import delivery_store, envelope_from
 from ..runs import RunKind, track_run
 
@@ -64,7 +65,7 @@ def _catch_up(result: CatchUpResult, *, page_size: int) -> CatchUpResult:
     connection, since = result.connection, result.since
     account = connection.stripe_user_id
     wanted = []
-    for event in gateway().events_list(account=account, created_gte=int(since.timestamp()), page_size=page_size):
+    for event in gateway(connection.livemode).events_list(account=account, created_gte=int(since.timestamp()), page_size=page_size):
         result.listed += 1
         if event.get("type") in WEBHOOK_EVENTS:
             wanted.append(event)
@@ -87,11 +88,12 @@ def _catch_up(result: CatchUpResult, *, page_size: int) -> CatchUpResult:
 
 
 def catch_up_all(*, since: datetime | None = None) -> list[CatchUpResult]:
-    """Every active connection of the app's mode; one account's failure does not stop
-    the others (the next run tries it again)."""
+    """Every active connection of every mode the platform has a key for (test and live
+    each with their own key); one account's failure does not stop the others (the next
+    run tries it again)."""
     since = since or timezone.now() - timedelta(hours=settings.STRIPE_CATCH_UP_HOURS)
     results = []
-    connections = StripeConnection.objects.filter(status=ConnectionStatus.CONNECTED, livemode=platform_livemode())
+    connections = StripeConnection.objects.filter(status=ConnectionStatus.CONNECTED, livemode__in=configured_modes())
     for connection in connections.select_related("business"):
         try:
             results.append(catch_up(connection=connection, since=since))

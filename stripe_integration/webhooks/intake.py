@@ -5,13 +5,14 @@ endpoint's deliveries). Per delivery, in this order:
 
 1. size: more than STRIPE_WEBHOOK_MAX_BYTES (1 MiB) is a 413, read no further;
 2. signature on the raw bytes (`Stripe-Signature: t=...,v1=...[,v1=...]`): HMAC-SHA256 of
-   "<t>.<body>" under any active secret (every Connect endpoint secret of the current
-   mode, plus STRIPE_WEBHOOK_SECRETS, e.g. the previous secret while one is rolled),
+   "<t>.<body>" under any active secret (every Connect endpoint secret of each mode the
+   platform has a key for, plus STRIPE_WEBHOOK_SECRETS, e.g. the previous secret while one is rolled),
    checked by stripe-python's own verifier through the gateway (`webhook_verify`); `t`
    more than STRIPE_WEBHOOK_TOLERANCE seconds away from now, in the past (Stripe's
    verifier) or in the future (checked here: Stripe's verifier does not), is refused (a
    replayed or pre-signed message);
-3. the body: UTF-8 JSON naming an event (`id` evt_..., `type`), else 400;
+3. the body: UTF-8 JSON naming an event (`id` evt_..., `type`), else 400; an event of a
+   configured mode signed with the other mode's endpoint secret is a 400 too;
 4. one INSERT ... ON CONFLICT (event_id, account) DO NOTHING RETURNING id, in autocommit
    (one statement, one commit): the delivery is stored before anything else happens;
 5. on commit, processing is queued: the inbox drain task for new rows (`inbox_kick`, at
@@ -42,6 +43,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from ..gateway.client import WebhookSignatureInvalid, webhook_verify
 from ..models import DONE_STATUSES, ConnectWebhookEndpoint, DeliverySource, DeliveryStatus, WebhookDelivery
+from ..connect.modes import configured_modes
 from ..connect.oauth import platform_livemode
 
 log = logging.getLogger(__name__)
@@ -93,23 +95,32 @@ def verify_signature(*, payload: bytes, header: str | None, secrets: list[str], 
 
 
 class _SecretCache:
-    """The active signing secrets, decrypted once a minute per process rather than per
-    delivery (a SELECT and Fernet decryptions would cost more than the insert)."""
+    """The active signing secrets of each mode the platform has a key for (test and live
+    each have their own Connect endpoint and secret), decrypted once a minute per process
+    rather than per delivery (a SELECT and Fernet decryptions would cost more than the
+    insert)."""
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._value: tuple[float, bool, tuple[str, ...]] | None = None
+        self._value: tuple[float, tuple[bool, ...], dict[bool, tuple[str, ...]]] | None = None
 
-    def get(self, *, refresh: bool = False) -> list[str]:
-        livemode = platform_livemode()
+    def get(self, *, refresh: bool = False) -> dict[bool | None, list[str]]:
+        """{livemode: its endpoint secrets}, and under None STRIPE_WEBHOOK_SECRETS (any mode)."""
+        wanted = tuple(configured_modes()) or (platform_livemode(),)
         value = self._value
-        if refresh or value is None or value[1] != livemode or time.monotonic() - value[0] > SECRETS_TTL:
+        if refresh or value is None or value[1] != wanted or time.monotonic() - value[0] > SECRETS_TTL:
             with self._lock:
-                secrets = [e.secret for e in ConnectWebhookEndpoint.objects.filter(livemode=livemode) if e.secret]
-                value = (time.monotonic(), livemode, tuple(secrets))
+                by_mode: dict[bool, list[str]] = {mode: [] for mode in wanted}
+                for e in ConnectWebhookEndpoint.objects.filter(livemode__in=wanted):
+                    if e.secret:
+                        by_mode[e.livemode].append(e.secret)
+                value = (time.monotonic(), wanted, {m: tuple(s) for m, s in by_mode.items()})
                 self._value = value
+        out: dict[bool | None, list[str]] = {m: list(s) for m, s in value[2].items() if s}
         extra = [s for s in getattr(settings, "STRIPE_WEBHOOK_SECRETS", []) if s]
-        return [*value[2], *extra]
+        if extra:
+            out[None] = extra
+        return out
 
     def clear(self) -> None:
         self._value = None
@@ -118,15 +129,30 @@ class _SecretCache:
 endpoint_secrets = _SecretCache()
 
 
-def verify_delivery(*, payload: bytes, header: str | None) -> int:
+def _verify_by_mode(*, payload: bytes, header: str | None, by_mode: dict, tolerance: int) -> bool | None:
+    if not by_mode:
+        verify_signature(payload=payload, header=header, secrets=[], tolerance=tolerance)  # raises: no secret
+    error = None
+    for mode, secrets in by_mode.items():
+        try:
+            verify_signature(payload=payload, header=header, secrets=secrets, tolerance=tolerance)
+        except SignatureError as exc:
+            error = exc
+            continue
+        return mode
+    raise error
+
+
+def verify_delivery(*, payload: bytes, header: str | None) -> bool | None:
     """Verify against the cached secrets, then once more against fresh ones (a secret
-    that was just created or rolled)."""
+    that was just created or rolled). Returns the mode whose endpoint secret signed the
+    delivery (None: one of STRIPE_WEBHOOK_SECRETS): the event must say that mode."""
     tolerance = settings.STRIPE_WEBHOOK_TOLERANCE
     try:
-        return verify_signature(payload=payload, header=header, secrets=endpoint_secrets.get(), tolerance=tolerance)
+        return _verify_by_mode(payload=payload, header=header, by_mode=endpoint_secrets.get(), tolerance=tolerance)
     except SignatureError:
-        return verify_signature(payload=payload, header=header, secrets=endpoint_secrets.get(refresh=True),
-                                tolerance=tolerance)
+        return _verify_by_mode(payload=payload, header=header, by_mode=endpoint_secrets.get(refresh=True),
+                               tolerance=tolerance)
 
 
 # --- the event envelope --------------------------------------------------------------
@@ -324,7 +350,7 @@ def stripe_webhook(request):
     if len(payload) > limit:
         return _error(413, f"The body is larger than {limit} bytes.")
     try:
-        verify_delivery(payload=payload, header=request.headers.get("Stripe-Signature"))
+        signed_mode = verify_delivery(payload=payload, header=request.headers.get("Stripe-Signature"))
     except SignatureError as exc:
         log.warning("Refused a webhook delivery: %s", exc)
         return _error(400, f"Signature verification failed: {exc}")
@@ -333,6 +359,14 @@ def stripe_webhook(request):
     except BadEvent as exc:
         log.warning("Refused a signed webhook body: %s", exc)
         return _error(400, str(exc))
+    if signed_mode is not None and envelope.livemode != signed_mode and envelope.livemode in configured_modes():
+        # Each mode's endpoint signs its own mode's events: a test secret never vouches
+        # for a live event the app would act on. An event of a mode the platform has no
+        # key for is stored all the same, and kept as ignored with the reason.
+        log.warning("Refused webhook event %s: livemode=%s under the other mode's secret.", envelope.event_id,
+                    envelope.livemode)
+        return _error(400, f"Signature verification failed: the event says livemode={str(envelope.livemode).lower()} "
+                           "but was signed with the other mode's endpoint secret.")
     try:
         stored = delivery_store(envelope=envelope, payload=text)
     except DatabaseError:

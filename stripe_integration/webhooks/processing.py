@@ -27,6 +27,7 @@ Nothing here calls Stripe directly: handlers use `ctx.gw` (the gateway).
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import traceback as tb
@@ -54,7 +55,8 @@ from ..gateway.client import AccessRevoked, Gateway, GatewayError
 from ..runs.tracking import note_failure, webhook_batch
 from ..models import ConnectionStatus, DeliveryStatus, StripeConnection, WebhookDelivery
 from .apply import time_of
-from ..connect.oauth import WEBHOOK_EVENTS, connection_revoke, platform_livemode
+from ..connect import modes
+from ..connect.oauth import WEBHOOK_EVENTS, connection_revoke
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +73,11 @@ DEAUTHORIZED = "account.application.deauthorized"
 HANDLER_STRIPE_RETRIES = 2
 
 
-def handler_gateway() -> Gateway:
-    return Gateway(
-        secret_key=settings.STRIPE_SECRET_KEY, client_id=settings.STRIPE_CONNECT_CLIENT_ID,
-        api_base=settings.STRIPE_API_BASE, connect_base=settings.STRIPE_CONNECT_BASE,
-        timeout=getattr(settings, "STRIPE_HTTP_TIMEOUT", 30), max_retries=HANDLER_STRIPE_RETRIES,
-    )
+def handler_gateway(livemode: bool | None = None) -> Gateway:
+    """The client of the event's mode (test and live each have their own key)."""
+    mode = modes.default_livemode() if livemode is None else livemode
+    return Gateway.from_settings(secret_key=modes.secret_key(mode), client_id=modes.client_id(mode),
+                                 max_retries=HANDLER_STRIPE_RETRIES)
 
 
 # --- handlers of the other event families -------------------------------------------------
@@ -148,8 +149,11 @@ def _context(delivery: WebhookDelivery) -> EventContext:
         raise EventIgnored("The stored body is not JSON.") from None
     if not isinstance(event, dict) or event.get("object") != "event":
         raise EventIgnored("Not a snapshot event (a thin event?): the app subscribes to snapshot events only.")
-    if delivery.livemode != platform_livemode():
-        raise EventIgnored(f"A {'live' if delivery.livemode else 'test'}-mode event; the app runs in the other mode.")
+    if delivery.livemode not in (modes.configured_modes() or [modes.default_livemode()]):
+        # Kept (status ignored, with this reason), not lost: Reprocess applies it once the
+        # platform has that mode's key.
+        raise EventIgnored(f"A {modes.mode_name(delivery.livemode)}-mode event; the platform has no "
+                           f"{modes.mode_name(delivery.livemode)}-mode key (set STRIPE_{modes.mode_name(delivery.livemode).upper()}_SECRET_KEY).")
     if delivery.type not in HANDLERS:
         raise EventIgnored(f"The app does not handle {delivery.type} events.")
     if not delivery.account:
@@ -171,7 +175,8 @@ def _context(delivery: WebhookDelivery) -> EventContext:
             # later (a disconnect and reconnect, a callback that failed), and what happened
             # meanwhile must then be applied. Parked; connecting the account queues it.
             raise EventParked(f"No business has {delivery.account} connected now; kept until it is connected.")
-    return EventContext(delivery=delivery, event=event, connection=connection, gateway_factory=handler_gateway)
+    return EventContext(delivery=delivery, event=event, connection=connection,
+                        gateway_factory=functools.partial(handler_gateway, delivery.livemode))
 
 
 class EventHeld(EventParked):

@@ -231,3 +231,26 @@ def test_oauth_consent_page_in_headless_browser(sandbox):
             browser.close()
     token = sandbox.client().oauth.token(params={"grant_type": "authorization_code", "code": code})
     assert token.stripe_user_id.startswith("acct_")
+
+
+def test_oauth_live_sandbox_platform_connects_live_accounts(sandbox):
+    """A sandbox live key (the live prefix, then sandbox_; built from parts, never spelled
+    out) is a live platform: its OAuth answer, connected account, objects and events all
+    say livemode true, with live-prefixed tokens, as Stripe's live mode does."""
+    live_prefix = "sk" + "_live_"
+    client = sandbox.client(live_prefix + "sandbox_oauthlive1")
+    token = client.oauth.token(params={"grant_type": "authorization_code", "code": approve(sandbox)})
+    assert token.livemode is True
+    assert token.access_token.startswith(live_prefix + "sandbox_")
+    assert token.stripe_publishable_key.startswith("pk_" + "live_")
+    options = {"stripe_account": token.stripe_user_id}
+    customer = client.v1.customers.create(params={"email": "live@shop.example"}, options=options)
+    assert customer.livemode is True
+    product = client.v1.products.create(params={"name": "Live thing"}, options=options)
+    assert product.livemode is True
+    events = client.v1.events.list(options=options)
+    assert events.data and all(e.livemode is True and e.data.object.get("livemode", True) is True for e in events.data)
+    assert any(e.type == "customer.created" and e.data.object.livemode is True for e in events.data)
+    # The test-mode platform's objects stay test-mode.
+    test_customer = sandbox.client("sk_test_oauthlive2").v1.customers.create(params={})
+    assert test_customer.livemode is False

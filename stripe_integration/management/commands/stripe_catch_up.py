@@ -19,16 +19,18 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--business", required=True, help="The business's slug.")
+        parser.add_argument("--mode", choices=["test", "live"], default=None,
+                            help="The connection of this mode (default: live if connected, else test).")
         parser.add_argument("--days", type=int, default=RETENTION.days,
                             help=f"How far back to look (at most {RETENTION.days}, Stripe's retention).")
 
-    def handle(self, *args, business, days, **options):
+    def handle(self, *args, business, days, mode=None, **options):
         if not 0 < days <= RETENTION.days:
             raise CommandError(f"--days must be between 1 and {RETENTION.days}.")
         found = Business.objects.filter(slug=business).first()
         if found is None:
             raise CommandError(f"No business has the slug {business!r}.")
-        connection = connection_get_active(business=found)
+        connection = connection_get_active(business=found, livemode=None if mode is None else mode == "live")
         if connection is None:
             raise CommandError(f"{found} is not connected to Stripe.")
         try:

@@ -13,12 +13,14 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--business", required=True, help="The business's slug.")
+        parser.add_argument("--mode", choices=["test", "live"], default=None,
+                            help="The connection of this mode (default: live if connected, else test).")
 
-    def handle(self, *args, business, **options):
+    def handle(self, *args, business, mode=None, **options):
         found = Business.objects.filter(slug=business).first()
         if found is None:
             raise CommandError(f"No business with slug {business!r}.")
-        connection = connection_get_active(business=found)
+        connection = connection_get_active(business=found, livemode=None if mode is None else mode == "live")
         if connection is None:
             raise CommandError(f"{found.name} is not connected to Stripe.")
         try:
