@@ -161,7 +161,7 @@ CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery
 # registered names (`name=` on each task), which the schedule below still uses.
 CELERY_IMPORTS = [
     "stripe_integration.catalog.tasks", "stripe_integration.customers.tasks", "stripe_integration.invoicing.tasks",
-    "stripe_integration.webhooks.tasks",
+    "stripe_integration.webhooks.tasks", "stripe_integration.importing.tasks",
 ]
 # `celery -A config beat`: the webhook inbox's retry sweep (parked, failed, never-queued
 # deliveries), the catch-up that lists events Stripe could not deliver, and the sweep of

@@ -20,6 +20,7 @@ from django.conf import settings
 
 from . import ratelimit
 from .credit_notes import CreditNoteInfo, CreditNotesMixin  # noqa: F401  (CreditNoteInfo re-exported)
+from .listing import ListingMixin
 from .types import (  # noqa: F401  (re-exported: the app imports them from here)
     LIVE_KEY_PREFIXES,
     WEBHOOK_SECRET_PREFIX,
@@ -144,7 +145,7 @@ def _should_retry(exc: Exception, *, replay_safe: bool) -> bool:
 
 
 # --- the gateway --------------------------------------------------------------------
-class Gateway(CreditNotesMixin):
+class Gateway(CreditNotesMixin, ListingMixin):
     def __init__(self, *, secret_key: str, client_id: str = "", api_base: str = "", connect_base: str = "",
                  max_network_retries: int = 0, timeout: float = 30, max_retries: int | None = None):
         if not secret_key:

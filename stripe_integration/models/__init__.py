@@ -40,3 +40,13 @@ from .invoicing import (  # noqa: F401,E402
     InvoiceRunStatus,
     StripeBillingObject,
 )
+# --- import of an account's history (issue 15) ---
+from .importing import (  # noqa: F401,E402
+    IMPORT_PHASES,
+    IMPORT_TRANSITIONS,
+    ImportedObject,
+    ImportRules,
+    ImportStatus,
+    StripeImport,
+    UncollectibleAs,
+)
