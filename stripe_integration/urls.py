@@ -2,6 +2,7 @@ from django.urls import path
 
 from .connect import views
 from .customers import views as customer_views
+from .importing import views as import_views
 
 app_name = "stripe_integration"
 
@@ -19,4 +20,8 @@ urlpatterns = [
     path("customers/<int:pk>/save-card/", customer_views.CardSetupLinkView.as_view(), name="card_setup_link"),
     path("customers/<int:pk>/collection/", customer_views.CollectionMethodView.as_view(), name="collection_method"),
     path("card-saved/", customer_views.card_saved, name="card_saved"),
+    # import of the account's history (issue 15)
+    path("import/", import_views.ImportStartView.as_view(), name="import_start"),
+    path("import/<int:pk>/", import_views.ImportProgressView.as_view(), name="import_progress"),
+    path("import/rules/", import_views.ImportRulesView.as_view(), name="import_rules"),
 ]

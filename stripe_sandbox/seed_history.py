@@ -54,7 +54,7 @@ def seed_history(client: stripe.StripeClient, account: str, *, customers: int = 
     for n in range(invoices):
         customer = made[n % len(made)]
         state = STATES[n % len(STATES)]
-        currency = "jpy" if n == 9 else "usd"
+        currency = "jpy" if n == 10 else "usd"
         inv = client.v1.invoices.create(params={"customer": customer, "currency": currency,
                                                 "collection_method": "send_invoice", "days_until_due": 30},
                                         options=opts)

@@ -11,7 +11,7 @@ from typing import Any
 from .types import _plain
 
 LISTABLE = frozenset({"customers", "products", "prices", "invoices", "payment_intents", "invoice_payments", "refunds",
-                      "disputes", "credit_notes", "charges"})
+                      "disputes", "credit_notes", "charges", "events"})
 
 
 class ListingMixin:

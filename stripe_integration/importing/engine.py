@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone as dt_timezone
 
 from django.db import transaction
 from django.utils import timezone
@@ -26,10 +26,9 @@ from .outcome import Page
 
 log = logging.getLogger(__name__)
 
-# Stripe stamps events in whole seconds and its clock and ours may differ a little: the
-# replay starts a few seconds before the import (replaying more than needed is harmless:
-# every handler is idempotent).
-_REPLAY_MARGIN = timedelta(seconds=5)
+# Without any event in the account yet, the replay starts this long before the import
+# by our clock (replaying more than needed is harmless: every handler is idempotent).
+_REPLAY_MARGIN = timedelta(minutes=5)
 
 
 def _id(value) -> str:
@@ -100,6 +99,15 @@ def _replay(job: StripeImport) -> None:
     job.counts["replay"] = {"listed": result.listed, "relevant": result.relevant, "stored": len(result.stored)}
 
 
+def _stripe_now(gw: Gateway, account: str):
+    """The replay's start by Stripe's clock, not ours: the newest event of the account as
+    the import starts (events of that same second are replayed too: `created[gte]`)."""
+    newest, _ = gw.list_page(account=account, resource="events", limit=1)
+    if newest:
+        return datetime.fromtimestamp(int(newest[0]["created"]), tz=dt_timezone.utc)
+    return timezone.now() - _REPLAY_MARGIN
+
+
 def run_import(job: StripeImport, *, gw: Gateway | None = None) -> dict:
     """Run (or resume) the import from its saved phase and cursor to the end. Returns the
     counts per object type. A Stripe error stops it with status error (resumable)."""
@@ -113,11 +121,11 @@ def run_import(job: StripeImport, *, gw: Gateway | None = None) -> dict:
         return job.counts
     gw = gw or gateway()
     rules = ImportRules.for_business(job.business)
-    now = timezone.now()
-    _transition(job, ImportStatus.RUNNING, error="", started_at=job.started_at or now,
-                replay_from=job.replay_from or now - _REPLAY_MARGIN)
     account = job.connection.stripe_user_id
     try:
+        replay_from = job.replay_from or _stripe_now(gw, account)
+        _transition(job, ImportStatus.RUNNING, error="", started_at=job.started_at or timezone.now(),
+                    replay_from=replay_from)
         while job.phase != "replay":
             phase = PHASES[job.phase]
             objects, has_more = gw.list_page(account=account, resource=phase.resource, starting_after=job.cursor,

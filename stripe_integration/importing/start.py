@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import logging
 
+from datetime import timedelta
+
 from django.db import transaction
+from django.utils import timezone
 
 from crm.models import Business
 
@@ -12,6 +15,8 @@ from ..gateway.client import GatewayError
 from ..models import ImportStatus, StripeConnection, StripeImport
 
 log = logging.getLogger(__name__)
+
+STALE_AFTER = timedelta(minutes=10)  # far beyond one page (100 objects) of work
 
 
 class ImportError_(Exception):
@@ -32,7 +37,10 @@ def import_start(*, connection: StripeConnection, user=None) -> StripeImport:
     with transaction.atomic():
         current = (StripeImport.objects.select_for_update().filter(business=connection.business, connection=connection)
                    .exclude(status=ImportStatus.COMPLETE).first())
-        if current is not None and current.status in (ImportStatus.WAITING, ImportStatus.RUNNING):
+        # A running import that has not saved a page for a while was killed with its
+        # worker: it is resumed from its cursor like one that stopped on an error.
+        stale = current is not None and current.updated_at < timezone.now() - STALE_AFTER
+        if current is not None and current.status in (ImportStatus.WAITING, ImportStatus.RUNNING) and not stale:
             raise ImportError_("An import of this account is already under way.")
         job = current or StripeImport(business=connection.business, connection=connection,
                                       livemode=connection.livemode, started_by=user)
