@@ -87,6 +87,11 @@ def seed_history(client: stripe.StripeClient, account: str, *, customers: int = 
     return {"account": account, "seeded": True, "customers": customers, "invoices": counts}
 
 
+def seed_account(api_base: str, secret_key: str, account: str, **kwargs) -> dict:
+    """`seed_history` with a client made here (for callers that do not import stripe)."""
+    return seed_history(stripe.StripeClient(secret_key, base_addresses={"api": api_base}), account, **kwargs)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--api-base", required=True)
@@ -95,8 +100,7 @@ def main(argv=None) -> int:
     parser.add_argument("--business-name", default="")
     args = parser.parse_args(argv)
     account = _control_account(args.api_base, args.secret_key, args.email, args.business_name)
-    client = stripe.StripeClient(args.secret_key, base_addresses={"api": args.api_base})
-    result = seed_history(client, account)
+    result = seed_account(args.api_base, args.secret_key, account)
     print(json.dumps(result))
     return 0
 

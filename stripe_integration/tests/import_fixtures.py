@@ -7,10 +7,10 @@ from __future__ import annotations
 import socket
 
 import pytest
-import stripe
 
+from stripe_integration.tests.stripe_http import StripeHTTP
 from stripe_integration.tests.webhook_fixtures import connect_business
-from stripe_sandbox.seed_history import _control_account, seed_history
+from stripe_sandbox.seed_history import _control_account, seed_account
 
 
 def closed_port() -> int:
@@ -19,14 +19,19 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
-def platform_client(stripe_env) -> stripe.StripeClient:
-    return stripe.StripeClient(stripe_env.secret_key, base_addresses={"api": stripe_env.base_url})
+def as_account(stripe_env, account: str) -> StripeHTTP:
+    """Stripe's API as the platform acting for `account` (Stripe-Account)."""
+    return StripeHTTP(stripe_env.base_url, stripe_env.secret_key, account=account)
 
 
-def account_with_history(stripe_env, email: str, seed=seed_history, **kwargs) -> str:
+def seed(stripe_env, account: str, **kwargs) -> dict:
+    return seed_account(stripe_env.base_url, stripe_env.secret_key, account, **kwargs)
+
+
+def account_with_history(stripe_env, email: str, seed_with=seed, **kwargs) -> str:
     account = _control_account(stripe_env.base_url, stripe_env.secret_key, email, "History Ltd")
-    if seed is not None:
-        seed(platform_client(stripe_env), account, **kwargs)
+    if seed_with is not None:
+        seed_with(stripe_env, account, **kwargs)
     return account
 
 

@@ -18,10 +18,9 @@ from stripe_integration.models import (
     CustomerLink, ImportedObject, ImportRules, ImportStatus, StripeImport, UncollectibleAs,
 )
 from stripe_integration.tests.import_fixtures import (  # noqa: F401
-    account_with_history, connect_offline, history_email, platform_client,
+    account_with_history, as_account, connect_offline, history_email, seed,
 )
 from stripe_integration.tests.webhook_fixtures import eager_celery  # noqa: F401
-from stripe_sandbox.seed_history import seed_history
 
 pytestmark = pytest.mark.django_db(transaction=True)  # autocommit: the import's pages commit as in production
 
@@ -111,15 +110,14 @@ def test_import_matches_by_metadata_then_email(eager_celery, client, finance_a, 
     by_metadata = IndividualFactory(business=business_a, email="someone.else@example.test")
     by_email = IndividualFactory(business=business_a, email="History01@Example.test")
 
-    def seed(stripe_client, account):
-        opts = {"stripe_account": account}
-        stripe_client.v1.customers.create(params={"email": "changed@example.test", "name": "Renamed", "metadata": {
-            "crm_contact_id": str(by_metadata.pk), "crm_business_id": str(business_a.pk)}}, options=opts)
-        stripe_client.v1.customers.create(params={"email": "history01@example.test", "name": "H1"}, options=opts)
-        stripe_client.v1.customers.create(params={"email": "new@example.test", "name": "Newcomer",
-                                                  "metadata": {"to": "x@example.test"}}, options=opts)
+    def three_customers(stripe_env, account):
+        s = as_account(stripe_env, account)
+        s.post("/v1/customers", {"email": "changed@example.test", "name": "Renamed", "metadata": {
+            "crm_contact_id": str(by_metadata.pk), "crm_business_id": str(business_a.pk)}})
+        s.post("/v1/customers", {"email": "history01@example.test", "name": "H1"})
+        s.post("/v1/customers", {"email": "new@example.test", "name": "Newcomer", "metadata": {"to": "x@example.test"}})
 
-    account_with_history(stripe_env, history_email, seed=seed)
+    account_with_history(stripe_env, history_email, seed_with=three_customers)
     setup = _connect(client, finance_a, business_a, stripe_env, settings)
     job = StripeImport.objects.get(business=business_a)
     assert job.counts["customers"] == {"created": 1, "matched": 2, "skipped": 0, "reasons": {
@@ -148,22 +146,19 @@ def test_import_resumes_after_a_crash_and_replays_events_from_its_start(
         eager_celery, client, finance_a, business_a, stripe_env, settings, history_email):
     settings.STRIPE_MAX_RETRIES = 0
     account = account_with_history(stripe_env, history_email, customers=2, invoices=8)
-    opts = {"stripe_account": account}
-    stripe_client = platform_client(stripe_env)
-    customer = stripe_client.v1.customers.list(params={"limit": 1}, options=opts).data[0].id
-    open_invoice = next(i for i in stripe_client.v1.invoices.list(params={"status": "open"}, options=opts).data
-                        if not i.post_payment_credit_notes_amount and not i.pre_payment_credit_notes_amount)
+    s = as_account(stripe_env, account)
+    open_invoice = next(i for i in s.get("/v1/invoices", {"status": "open"})["data"]
+                        if not i["post_payment_credit_notes_amount"] and not i["pre_payment_credit_notes_amount"])
     stripe_env.fault("GET /v1/payment_intents", kind="500")
     setup = _connect(client, finance_a, business_a, stripe_env, settings)
     job = StripeImport.objects.get(business=business_a)
     assert (job.status, job.phase) == (ImportStatus.ERROR, "payments") and "Resume" in job.error
-    local = Invoice.objects.get(stripe_invoice_id=open_invoice.id)
+    local = Invoice.objects.get(stripe_invoice_id=open_invoice["id"])
     assert local.status == InvoiceStatus.OPEN
     invoices_before = Invoice.objects.count()
     # While the import is stopped, the open invoice is paid in Stripe (a webhook the app
     # never receives: its endpoint is down).
-    pm = stripe_client.v1.payment_methods.attach("pm_card_visa", params={"customer": customer}, options=opts)
-    stripe_client.v1.invoices.pay(open_invoice.id, params={"payment_method": pm.id}, options=opts)
+    s.pay(open_invoice["id"], s.attach_card(open_invoice["customer"])["id"])
     stripe_env.clear_faults()
     # The worker is killed as it resumes (status left running): a later start resumes it.
     StripeImport.objects.filter(pk=job.pk).update(status=ImportStatus.RUNNING)
@@ -191,9 +186,9 @@ def test_import_queries_per_object_do_not_grow(eager_celery, client, finance_a, 
     for user, business, (customers, invoices) in ((finance_a, business_a, (3, 8)), (finance_b, business_b, (9, 24))):
         user.email = f"{user.username}@example.test"
         user.save(update_fields=["email"])
-        account = account_with_history(stripe_env, user.email, seed=None)
+        account = account_with_history(stripe_env, user.email, seed_with=None)
         setup = connect_offline(client=client, user=user, business=business, stripe_env=stripe_env, settings=settings)
-        seed_history(platform_client(stripe_env), account, customers=customers, invoices=invoices)
+        seed(stripe_env, account, customers=customers, invoices=invoices)
         job = StripeImport.objects.create(business=business, connection=setup.connection,
                                           replay_from=timezone.now() + timedelta(days=1))
         with CaptureQueriesContext(db_connection) as queries:
