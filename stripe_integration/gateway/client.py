@@ -49,6 +49,7 @@ from .types import (  # noqa: F401  (re-exported: the app imports them from here
     _customer_info,
     _get,
     _invoice_info,
+    _mapping,
     _plain,
     _price_info,
     _product_info,
@@ -504,7 +505,7 @@ class Gateway(CreditNotesMixin, ListingMixin):
             page = self._call(self._client.v1.invoices.list, params=params, options=self._options(account))
             data = list(page.data)
             for inv in data:
-                meta = dict(_get(inv, "metadata", {}) or {})
+                meta = _mapping(_get(inv, "metadata"))
                 if all(meta.get(k) == v for k, v in metadata.items()):
                     found.append(_invoice_info(inv))
             if not page.has_more or not data:
@@ -569,7 +570,7 @@ class Gateway(CreditNotesMixin, ListingMixin):
         return WebhookEndpointInfo(
             id=ep["id"], url=_get(ep, "url", ""), connect=bool(_get(ep, "connect", False)),
             enabled_events=tuple(_get(ep, "enabled_events", []) or []), livemode=bool(_get(ep, "livemode", False)),
-            metadata=dict(_get(ep, "metadata", {}) or {}), secret=_get(ep, "secret"),
+            metadata=_mapping(_get(ep, "metadata")), secret=_get(ep, "secret"),
         )
 
 
