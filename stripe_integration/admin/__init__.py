@@ -7,5 +7,5 @@ invoices).
 `stripe_integration.invoicing.admin`). Importing this package registers them all
 (Django's admin autodiscovery does, after the lower apps' admins).
 """
-from . import integration, webhooks  # noqa: F401  (registers the admins)
+from . import importing, integration, webhooks  # noqa: F401  (registers the admins)
 from . import extensions  # noqa: F401,E402  (extends the services and finance admins)
