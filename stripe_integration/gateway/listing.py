@@ -26,3 +26,13 @@ class ListingMixin:
         service = getattr(self._client.v1, resource)
         page = self._call(service.list, params=query, options=self._options(account))
         return [_plain(obj) for obj in page.data], bool(page.has_more)
+
+    def invoice_lines_page(self, *, account: str, invoice_id: str, starting_after: str = "",
+                           limit: int = 100) -> tuple[list[dict], bool]:
+        """One page of an invoice's lines (a listed invoice carries only its first 10)."""
+        query: dict[str, Any] = {"limit": limit}
+        if starting_after:
+            query["starting_after"] = starting_after
+        page = self._call(self._client.v1.invoices.line_items.list, invoice_id, params=query,
+                          options=self._options(account))
+        return [_plain(obj) for obj in page.data], bool(page.has_more)

@@ -20,7 +20,7 @@ from finance.money import from_minor
 
 from ..credit_notes.apply import credit_note_apply_stripe
 from ..gateway.credit_notes import credit_note_info
-from ..models import UncollectibleAs
+from ..models import ImportedObject, UncollectibleAs
 from ..webhooks import apply as payments
 from ..webhooks.apply_disputes import UnknownDisputeStatus, dispute_apply, invoice_refresh_disputes, payment_refresh_disputed
 from .outcome import Page
@@ -63,6 +63,21 @@ def _line(invoice: Invoice, position: int, data: dict, services: dict[str, int])
     )
 
 
+def _all_lines(page: Page, stripe_invoice: dict) -> list[dict]:
+    """The invoice's lines: a listed invoice carries the first 10; the rest are listed
+    (one more call per 100 lines, for the few invoices that have more)."""
+    embedded = stripe_invoice.get("lines") or {}
+    lines = list(embedded.get("data") or [])
+    more = bool(embedded.get("has_more"))
+    while more and lines:
+        extra, more = page.gw.invoice_lines_page(account=page.connection.stripe_user_id,
+                                                 invoice_id=stripe_invoice["id"], starting_after=lines[-1]["id"])
+        page.job.pages += 1
+        lines += extra
+        more = more and bool(extra)
+    return lines
+
+
 def import_invoice(page: Page, stripe_invoice: dict) -> None:
     sid = stripe_invoice["id"]
     existing = Invoice.objects.filter(stripe_invoice_id=sid).only("pk", "business_id").first()
@@ -95,17 +110,20 @@ def import_invoice(page: Page, stripe_invoice: dict) -> None:
     )
     invoice.full_clean()
     invoice.save()
-    lines = (stripe_invoice.get("lines") or {}).get("data") or []
+    lines = _all_lines(page, stripe_invoice)
     price_ids = [((d.get("pricing") or {}).get("price_details") or {}).get("price") for d in lines]
     services = {r.stripe_id: r.local_id for r in page.known.values() if r.kind == "prices" and r.stripe_id in price_ids}
+    unknown = {p for p in price_ids if p and p not in page.known}
+    if unknown:  # prices of the lines beyond the first 10 (the page loaded the others)
+        services.update(ImportedObject.objects.filter(connection=page.connection, kind="prices", stripe_id__in=unknown)
+                        .values_list("stripe_id", "local_id"))
     InvoiceLine.objects.bulk_create([_line(invoice, i, d, services) for i, d in enumerate(lines)])
     # Status, number, dates, amounts paid and remaining, credited: the webhooks' function.
     payments.invoice_apply_stripe(invoice=invoice, stripe_invoice={**stripe_invoice, "status": status})
     if status == "paid" and stripe_invoice.get("paid_out_of_band"):
         payments.payment_record_out_of_band(invoice=invoice, amount=money("amount_paid"),
                                             paid_at=payments.time_of((stripe_invoice.get("status_transitions") or {}).get("paid_at")))
-    more = " (only its first page of lines)" if (stripe_invoice.get("lines") or {}).get("has_more") else ""
-    page.record("invoices", sid, "created", local_id=invoice.pk, reason=(note + more).strip())
+    page.record("invoices", sid, "created", local_id=invoice.pk, reason=note)
 
 
 def import_invoice_payment(page: Page, link: dict) -> None:

@@ -67,11 +67,11 @@ def _transition(job: StripeImport, status: str, **fields) -> None:
     job.save()
 
 
-def _page(job: StripeImport, rules: ImportRules, kind: str, objects: list[dict]) -> Page:
+def _page(job: StripeImport, rules: ImportRules, kind: str, objects: list[dict], gw: Gateway) -> Page:
     """Handle one page in the caller's transaction: load the mapping rows it needs in one
     query, handle each object (once), then add the new mapping rows in one insert."""
     phase = PHASES[kind]
-    page = Page(job=job, rules=rules)
+    page = Page(job=job, rules=rules, gw=gw)
     wanted = {o["id"] for o in objects} | {ref for o in objects for ref in phase.refs(o) if ref}
     page.known = {r.stripe_id: r for r in ImportedObject.objects.filter(connection=job.connection, stripe_id__in=wanted)}
     links = {}
@@ -131,7 +131,7 @@ def run_import(job: StripeImport, *, gw: Gateway | None = None) -> dict:
             objects, has_more = gw.list_page(account=account, resource=phase.resource, starting_after=job.cursor,
                                              params=phase.params)
             with transaction.atomic():
-                _page(job, rules, job.phase, objects)
+                _page(job, rules, job.phase, objects, gw)
                 job.pages += 1
                 if has_more and objects:
                     job.cursor = objects[-1]["id"]

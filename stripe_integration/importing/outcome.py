@@ -13,6 +13,7 @@ class Page:
 
     job: StripeImport
     rules: object
+    gw: object = None  # the gateway, for the few calls beside the page's list
     known: dict[str, ImportedObject] = field(default_factory=dict)
     new: list[ImportedObject] = field(default_factory=list)
 

@@ -226,3 +226,20 @@ def test_import_rules_form_refuses_bad_keys(client, finance_a, business_a):
     client.post(reverse("stripe_integration:import_rules"), {"uncollectible_as": "uncollectible",
                                                              "contact_metadata_keys": "cc, billing_to"})
     assert ImportRules.objects.get(business=business_a).contact_metadata_keys == ["cc", "billing_to"]
+
+
+def test_import_invoice_with_more_lines_than_a_listed_invoice_carries(
+        eager_celery, client, finance_a, business_a, stripe_env, settings, history_email):
+    def long_invoice(stripe_env, account):
+        s = as_account(stripe_env, account)
+        customer = s.customer(email="many@example.test")
+        s.open_invoice(customer["id"], items=[(100 * (n + 1), f"Line {n}") for n in range(13)])
+        listed = s.get("/v1/invoices")["data"][0]["lines"]
+        assert (len(listed["data"]), listed["has_more"]) == (10, True)  # as Stripe lists it
+
+    account_with_history(stripe_env, history_email, seed_with=long_invoice)
+    _connect(client, finance_a, business_a, stripe_env, settings)
+    invoice = Invoice.objects.get(business=business_a)
+    lines = list(invoice.lines.order_by("position"))
+    assert len(lines) == 13
+    assert sum(line.total for line in lines) == invoice.total == Decimal("91.00")
