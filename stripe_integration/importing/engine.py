@@ -67,11 +67,12 @@ def _transition(job: StripeImport, status: str, **fields) -> None:
     job.save()
 
 
-def _page(job: StripeImport, rules: ImportRules, kind: str, objects: list[dict], gw: Gateway) -> Page:
+def _page(job: StripeImport, rules: ImportRules, kind: str, objects: list[dict], gw: Gateway,
+          count_seen: bool = True) -> Page:
     """Handle one page in the caller's transaction: load the mapping rows it needs in one
     query, handle each object (once), then add the new mapping rows in one insert."""
     phase = PHASES[kind]
-    page = Page(job=job, rules=rules, gw=gw)
+    page = Page(job=job, rules=rules, gw=gw, count_seen=count_seen)
     wanted = {o["id"] for o in objects} | {ref for o in objects for ref in phase.refs(o) if ref}
     page.known = {r.stripe_id: r for r in ImportedObject.objects.filter(connection=job.connection, stripe_id__in=wanted)}
     links = {}
@@ -88,6 +89,26 @@ def _page(job: StripeImport, rules: ImportRules, kind: str, objects: list[dict],
             phase.handle(page, obj)
     ImportedObject.objects.bulk_create(page.new)
     return page
+
+
+def _recent(job: StripeImport, rules: ImportRules, gw: Gateway) -> None:
+    """What was made in Stripe since the import started, which a phase that had already
+    listed past it missed (each phase lists newest first from the moment it began): every
+    phase once more, only `created[gte]` the replay's start. Handled objects are skipped."""
+    since = int(job.replay_from.timestamp())
+    for kind in IMPORT_PHASES[:-1]:
+        phase, after = PHASES[kind], ""
+        while True:
+            objects, has_more = gw.list_page(account=job.connection.stripe_user_id, resource=phase.resource,
+                                             starting_after=after,
+                                             params={**(phase.params or {}), "created": {"gte": since}})
+            with transaction.atomic():
+                _page(job, rules, kind, objects, gw, count_seen=False)
+                job.pages += 1
+                job.save(update_fields=["counts", "pages", "updated_at"])
+            if not has_more or not objects:
+                break
+            after = objects[-1]["id"]
 
 
 def _replay(job: StripeImport) -> None:
@@ -138,6 +159,7 @@ def run_import(job: StripeImport, *, gw: Gateway | None = None) -> dict:
                 else:
                     job.phase, job.cursor = IMPORT_PHASES[IMPORT_PHASES.index(job.phase) + 1], ""
                 job.save(update_fields=["counts", "pages", "cursor", "phase", "updated_at"])
+        _recent(job, rules, gw)
         with transaction.atomic():
             _replay(job)
             _transition(job, ImportStatus.COMPLETE, finished_at=timezone.now(), summary=summary_text(job))

@@ -14,6 +14,7 @@ class Page:
     job: StripeImport
     rules: object
     gw: object = None  # the gateway, for the few calls beside the page's list
+    count_seen: bool = True  # False on the last pass over what is new: seen ones were counted
     known: dict[str, ImportedObject] = field(default_factory=dict)
     new: list[ImportedObject] = field(default_factory=list)
 
@@ -40,7 +41,7 @@ class Page:
     def seen(self, kind: str, stripe_id: str) -> ImportedObject | None:
         """Handled by an earlier run (or page): counted as matched, nothing redone."""
         row = self.known.get(stripe_id)
-        if row is not None:
+        if row is not None and self.count_seen:
             counts = self.job.counts.setdefault(kind, {"created": 0, "matched": 0, "skipped": 0, "reasons": {}})
             counts["matched" if row.outcome != "skipped" else "skipped"] += 1
             key = ("matched: imported before" if row.outcome != "skipped" else f"skipped: {row.reason}")

@@ -159,13 +159,19 @@ def test_import_resumes_after_a_crash_and_replays_events_from_its_start(
     # While the import is stopped, the open invoice is paid in Stripe (a webhook the app
     # never receives: its endpoint is down).
     s.pay(open_invoice["id"], s.attach_card(open_invoice["customer"])["id"])
+    # ... and a customer and an invoice are made (after their phases listed).
+    newcomer = s.customer(email="late@example.test", name="Late Comer")
+    late_invoice = s.open_invoice(newcomer["id"], items=((4200, "Late work"),))
     stripe_env.clear_faults()
     # The worker is killed as it resumes (status left running): a later start resumes it.
     StripeImport.objects.filter(pk=job.pk).update(status=ImportStatus.RUNNING)
     run_import(job)
     job.refresh_from_db()
     assert job.status == ImportStatus.COMPLETE, job.error
-    assert Invoice.objects.count() == invoices_before  # resumed after its cursor: nothing twice
+    # Resumed after its cursor (nothing twice), then what was made meanwhile.
+    assert Invoice.objects.count() == invoices_before + 1
+    late = Invoice.objects.get(stripe_invoice_id=late_invoice["id"])
+    assert late.status == InvoiceStatus.OPEN and late.bill_to.name == "Late Comer" and late.total == Decimal("42.00")
     assert ImportedObject.objects.filter(connection=setup.connection).values("stripe_id").distinct().count() == \
         ImportedObject.objects.filter(connection=setup.connection).count()
     local.refresh_from_db()
