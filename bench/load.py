@@ -4,7 +4,7 @@ shape on this machine, with locust (headless, bounded in time).
     .venv/bin/python bench/load.py [--time 60] [--webhook-rate 100] [--staff 10] [--finance 3]
 
 What runs: a throwaway PostgreSQL database (postgres://postgres@127.0.0.1:5432, created and
-dropped here; every app migrated but dj-stripe, as in .ci/run), Redis (127.0.0.1:6379: a
+dropped here; every app migrated, as in .ci/run), Redis (127.0.0.1:6379: a
 Celery queue of this run, deleted at the end), the Stripe sandbox,
 `bin/serve web` (gunicorn, WEB_CONCURRENCY processes x 4 threads) and `bin/serve worker`,
 all with DJANGO_DEBUG=0 and JSON logs at INFO (to files). The demo is seeded, the demo
@@ -164,12 +164,12 @@ def main() -> int:
     procs: list[subprocess.Popen] = []
     subprocess.run(["psql", f"{PG}/postgres", "-qc", f'CREATE DATABASE "{run}"'], check=True)
     try:
-        print(f"load: database {run}, migrating (all apps but dj-stripe)...", flush=True)
+        print(f"load: database {run}, migrating...", flush=True)
         subprocess.run([str(BIN / "python"), "-c", (
             "import django; django.setup()\n"
             "from django.core.management import call_command\n"
             "from django.db.migrations.loader import MigrationLoader\n"
-            "for label in sorted(MigrationLoader(None, ignore_no_migrations=True).migrated_apps - {'djstripe'}):\n"
+            "for label in sorted(MigrationLoader(None, ignore_no_migrations=True).migrated_apps):\n"
             "    call_command('migrate', label, interactive=False, verbosity=0)\n")],
             cwd=BASE, env={**env, "DJANGO_SETTINGS_MODULE": "config.settings"}, check=True)
         logs = open(work / "sandbox.log", "w")

@@ -42,7 +42,6 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_filters",
-    "djstripe",
     # Production (issue 16): beat schedule in the database, health checks, login throttling.
     "django_celery_beat",
     "health_check",
@@ -160,8 +159,7 @@ STORAGES = {
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 
 # Apps whose migrations `bin/serve web` (manage.py migrate_locked) and the readiness check
-# leave out. CI only (dj-stripe's migrations cost 95 s of CPU and nothing of ours reads its
-# tables); production leaves it empty.
+# leave out. CI only; production leaves it empty.
 MIGRATE_EXCEPT = env.list("MIGRATE_EXCEPT", default=[])
 
 # --- Celery: no broker configured = eager, in-process (the embedded default) ----------
@@ -179,7 +177,7 @@ CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery
 # registered names (`name=` on each task), which the schedule below still uses.
 CELERY_IMPORTS = [
     "stripe_integration.catalog.tasks", "stripe_integration.customers.tasks", "stripe_integration.invoicing.tasks",
-    "stripe_integration.webhooks.tasks", "stripe_integration.payouts.tasks",
+    "stripe_integration.webhooks.tasks", "stripe_integration.payouts.tasks", "stripe_integration.importing.tasks",
 ]
 # `celery -A config beat`: the webhook inbox's retry sweep (parked, failed, never-queued
 # deliveries), the catch-up that lists events Stripe could not deliver, and the sweep of
@@ -255,10 +253,6 @@ STRIPE_RETRY_MAX_DELAY = env.float("STRIPE_RETRY_MAX_DELAY", default=8.0)
 STRIPE_HTTP_TIMEOUT = env.float("STRIPE_HTTP_TIMEOUT", default=30)
 # A push not heard from for this long is taken over by the next attempt (a dead worker).
 STRIPE_PUSH_LEASE_SECONDS = env.int("STRIPE_PUSH_LEASE_SECONDS", default=300)
-# dj-stripe: we use its models and admin; its own API keys / webhook intake are not used.
-DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
-DJSTRIPE_USE_NATIVE_JSONFIELD = True
-DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
 
 # --- Security (production) -----------------------------------------------------------
 if not DEBUG:

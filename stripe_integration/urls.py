@@ -5,6 +5,7 @@ from .customers import views as customer_views
 from .payouts import views as payout_views
 from .rules import views as rules_views
 from .runs import views as run_views
+from .importing import views as import_views
 
 app_name = "stripe_integration"
 
@@ -36,4 +37,8 @@ urlpatterns = [
     path("events/", run_views.EventListView.as_view(), name="event_list"),
     path("events/<int:pk>/actioned/", run_views.EventActionedView.as_view(), name="event_actioned"),
     path("reenable/", run_views.ReenableView.as_view(), name="reenable"),
+    # import of the account's history (issue 15)
+    path("import/", import_views.ImportStartView.as_view(), name="import_start"),
+    path("import/<int:pk>/", import_views.ImportProgressView.as_view(), name="import_progress"),
+    path("import/rules/", import_views.ImportRulesView.as_view(), name="import_rules"),
 ]

@@ -7,7 +7,6 @@ invoices).
 `stripe_integration.invoicing.admin`). Importing this package registers them all
 (Django's admin autodiscovery does, after the lower apps' admins).
 """
-from . import integration, payouts, webhooks  # noqa: F401  (registers the admins)
-from . import integration, rules, webhooks  # noqa: F401  (registers the admins)
+from . import importing, integration, payouts, rules, webhooks  # noqa: F401  (registers the admins)
 from . import extensions  # noqa: F401,E402  (extends the services and finance admins)
 from ..runs import admin as runs_admin  # noqa: F401,E402  (runs and events, issue 15)

@@ -295,4 +295,3 @@ def service_sync_cell(service):
 
 # --- webhooks (issue 7): the inbox's admin lives in its own module ---
 from .webhooks import WebhookDeliveryAdmin  # noqa: E402,F401  (registers it)
-from .djstripe import make_djstripe_admins_read_only  # noqa: E402,F401  (dj-stripe's admin: a read-only mirror)

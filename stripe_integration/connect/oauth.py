@@ -234,6 +234,10 @@ def connection_connect(*, business: Business, user, code: str, livemode: bool | 
         connection.last_error = f"Webhook endpoint: {exc.user_message}"
         connection.save(update_fields=["last_error", "updated_at"])
     _first_catalog_sync(business=business, user=user, livemode=connection.livemode)
+    # An account with history brings it in (issue 15), queued on commit.
+    from ..importing.start import import_start_on_connect
+
+    import_start_on_connect(connection=connection, user=user)
     return connection
 
 

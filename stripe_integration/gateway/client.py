@@ -21,6 +21,7 @@ from django.conf import settings
 
 from . import ratelimit, request_ids
 from .credit_notes import CreditNoteInfo, CreditNotesMixin  # noqa: F401  (CreditNoteInfo re-exported)
+from .listing import ListingMixin
 from .types import (  # noqa: F401  (re-exported: the app imports them from here)
     LIVE_KEY_PREFIXES,
     WEBHOOK_SECRET_PREFIX,
@@ -50,6 +51,7 @@ from .types import (  # noqa: F401  (re-exported: the app imports them from here
     _customer_info,
     _get,
     _invoice_info,
+    _mapping,
     _plain,
     _price_info,
     _product_info,
@@ -150,7 +152,7 @@ def _should_retry(exc: Exception, *, replay_safe: bool) -> bool:
 
 
 # --- the gateway --------------------------------------------------------------------
-class Gateway(CreditNotesMixin):
+class Gateway(CreditNotesMixin, ListingMixin):
     def __init__(self, *, secret_key: str, client_id: str = "", api_base: str = "", connect_base: str = "",
                  max_network_retries: int = 0, timeout: float = 30, max_retries: int | None = None):
         if not secret_key:
@@ -513,7 +515,7 @@ class Gateway(CreditNotesMixin):
             page = self._call(self._client.v1.invoices.list, params=params, options=self._options(account))
             data = list(page.data)
             for inv in data:
-                meta = dict(_get(inv, "metadata", {}) or {})
+                meta = _mapping(_get(inv, "metadata"))
                 if all(meta.get(k) == v for k, v in metadata.items()):
                     found.append(_invoice_info(inv))
             if not page.has_more or not data:
@@ -578,7 +580,7 @@ class Gateway(CreditNotesMixin):
         return WebhookEndpointInfo(
             id=ep["id"], url=_get(ep, "url", ""), connect=bool(_get(ep, "connect", False)),
             enabled_events=tuple(_get(ep, "enabled_events", []) or []), livemode=bool(_get(ep, "livemode", False)),
-            metadata=dict(_get(ep, "metadata", {}) or {}), secret=_get(ep, "secret"),
+            metadata=_mapping(_get(ep, "metadata")), secret=_get(ep, "secret"),
         )
 
 

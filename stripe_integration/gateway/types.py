@@ -125,6 +125,15 @@ class WebhookEndpointInfo:
     secret: str | None = field(default=None, repr=False)  # only returned at creation
 
 
+def _mapping(value: Any) -> dict:
+    """A StripeObject (or dict, or None) as a plain dict. stripe-python 15 objects are not
+    mappings (no keys(), iterating raises): `dict(obj)` worked only while dj-stripe patched
+    StripeObject with dict methods at start-up."""
+    if value is None:
+        return {}
+    return value.to_dict() if hasattr(value, "to_dict") else dict(value)
+
+
 def _get(obj: Any, key: str, default: Any = None) -> Any:
     try:
         value = obj[key]
@@ -224,7 +233,7 @@ def _product_info(obj: Any) -> ProductInfo:
     return ProductInfo(
         id=obj["id"], name=_get(obj, "name", ""), description=_get(obj, "description", ""),
         active=bool(_get(obj, "active", False)), default_price=default,
-        metadata=dict(_get(obj, "metadata", {}) or {}), updated=int(_get(obj, "updated", 0) or 0),
+        metadata=_mapping(_get(obj, "metadata")), updated=int(_get(obj, "updated", 0) or 0),
     )
 
 
@@ -236,7 +245,7 @@ def _price_info(obj: Any) -> PriceInfo:
     return PriceInfo(
         id=obj["id"], product=product, currency=_get(obj, "currency", ""),
         unit_amount=int(amount) if amount is not None else None, active=bool(_get(obj, "active", False)),
-        lookup_key=_get(obj, "lookup_key", ""), metadata=dict(_get(obj, "metadata", {}) or {}),
+        lookup_key=_get(obj, "lookup_key", ""), metadata=_mapping(_get(obj, "metadata")),
     )
 
 
@@ -246,7 +255,7 @@ def _customer_info(obj: Any) -> CustomerInfo:
     tax_ids = _get(_get(obj, "tax_ids", {}) or {}, "data", []) or []
     return CustomerInfo(
         id=obj["id"], name=_get(obj, "name", ""), email=_get(obj, "email", ""),
-        metadata=dict(_get(obj, "metadata", {}) or {}),
+        metadata=_mapping(_get(obj, "metadata")),
         tax_ids=tuple(TaxIdInfo(id=t["id"], type=_get(t, "type", ""), value=_get(t, "value", "")) for t in tax_ids),
         native=customer_native_fields(obj),
     )
@@ -300,7 +309,7 @@ def _invoice_info(obj: Any) -> InvoiceInfo:
         hosted_invoice_url=_get(obj, "hosted_invoice_url", ""), invoice_pdf=_get(obj, "invoice_pdf", ""),
         due_date=_get(obj, "due_date"), created=int(_get(obj, "created", 0)),
         finalized_at=_get(transitions, "finalized_at"), paid_at=_get(transitions, "paid_at"),
-        voided_at=_get(transitions, "voided_at"), metadata=dict(_get(obj, "metadata", {}) or {}),
+        voided_at=_get(transitions, "voided_at"), metadata=_mapping(_get(obj, "metadata")),
     )
 
 

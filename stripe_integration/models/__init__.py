@@ -71,3 +71,13 @@ from .runs import (  # noqa: F401,E402
     RunKind,
     RunStatus,
 )
+# --- import of an account's history (issue 15) ---
+from .importing import (  # noqa: F401,E402
+    IMPORT_PHASES,
+    IMPORT_TRANSITIONS,
+    ImportedObject,
+    ImportRules,
+    ImportStatus,
+    StripeImport,
+    UncollectibleAs,
+)

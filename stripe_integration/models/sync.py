@@ -112,6 +112,7 @@ class CustomerOrigin(models.TextChoices):
     CREATED = "created", "Created by the app"
     FOUND = "found", "Found in Stripe (by e-mail and metadata)"
     LINKED = "linked", "Linked by staff"
+    IMPORTED = "imported", "Imported from Stripe"
 
 
 class CustomerLink(BusinessOwned):

@@ -46,7 +46,7 @@ def test_migrate_locked_waits_for_the_lock_another_host_holds(settings):
 
 
 def test_migrate_locked_leaves_out_the_apps_in_migrate_except_and_ready_agrees(tmp_path):
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "MIGRATE_EXCEPT": "djstripe"}
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "MIGRATE_EXCEPT": "django_celery_beat"}
     env.pop("CELERY_BROKER_URL", None)
 
     def manage(*args):
@@ -54,11 +54,11 @@ def test_migrate_locked_leaves_out_the_apps_in_migrate_except_and_ready_agrees(t
                               text=True, timeout=300)
 
     assert manage("migrate_locked", "--noinput").returncode == 0
-    shown = manage("showmigrations", "crm", "djstripe").stdout
-    assert "[X] 0001_initial" in shown.split("djstripe")[0] and "[X]" not in shown.split("djstripe")[1]
+    shown = manage("showmigrations", "crm", "django_celery_beat").stdout
+    assert "[X] 0001_initial" in shown.split("django_celery_beat")[0] and "[X]" not in shown.split("django_celery_beat")[1]
     health = json.loads(manage("health", "--json").stdout)
     assert health["Migrations"] == "working"
 
-    env["MIGRATE_EXCEPT"] = ""  # production: dj-stripe's migrations are owed
+    env["MIGRATE_EXCEPT"] = ""  # production: django_celery_beat's migrations are owed
     health = json.loads(manage("health", "--json").stdout)
-    assert health["Migrations"].startswith("unavailable:") and "djstripe" in health["Migrations"]
+    assert health["Migrations"].startswith("unavailable:") and "django_celery_beat" in health["Migrations"]

@@ -1,0 +1,169 @@
+"""Customers -> contacts, products -> services, prices -> list prices and price links.
+
+Customers: our metadata (`crm_contact_id` + `crm_business_id`, what `customers/links.py`
+writes), then the e-mail (an individual's e-mail or an organization's billing e-mail),
+else a new contact: the customer's e-mail as its main contact, and the e-mails found in
+the business's chosen metadata keys (`cc`, `to`) as extra contacts (individuals of a new
+organization). Products: our metadata (`crm_service_id`, catalog/engine.py), then a price
+lookup key (ours, or a service code), else a new service.
+"""
+from __future__ import annotations
+
+import re
+
+from django.core.validators import validate_email
+from django.core.exceptions import ValidationError
+from django.db.models import Q
+from django.utils import timezone
+
+from crm.models import Contact, Individual, Organization
+from crm.services import individual_create, organization_create
+from finance.money import from_minor, normalize_currency
+from services.models import Service, ServicePrice
+
+from ..models import CustomerLink, CustomerOrigin, PriceLink, ServiceSync, SyncState
+from .outcome import Page
+
+_SPLIT = re.compile(r"[\s,;]+")
+_OUR_LOOKUP_KEY = re.compile(r"^crm_b(\d+)_s(\d+)_[a-z]{3}$")
+
+
+def _emails(text) -> list[str]:
+    out = []
+    for part in _SPLIT.split(text or ""):
+        try:
+            validate_email(part)
+        except ValidationError:
+            continue
+        out.append(part.lower())
+    return out
+
+
+def _contact_by_metadata(page: Page, metadata: dict) -> Contact | None:
+    contact_id, business_id = metadata.get("crm_contact_id", ""), metadata.get("crm_business_id", "")
+    if contact_id.isdigit() and business_id == str(page.business.pk):
+        return Contact.objects.filter(business=page.business, pk=int(contact_id)).first()
+    return None
+
+
+def _contact_by_email(page: Page, email: str) -> Contact | None:
+    if not email:
+        return None
+    person = Individual.objects.filter(business=page.business, email__iexact=email).order_by("pk").first()
+    if person is not None:
+        return person
+    return Organization.objects.filter(business=page.business, billing_email__iexact=email).order_by("pk").first()
+
+
+def _contact_create(page: Page, customer: dict) -> Contact:
+    email = (customer.get("email") or "").strip()
+    name = (customer.get("name") or email or customer["id"])[:200]
+    address = customer.get("address") or {}
+    place = {"phone": (customer.get("phone") or "")[:40], "address_line1": (address.get("line1") or "")[:200],
+             "city": (address.get("city") or "")[:100], "postal_code": (address.get("postal_code") or "")[:20],
+             "country": (address.get("country") or "")[:2]}
+    metadata = customer.get("metadata") or {}
+    extra = []
+    for key in page.rules.contact_metadata_keys or []:
+        extra += [e for e in _emails(metadata.get(key)) if e != email.lower() and e not in extra]
+    if not extra:
+        return individual_create(business=page.business, name=name, email=email, **place)
+    organization = organization_create(business=page.business, name=name, billing_email=email, **place)
+    for address_ in extra:
+        individual_create(business=page.business, name=address_, email=address_, organization=organization)
+    return organization
+
+
+def import_customer(page: Page, customer: dict) -> None:
+    if customer.get("deleted"):
+        page.record("customers", customer["id"], "skipped", reason="deleted in Stripe")
+        return
+    link = CustomerLink.objects.filter(connection=page.connection, stripe_customer_id=customer["id"]).first()
+    if link is not None:
+        page.record("customers", customer["id"], "matched", local_id=link.contact_id, reason="already linked")
+        return
+    metadata = customer.get("metadata") or {}
+    contact, outcome, reason = _contact_by_metadata(page, metadata), "matched", "by our metadata"
+    if contact is None:
+        contact, reason = _contact_by_email(page, (customer.get("email") or "").strip()), "by e-mail"
+    if contact is None:
+        contact, outcome, reason = _contact_create(page, customer), "created", ""
+    # One Stripe customer per contact and connection: a second customer with the same
+    # e-mail still bills that contact (through the import's mapping), unlinked.
+    if not CustomerLink.objects.filter(connection=page.connection, contact=contact).exists():
+        CustomerLink.objects.create(business=page.business, connection=page.connection, contact=contact,
+                                    stripe_customer_id=customer["id"], origin=CustomerOrigin.IMPORTED,
+                                    synced_at=timezone.now())
+    page.record("customers", customer["id"], outcome, local_id=contact.pk, reason=reason)
+
+
+# --- products and prices ----------------------------------------------------------------
+def _service_by_metadata(page: Page, metadata: dict) -> Service | None:
+    service_id, business_id = metadata.get("crm_service_id", ""), metadata.get("crm_business_id", "")
+    if service_id.isdigit() and business_id == str(page.business.pk):
+        return Service.objects.filter(business=page.business, pk=int(service_id)).first()
+    return None
+
+
+def _service_by_lookup_key(page: Page, key: str) -> Service | None:
+    if not key:
+        return None
+    ours = _OUR_LOOKUP_KEY.match(key)
+    if ours and ours.group(1) == str(page.business.pk):
+        return Service.objects.filter(business=page.business, pk=int(ours.group(2))).first()
+    return Service.objects.filter(business=page.business, code__iexact=key[:50]).first()
+
+
+def _free_code(page: Page, wanted: str) -> str:
+    code = re.sub(r"[^A-Za-z0-9_-]+", "-", wanted).strip("-").upper()[:40] or "STRIPE"
+    if not Service.objects.filter(business=page.business, code=code).exists():
+        return code
+    return f"{code[:30]}-{page.job.pk}-{Service.objects.filter(business=page.business).count()}"[:50]
+
+
+def import_product(page: Page, product: dict) -> None:
+    sync = ServiceSync.objects.filter(connection=page.connection, stripe_product_id=product["id"]).first()
+    if sync is not None:
+        page.record("products", product["id"], "matched", local_id=sync.service_id, reason="already synced")
+        return
+    default_price = product.get("default_price") if isinstance(product.get("default_price"), dict) else {}
+    service, outcome, reason = _service_by_metadata(page, product.get("metadata") or {}), "matched", "by our metadata"
+    if service is None:
+        service, reason = _service_by_lookup_key(page, default_price.get("lookup_key") or ""), "by lookup key"
+    if service is None:
+        service = Service(business=page.business, code=_free_code(page, product.get("name") or product["id"]),
+                          name=(product.get("name") or product["id"])[:200],
+                          description=product.get("description") or "", active=bool(product.get("active", True)))
+        service.full_clean()
+        service.save()
+        outcome, reason = "created", ""
+    if not ServiceSync.objects.filter(connection=page.connection, service=service).exists():
+        ServiceSync.objects.create(business=page.business, connection=page.connection, service=service,
+                                   stripe_product_id=product["id"], state=SyncState.PENDING)
+    page.record("products", product["id"], outcome, local_id=service.pk, reason=reason)
+
+
+def import_price(page: Page, price: dict) -> None:
+    product_id = price["product"]["id"] if isinstance(price.get("product"), dict) else price.get("product")
+    mapped = page.known.get(product_id)
+    if mapped is None or mapped.local_id is None:
+        page.record("prices", price["id"], "skipped", reason="its product was not imported")
+        return
+    if price.get("unit_amount") is None:
+        page.record("prices", price["id"], "skipped", reason="not a fixed unit amount (tiered or custom)")
+        return
+    currency = normalize_currency(price["currency"]).upper()
+    amount = from_minor(int(price["unit_amount"]), currency)
+    service_id = mapped.local_id
+    link = PriceLink.objects.filter(Q(stripe_price_id=price["id"]) | Q(service_id=service_id, currency=currency,
+                                                                         amount_minor=int(price["unit_amount"])),
+                                    connection=page.connection).first()
+    outcome = "matched" if link is not None else "created"
+    if link is None:
+        PriceLink.objects.create(business=page.business, connection=page.connection, service_id=service_id,
+                                 currency=currency, amount_minor=int(price["unit_amount"]),
+                                 stripe_price_id=price["id"], active=bool(price.get("active", True)),
+                                 lookup_key=(price.get("lookup_key") or "")[:200])
+    if price.get("active", True) and not ServicePrice.objects.filter(service_id=service_id, currency=currency).exists():
+        ServicePrice.objects.create(business=page.business, service_id=service_id, currency=currency, amount=amount)
+    page.record("prices", price["id"], outcome, local_id=service_id, reason="" if outcome == "created" else "price link exists")

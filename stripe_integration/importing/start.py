@@ -1,0 +1,72 @@
+"""Starting an import: on the first connect of an account with history, or by the
+settings page's button (which also resumes one that stopped)."""
+from __future__ import annotations
+
+import logging
+
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from crm.models import Business
+
+from ..gateway.client import GatewayError
+from ..models import ImportStatus, StripeConnection, StripeImport
+
+log = logging.getLogger(__name__)
+
+STALE_AFTER = timedelta(minutes=10)  # far beyond one page (100 objects) of work
+
+
+class ImportError_(Exception):
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+def import_latest(*, business: Business) -> StripeImport | None:
+    return StripeImport.objects.filter(business=business).select_related("connection").first()
+
+
+def import_start(*, connection: StripeConnection, user=None) -> StripeImport:
+    """Queue an import of the connection's account (on commit), or resume the one that
+    stopped; refuses while one is waiting or running."""
+    if not connection.is_active:
+        raise ImportError_("Connect a Stripe account first.")
+    with transaction.atomic():
+        current = (StripeImport.objects.select_for_update().filter(business=connection.business, connection=connection)
+                   .exclude(status=ImportStatus.COMPLETE).first())
+        # A running import that has not saved a page for a while was killed with its
+        # worker: it is resumed from its cursor like one that stopped on an error.
+        stale = current is not None and current.updated_at < timezone.now() - STALE_AFTER
+        if current is not None and current.status in (ImportStatus.WAITING, ImportStatus.RUNNING) and not stale:
+            raise ImportError_("An import of this account is already under way.")
+        job = current or StripeImport(business=connection.business, connection=connection,
+                                      livemode=connection.livemode, started_by=user)
+        if current is not None:
+            job.status = ImportStatus.WAITING
+        job.full_clean()
+        job.save()
+    from .tasks import stripe_import_task
+
+    transaction.on_commit(lambda: stripe_import_task.delay(job.pk))
+    return job
+
+
+def import_start_on_connect(*, connection: StripeConnection, user=None) -> StripeImport | None:
+    """The first connect of an account that holds customers or invoices imports them."""
+    from ..connect.oauth import gateway
+
+    if StripeImport.objects.filter(business=connection.business, connection__stripe_user_id=connection.stripe_user_id).exists():
+        return None
+    try:
+        gw = gateway()
+        has_history = any(gw.list_page(account=connection.stripe_user_id, resource=resource, limit=1)[0]
+                          for resource in ("customers", "invoices"))
+    except GatewayError as exc:
+        log.warning("Could not look for history in %s: %s", connection.stripe_user_id, exc.user_message)
+        return None
+    if not has_history:
+        return None
+    return import_start(connection=connection, user=user)
