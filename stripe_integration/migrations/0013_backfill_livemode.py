@@ -7,7 +7,7 @@ from django.db import migrations
 
 
 def backfill(apps, schema_editor):
-    Connection = apps.get_model("stripe_integration", "0012_sync_run_per_connection")
+    Connection = apps.get_model("stripe_integration", "StripeConnection")
     Invoice = apps.get_model("finance", "Invoice")
     children = [apps.get_model("finance", name) for name in ("Payment", "Dispute", "CreditNote")]
     Refund = apps.get_model("finance", "Refund")

@@ -249,7 +249,7 @@ def test_oauth_live_sandbox_platform_connects_live_accounts(sandbox):
     product = client.v1.products.create(params={"name": "Live thing"}, options=options)
     assert product.livemode is True
     events = client.v1.events.list(options=options)
-    assert events.data and all(e.livemode is True and e.data.object.get("livemode", True) is True for e in events.data)
+    assert events.data and all(e.livemode is True and e.data.object.to_dict().get("livemode", True) is True for e in events.data)
     assert any(e.type == "customer.created" and e.data.object.livemode is True for e in events.data)
     # The test-mode platform's objects stay test-mode.
     test_customer = sandbox.client("sk_test_oauthlive2").v1.customers.create(params={})
