@@ -131,16 +131,34 @@ def _stripe_now(gw: Gateway, account: str):
 
 def run_import(job: StripeImport, *, gw: Gateway | None = None) -> dict:
     """Run (or resume) the import from its saved phase and cursor to the end. Returns the
-    counts per object type. A Stripe error stops it with status error (resumable)."""
-    from ..connect.oauth import gateway
+    counts per object type. A Stripe error stops it with status error (resumable). Each
+    run is recorded (runs.track_run: an import run with its counts, request ids and, on a
+    Stripe error, its event); a disabled integration records a disabled run and calls
+    nothing."""
+    from ..runs import RunKind, track_run
 
     job = StripeImport.objects.select_related("business", "connection").get(pk=job.pk)
     if job.status == ImportStatus.COMPLETE:
         return job.counts
+    with track_run(job.business, RunKind.IMPORT, livemode=job.connection.livemode, subject=f"import:{job.pk}") as run:
+        if run.disabled:
+            return job.counts
+        counts = _run_import(job, gw=gw, run=run)
+        for kind, figures in (counts or {}).items():
+            for what, n in (figures.items() if isinstance(figures, dict) else ()):
+                if isinstance(n, int) and n:
+                    run.count(f"{kind}_{what}", n)
+        return counts
+
+
+def _run_import(job: StripeImport, *, gw: Gateway | None, run) -> dict:
+    from ..connect.oauth import gateway
+
     if job.connection.status != ConnectionStatus.CONNECTED:
         _transition(job, ImportStatus.ERROR, error="The Stripe connection is no longer active.")
+        run.fail("The Stripe connection is no longer active.")
         return job.counts
-    gw = gw or gateway()
+    gw = gw or gateway(job.connection.livemode)
     rules = ImportRules.for_business(job.business)
     account = job.connection.stripe_user_id
     try:
@@ -165,6 +183,7 @@ def run_import(job: StripeImport, *, gw: Gateway | None = None) -> dict:
             _transition(job, ImportStatus.COMPLETE, finished_at=timezone.now(), summary=summary_text(job))
     except GatewayError as exc:
         log.warning("Import %s stopped in %s: %s", job.pk, job.phase, exc.user_message)
+        run.fail(exc)
         job.refresh_from_db(fields=["phase", "cursor", "counts", "pages"])
         _transition(job, ImportStatus.ERROR, error=f"Stopped while importing {job.phase.replace('_', ' ')}: "
                                                    f"{exc.user_message} Resume continues from there.")

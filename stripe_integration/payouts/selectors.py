@@ -1,17 +1,21 @@
 """Reads of payouts for the staff UI, the export and the admin: always one business's,
-a fixed number of queries per page whatever its size."""
+a fixed number of queries per page whatever its size. `livemode` (the session's current
+mode, finance.modes) keeps test payouts out of live views and the other way round; None:
+both."""
 from __future__ import annotations
 
 from django.db.models import F, Q, QuerySet
 
+from finance.modes import in_mode
+
 from ..models import ItemException, Payout, PayoutItem
 
 
-def payout_list(*, business, filters: dict | None = None) -> QuerySet[Payout]:
+def payout_list(*, business, filters: dict | None = None, livemode: bool | None = None) -> QuerySet[Payout]:
     """`filters` (cleaned): status, currency, arrival_from, arrival_to, exceptions ("1":
     only payouts with an exception: an unmatched item, or items that do not add up)."""
     filters = filters or {}
-    qs = Payout.objects.filter(business=business)
+    qs = in_mode(Payout.objects.filter(business=business), livemode)
     if filters.get("status"):
         qs = qs.filter(status=filters["status"])
     if filters.get("currency"):
@@ -41,11 +45,11 @@ def payout_items(*, payout: Payout) -> QuerySet[PayoutItem]:
             .select_related("invoice__bill_to", "payment", "refund", "dispute").order_by("pk"))
 
 
-def exception_items(*, business) -> QuerySet[PayoutItem]:
-    return (PayoutItem.objects.filter(business=business).exclude(exception=ItemException.NONE)
+def exception_items(*, business, livemode: bool | None = None) -> QuerySet[PayoutItem]:
+    return (in_mode(PayoutItem.objects.filter(business=business), livemode, "payout__livemode").exclude(exception=ItemException.NONE)
             .select_related("payout", "invoice__bill_to", "payment").order_by("-payout__arrival_date", "pk"))
 
 
-def unbalanced_payouts(*, business) -> QuerySet[Payout]:
-    return (Payout.objects.filter(business=business, items_synced_at__isnull=False)
+def unbalanced_payouts(*, business, livemode: bool | None = None) -> QuerySet[Payout]:
+    return (in_mode(Payout.objects.filter(business=business, items_synced_at__isnull=False), livemode)
             .exclude(net=F("amount")).order_by("-arrival_date", "-pk"))

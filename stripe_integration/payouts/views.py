@@ -13,6 +13,7 @@ from django.views import View
 
 from crm.tenancy import MemberRequiredMixin
 from finance.exports import ExportSpec, csv_response, plain_amount
+from finance.modes import current_livemode
 
 from ..models import Payout, PayoutItem, PayoutStatus
 from . import selectors
@@ -38,7 +39,8 @@ class PayoutListView(MemberRequiredMixin, View):
             return render(request, "stripe_integration/payouts/list.html",
                           {"title": "Payouts", "form": form, "payouts": []}, status=400)
         filters = form.cleaned_data if form.is_bound else {}
-        page = Paginator(selectors.payout_list(business=self.business, filters=filters), PAGE_SIZE).get_page(
+        page = Paginator(selectors.payout_list(business=self.business, filters=filters,
+                                                 livemode=current_livemode(request, self.business)), PAGE_SIZE).get_page(
             request.GET.get("page"))
         return render(request, "stripe_integration/payouts/list.html", {
             "title": "Payouts", "form": form, "payouts": page.object_list, "page_obj": page,
@@ -71,8 +73,10 @@ class PayoutExceptionsView(MemberRequiredMixin, View):
     def get(self, request):
         return render(request, "stripe_integration/payouts/exceptions.html", {
             "title": "Payout exceptions",
-            "items": selectors.exception_items(business=self.business)[:500],
-            "unbalanced": selectors.unbalanced_payouts(business=self.business)[:100],
+            "items": selectors.exception_items(business=self.business,
+                                               livemode=current_livemode(request, self.business))[:500],
+            "unbalanced": selectors.unbalanced_payouts(business=self.business,
+                                                       livemode=current_livemode(request, self.business))[:100],
         })
 
 

@@ -249,3 +249,14 @@ def test_import_invoice_with_more_lines_than_a_listed_invoice_carries(
     lines = list(invoice.lines.order_by("position"))
     assert len(lines) == 13
     assert sum(line.total for line in lines) == invoice.total == Decimal("91.00")
+
+
+def test_import_is_a_recorded_run_with_its_counts_and_request_ids(imported):
+    """The import is a run like every Stripe-facing job (runs.track_run), in its mode."""
+    from stripe_integration.models import IntegrationRun, RunKind, RunStatus
+
+    setup, job = imported
+    run = IntegrationRun.objects.get(business=setup.business, kind=RunKind.IMPORT, subject=f"import:{job.pk}")
+    assert run.status == RunStatus.COMPLETE and run.livemode == setup.connection.livemode
+    assert run.counts["customers_created"] == 30 and run.counts["invoices_created"] == 52
+    assert run.request_ids and all(r.startswith("req_") for r in run.request_ids)

@@ -330,3 +330,23 @@ def test_a_service_is_synced_to_the_products_of_both_modes(both, business_a, eag
             account=connection.stripe_user_id, product_id=rows[connection.pk].stripe_product_id)
         assert product.name == "Audit"
         assert PriceLink.objects.filter(service=service, connection=connection).exists()
+
+
+def test_payouts_page_shows_the_current_modes_payouts_only(both, business_a, client):
+    """A payout is money arriving in a bank account: a test payout never shows in live."""
+    from django.utils import timezone
+
+    from stripe_integration.models import Payout
+
+    test, live = both
+    now = timezone.now()
+    for connection, stripe_id, amount in ((test, "po_testmode1", D("111.00")), (live, "po_livemode1", D("222.00"))):
+        Payout.objects.create(business=business_a, connection=connection, account=connection.stripe_user_id,
+                              livemode=connection.livemode, stripe_id=stripe_id, amount=amount, currency="USD",
+                              status="paid", arrival_date=now, stripe_created=now)
+    url = reverse("stripe_integration:payout_list")
+    page = client.get(url).content.decode()
+    assert "po_livemode1" in page and "po_testmode1" not in page  # live by default
+    client.post(reverse("stripe_integration:mode_switch"), {"mode": "test", "next": url})
+    page = client.get(url).content.decode()
+    assert "po_testmode1" in page and "po_livemode1" not in page

@@ -112,6 +112,17 @@ def test_periodic_sync_makes_the_same_payout_and_a_second_sync_makes_nothing(con
     assert PayoutItem.objects.count() == len(webhook_items)
 
 
+def test_periodic_sync_of_each_account_is_a_recorded_run(connected):
+    from stripe_integration.models import IntegrationRun, RunKind, RunStatus
+
+    payouts_sync_all()
+    runs = IntegrationRun.objects.filter(kind=RunKind.PAYOUT_SYNC)
+    assert runs.count() == 1
+    run = runs.get()
+    assert run.status == RunStatus.COMPLETE and run.request_ids
+    assert run.subject.startswith("payouts:acct_")
+
+
 def test_amount_that_differs_from_the_crm_payment_is_an_exception(connected, client):
     invoice, payment = paid_invoice(connected, 5000)
     Payment.objects.filter(pk=payment.pk).update(amount=Decimal("49.00"))  # the CRM says otherwise
