@@ -37,6 +37,7 @@ urlpatterns = [
     path("events/", run_views.EventListView.as_view(), name="event_list"),
     path("events/<int:pk>/actioned/", run_views.EventActionedView.as_view(), name="event_actioned"),
     path("reenable/", run_views.ReenableView.as_view(), name="reenable"),
+    path("pause/", run_views.PauseView.as_view(), name="pause"),
     # import of the account's history (issue 15)
     path("import/", import_views.ImportStartView.as_view(), name="import_start"),
     path("import/<int:pk>/", import_views.ImportProgressView.as_view(), name="import_progress"),

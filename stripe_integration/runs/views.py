@@ -13,7 +13,7 @@ from crm.tenancy import MemberRequiredMixin
 from crm.views import FilteredListView, SelectorDetailView
 
 from . import selectors
-from .disable import integration_reenable
+from .disable import integration_disable, integration_reenable
 from .filters import EventFilter, RunFilter
 from .services import event_mark_actioned
 
@@ -93,3 +93,23 @@ class ReenableView(MemberRequiredMixin, View):
                 f"{queued['catch_up_events']} missed event(s) from the catch-up"
                 + (", and a catalog sync." if queued["catalog_sync"] else ".")))
         return redirect("stripe_integration:run_list")
+
+
+class PauseView(MemberRequiredMixin, View):
+    """The business's own switch (Stripe page): stop every Stripe-facing job of this
+    business now, as auto-disable does (runs record `disabled`, nothing calls Stripe;
+    pushes, webhooks and syncs wait), until Re-enable retries what waited. The periodic
+    tasks themselves serve every business and stay the operator's."""
+    finance_required = True
+
+    def post(self, request):
+        from ..models import IntegrationSettings
+
+        IntegrationSettings.for_business(self.business)  # the row the switch lives on
+        reason = f"Paused by {request.user.get_username()} on the Stripe page."
+        if integration_disable(business_id=self.business.pk, reason=reason, user=request.user):
+            messages.success(request, "Stripe work is paused for this business: nothing is sent to Stripe and "
+                                      "what comes in waits until you re-enable it.")
+        else:
+            messages.info(request, "The Stripe integration is already disabled.")
+        return redirect("stripe_integration:settings")

@@ -192,3 +192,27 @@ def test_customer_pushes_wait_while_disabled_then_go(env, business_a, client, dj
     link.refresh_from_db()
     assert link.state == CustomerState.SYNCED
     assert stripe_env.requests(method="POST", path=f"/v1/customers/{link.stripe_customer_id}")
+
+
+def test_pause_button_stops_stripe_work_until_reenable(env, business_a, client, finance_a, staff_a,
+                                                       django_capture_on_commit_callbacks):
+    """The business's own switch on its Stripe page: the same disabled state, by hand."""
+    conn, contact, stripe_env = env
+    (invoice,) = _invoices(business_a, contact, 1)
+    client.force_login(staff_a)
+    assert client.post(reverse("stripe_integration:pause")).status_code == 403
+    assert not IntegrationSettings.for_business(business_a).disabled
+
+    client.force_login(finance_a)
+    assert 'data-pause' in client.get(reverse("stripe_integration:settings")).content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(reverse("stripe_integration:pause")).status_code == 302
+    s = IntegrationSettings.for_business(business_a)
+    assert s.disabled and "Paused by finance_a" in s.disabled_reason
+    stripe_env.mark()
+    assert invoicing.invoice_push(invoice_id=invoice.pk).outcome == "disabled"
+    assert stripe_env.requests() == []
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("stripe_integration:reenable"))
+    assert Invoice.objects.get(pk=invoice.pk).push_status == InvoicePushStatus.PUSHED
