@@ -61,7 +61,7 @@ def import_start_on_connect(*, connection: StripeConnection, user=None) -> Strip
     if StripeImport.objects.filter(business=connection.business, connection__stripe_user_id=connection.stripe_user_id).exists():
         return None
     try:
-        gw = gateway()
+        gw = gateway(connection.livemode)
         has_history = any(gw.list_page(account=connection.stripe_user_id, resource=resource, limit=1)[0]
                           for resource in ("customers", "invoices"))
     except GatewayError as exc:
