@@ -121,6 +121,17 @@ def jobs_run(sandbox, body, query):
     return {"now": sandbox.clock.now(), "ran": run_due(sandbox)}
 
 
+@_control("POST", "/clock/reset")
+def clock_reset(sandbox, body, query):
+    """Sandbox time back to wall time (a test suite's isolation between tests that share
+    one sandbox: a test that moved the clock 31 days ahead would otherwise make every later
+    absolute due date "in the past"). Objects keep their timestamps; jobs due later wait."""
+    with sandbox.store.lock:
+        sandbox.store.clock_offset = 0.0
+        sandbox.store.dirty = True
+    return {"now": sandbox.clock.now()}
+
+
 @_control("GET", "/clock")
 def clock_now(sandbox, body, query):
     return {"now": sandbox.clock.now()}

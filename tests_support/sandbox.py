@@ -79,3 +79,6 @@ def stripe_env(stripe_sandbox_server, settings):
     control.mark()
     yield control
     control.clear_faults()
+    # One sandbox serves the whole session: time moved by this test must not make a later
+    # test's absolute due dates (today + 30 days) fall in Stripe's past.
+    control._call("POST", "/_sandbox/clock/reset")

@@ -291,3 +291,22 @@ def test_generating_one_invoice_costs_the_same_queries_for_5_and_100_lines(env, 
     batch = db_connection.ops.bulk_batch_size(fields, [None] * 100)
     assert (few_inserts, many_inserts) == (1, math.ceil(100 / batch))
     assert many - many_inserts == few - few_inserts
+
+
+def test_push_with_a_due_date_after_a_test_that_moved_the_sandbox_clock(client, finance_a, business_a, stripe_env):
+    """A month moved on the shared sandbox's clock by an earlier test (the finance browser
+    test moves 31 days) is undone by `stripe_env` between tests: the absolute due date
+    (today + 30 days, send_due_date) is in Stripe's future again."""
+    import urllib.request
+
+    req = urllib.request.Request(stripe_env.base_url + "/_sandbox/clock", data=b'{"advance_seconds": 2678400}',
+                                 method="POST", headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(req, timeout=10).read()
+    stripe_env._call("POST", "/_sandbox/clock/reset")  # what the fixture's teardown does
+    conn = h.connect(client, finance_a, business_a)
+    contact = h.contact(business_a)
+    h.settings_for(business_a, send_due_date=True)
+    bill = h.billable(business_a, contact)
+    invoice = invoicing.invoices_generate(business=business_a, billable_ids=[bill.pk], push=False).invoices[0]
+    assert invoice.due_date and invoice.days_until_due is None
+    assert invoicing.invoice_push(invoice_id=invoice.pk).outcome == "pushed"

@@ -42,10 +42,17 @@ def _tasks():
 
 
 def _write_rows(app):
-    """Write the schedule's Periodic task rows as beat does at start (paused ones stay paused)."""
-    from django_celery_beat.schedulers import DatabaseScheduler
+    """The schedule's Periodic task rows, made when missing, by name as beat makes them
+    (a row paused or re-timed in the admin is left as it is). Not through beat's
+    DatabaseScheduler: it closes the database connection it finds inside a transaction."""
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-    DatabaseScheduler(app=app)
+    for name, entry in settings.CELERY_BEAT_SCHEDULE.items():
+        if PeriodicTask.objects.filter(name=name).exists():
+            continue
+        seconds = int(float(getattr(entry["schedule"], "total_seconds", lambda: entry["schedule"])()))
+        interval, _ = IntervalSchedule.objects.get_or_create(every=seconds, period=IntervalSchedule.SECONDS)
+        PeriodicTask.objects.get_or_create(name=name, defaults={"task": entry["task"], "interval": interval})
 
 
 def _database_rows():
