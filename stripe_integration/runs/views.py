@@ -11,6 +11,7 @@ from django.views import View
 from crm.audit import client_ip
 from crm.tenancy import MemberRequiredMixin
 from crm.views import FilteredListView, SelectorDetailView
+from finance.modes import current_livemode, in_mode
 
 from . import selectors
 from .disable import integration_disable, integration_reenable
@@ -29,6 +30,10 @@ class _Paged:
         page = paginator.get_page(self.request.GET.get("page"))
         return paginator, page, page.object_list, page.has_other_pages()
 
+    def get_queryset(self):
+        # The session's Stripe mode only (finance.modes): test runs never in live views.
+        return in_mode(super().get_queryset(), current_livemode(self.request, self.business), self.mode_path)
+
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context["integration_disabled"] = selectors.integration_state(business=self.business)
@@ -40,6 +45,7 @@ class RunListView(_Paged, FilteredListView):
     filterset_class = RunFilter
     selector = staticmethod(selectors.run_list)
     title = "Stripe runs"
+    mode_path = "livemode"
 
 
 class EventListView(_Paged, FilteredListView):
@@ -47,6 +53,7 @@ class EventListView(_Paged, FilteredListView):
     filterset_class = EventFilter
     selector = staticmethod(selectors.event_list)
     title = "Stripe events"
+    mode_path = "run__livemode"
 
 
 class RunDetailView(SelectorDetailView):

@@ -352,3 +352,23 @@ def test_payouts_page_shows_the_current_modes_payouts_only(both, business_a, cli
     client.post(reverse("stripe_integration:mode_switch"), {"mode": "test", "next": url})
     page = client.get(url).content.decode()
     assert "po_testmode1" in page and "po_livemode1" not in page
+
+
+def test_runs_and_events_pages_show_the_current_modes_only(both, business_a, client):
+    from stripe_integration.models import EventKind, IntegrationEvent, IntegrationRun, RunKind, RunStatus
+
+    for livemode, subject in ((False, "invoice:7001"), (True, "invoice:7002")):
+        run = IntegrationRun.objects.create(business=business_a, kind=RunKind.INVOICE_PUSH, status=RunStatus.ERROR,
+                                            livemode=livemode, subject=subject)
+        IntegrationEvent.objects.create(business=business_a, run=run, kind=EventKind.STRIPE_ERROR,
+                                        message=f"failure of {subject}")
+    runs, events = reverse("stripe_integration:run_list"), reverse("stripe_integration:event_list")
+    assert "invoice:7002" in client.get(runs).content.decode()  # live by default
+    assert "invoice:7001" not in client.get(runs).content.decode()
+    page = client.get(events).content.decode()
+    assert "failure of invoice:7002" in page and "failure of invoice:7001" not in page
+    client.post(reverse("stripe_integration:mode_switch"), {"mode": "test", "next": runs})
+    page = client.get(runs).content.decode()
+    assert "invoice:7001" in page and "invoice:7002" not in page
+    page = client.get(events).content.decode()
+    assert "failure of invoice:7001" in page and "failure of invoice:7002" not in page
