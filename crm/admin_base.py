@@ -323,6 +323,21 @@ def _without(fields, name):
     return result
 
 
+class NoWritesAdminMixin:
+    """Rows the app writes itself (from Stripe, by its services): shown, never added,
+    changed or deleted in the admin. For ModelAdmins and inlines alike; put it before the
+    business-scoped mixin in the bases so it wins."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class BusinessScopedAdminMixin(BusinessScopedBase):
     """For ModelAdmin. Put it before admin.ModelAdmin in the bases."""
 

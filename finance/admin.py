@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.forms.models import BaseInlineFormSet
 from django.utils.html import format_html
 
-from crm.admin_base import BusinessScopedAdminMixin, BusinessScopedInlineMixin
+from crm.admin_base import BusinessScopedAdminMixin, BusinessScopedInlineMixin, NoWritesAdminMixin
 from crm.admin_extensions import admin_extend
 from crm.custom_fields_admin import CustomFieldsAdminMixin
 from crm.models import CustomFieldTarget, Individual, Opportunity, Organization, Ticket
@@ -171,7 +171,7 @@ class BillableAdmin(ExportActionsMixin, DefaultCurrencyMixin, BusinessScopedAdmi
 # --- invoices -------------------------------------------------------------------------
 
 
-class InvoiceLineInline(BusinessScopedInlineMixin, admin.TabularInline):
+class InvoiceLineInline(NoWritesAdminMixin, BusinessScopedInlineMixin, admin.TabularInline):
     """Lines are snapshots written when the invoice is built: shown, never edited."""
 
     model = InvoiceLine
@@ -191,17 +191,8 @@ class InvoiceLineInline(BusinessScopedInlineMixin, admin.TabularInline):
     tax_display = money_column("tax", "tax", lambda line: line.invoice.currency)
     total_display = money_column("total", "total", lambda line: line.invoice.currency)
 
-    def has_add_permission(self, request, obj=None):
-        return False
 
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-class PaymentInline(BusinessScopedInlineMixin, admin.TabularInline):
+class PaymentInline(NoWritesAdminMixin, BusinessScopedInlineMixin, admin.TabularInline):
     """Payment history of an invoice; a payment is recorded and edited on its own page."""
 
     model = Payment
@@ -218,18 +209,9 @@ class PaymentInline(BusinessScopedInlineMixin, admin.TabularInline):
     amount_refunded_display = money_column("amount_refunded", "refunded")
     fee_display = money_column("fee", "fee")
 
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
-
-class CreditNoteInline(BusinessScopedInlineMixin, admin.TabularInline):
+class CreditNoteInline(NoWritesAdminMixin, BusinessScopedInlineMixin, admin.TabularInline):
     """An invoice's credit notes (issue 13), as Stripe has them; made with the integration's
     "Refund / credit note" button, never here."""
 
@@ -243,15 +225,6 @@ class CreditNoteInline(BusinessScopedInlineMixin, admin.TabularInline):
     readonly_fields = fields
 
     amount_display = money_column("amount", "amount")
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Invoice)

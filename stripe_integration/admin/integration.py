@@ -13,7 +13,7 @@ from django.db.models import Prefetch
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from crm.admin_base import BusinessScopedAdminMixin
+from crm.admin_base import BusinessScopedAdminMixin, NoWritesAdminMixin
 from finance.money import format_money, from_minor
 
 from ..catalog import sync as catalog
@@ -44,19 +44,10 @@ def drift_table(drift):
     )
 
 
-class ReadOnlyScopedAdmin(BusinessScopedAdminMixin, admin.ModelAdmin):
+class ReadOnlyScopedAdmin(NoWritesAdminMixin, BusinessScopedAdminMixin, admin.ModelAdmin):
     """Rows the services write: viewable (and acted on) by owner/finance, never edited here."""
 
     finance_only = True
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_sync_permission(self, request):
         return self.has_role_access(request)

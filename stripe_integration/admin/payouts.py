@@ -3,25 +3,14 @@ each payout carried; they come only from Stripe (the payout sync), so nothing is
 changed or deleted here. The staff UI's payout pages reconcile them against invoices."""
 from django.contrib import admin
 
-from crm.admin_base import BusinessScopedAdminMixin
+from crm.admin_base import BusinessScopedInlineMixin, NoWritesAdminMixin
 
 from ..models import Payout, PayoutItem
+from .integration import ReadOnlyScopedAdmin
 
 
-class _ReadOnly(BusinessScopedAdminMixin):
+class PayoutItemInline(NoWritesAdminMixin, BusinessScopedInlineMixin, admin.TabularInline):
     finance_only = True  # owner and finance roles, as the payout pages
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-class PayoutItemInline(_ReadOnly, admin.TabularInline):
     model = PayoutItem
     fields = ("type", "stripe_balance_transaction_id", "source_id", "invoice", "amount", "fee", "net", "currency",
               "exception", "exception_detail")
@@ -31,7 +20,7 @@ class PayoutItemInline(_ReadOnly, admin.TabularInline):
 
 
 @admin.register(Payout)
-class PayoutAdmin(_ReadOnly, admin.ModelAdmin):
+class PayoutAdmin(ReadOnlyScopedAdmin):
     list_display = ("stripe_id", "business", "status", "amount", "currency", "arrival_date", "net", "fees",
                     "exception_count", "livemode")
     list_filter = ("status", "currency", "livemode", "automatic")
@@ -43,7 +32,7 @@ class PayoutAdmin(_ReadOnly, admin.ModelAdmin):
 
 
 @admin.register(PayoutItem)
-class PayoutItemAdmin(_ReadOnly, admin.ModelAdmin):
+class PayoutItemAdmin(ReadOnlyScopedAdmin):
     list_display = ("stripe_balance_transaction_id", "business", "payout", "type", "amount", "fee", "net", "currency",
                     "invoice", "exception")
     list_filter = ("type", "exception", "currency")

@@ -3,25 +3,14 @@ owner roles), with list filters and a "Mark actioned" action on events."""
 from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 
-from crm.admin_base import BusinessScopedAdminMixin, BusinessScopedInlineMixin
+from crm.admin_base import BusinessScopedAdminMixin, BusinessScopedInlineMixin, NoWritesAdminMixin
 from crm.audit import client_ip
 
 from ..models import IntegrationEvent, IntegrationRun
 from .services import event_mark_actioned
 
 
-class _ReadOnly:
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-class IntegrationEventInline(_ReadOnly, BusinessScopedInlineMixin, admin.TabularInline):
+class IntegrationEventInline(NoWritesAdminMixin, BusinessScopedInlineMixin, admin.TabularInline):
     model = IntegrationEvent
     finance_only = True
     extra = 0
@@ -30,7 +19,7 @@ class IntegrationEventInline(_ReadOnly, BusinessScopedInlineMixin, admin.Tabular
 
 
 @admin.register(IntegrationRun)
-class IntegrationRunAdmin(_ReadOnly, BusinessScopedAdminMixin, admin.ModelAdmin):
+class IntegrationRunAdmin(NoWritesAdminMixin, BusinessScopedAdminMixin, admin.ModelAdmin):
     finance_only = True
     list_display = ("id", "kind", "status", "livemode", "subject", "started_at", "duration", "counts", "business")
     list_select_related = ("business",)
@@ -55,7 +44,7 @@ class IntegrationRunAdmin(_ReadOnly, BusinessScopedAdminMixin, admin.ModelAdmin)
 
 
 @admin.register(IntegrationEvent)
-class IntegrationEventAdmin(_ReadOnly, BusinessScopedAdminMixin, admin.ModelAdmin):
+class IntegrationEventAdmin(NoWritesAdminMixin, BusinessScopedAdminMixin, admin.ModelAdmin):
     finance_only = True
     list_display = ("created_at", "kind", "run", "message", "action_link", "actioned_at", "actioned_by", "business")
     list_select_related = ("run", "actioned_by", "business")
