@@ -22,15 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import sys
 import time
 import urllib.request
 from collections import Counter
 from decimal import Decimal
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from _inprocess import QueryCounter, sandbox_platform, setup_in_memory
 
 
 def _sandbox_requests(base: str) -> list[dict]:
@@ -46,54 +43,21 @@ def _post_json(url: str, body: dict) -> dict:
         return json.loads(resp.read())
 
 
-class QueryCounter:
-    """Counts every SQL statement (connection.queries keeps only the last 9,000)."""
-
-    def __init__(self):
-        self.count = 0
-
-    def __call__(self, execute, sql, params, many, context):
-        self.count += 1
-        return execute(sql, params, many, context)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--services", type=int, default=1000)
     parser.add_argument("--rate", type=int, default=0, help="requests/second through the gateway (0: no limit)")
     args = parser.parse_args()
 
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ["DATABASE_URL"] = "sqlite://:memory:"
-    os.environ.pop("CELERY_BROKER_URL", None)  # eager: nothing leaves this process
-    import django
-
-    django.setup()
+    setup_in_memory()
     logging.getLogger("stripe").setLevel(logging.WARNING)
     logging.getLogger("stripe_integration").setLevel(logging.WARNING)
 
     from django.conf import settings
     from django.db import connection
-    from django.test.utils import setup_databases
 
-    from stripe_sandbox import start_in_thread
-
-    class _NoMigrations(dict):
-        def __contains__(self, item):
-            return True
-
-        def __getitem__(self, item):
-            return None
-
-    settings.MIGRATION_MODULES = _NoMigrations()
-    setup_databases(verbosity=0, interactive=False)
-
-    server, base = start_in_thread()
-    key = "sk_test_bench" + os.urandom(6).hex()
-    settings.STRIPE_SECRET_KEY = key
-    settings.STRIPE_CONNECT_CLIENT_ID = "ca_bench"
-    settings.STRIPE_API_BASE = settings.STRIPE_CONNECT_BASE = base
-    settings.STRIPE_RATE_LIMIT_PER_SECOND = args.rate or 1_000_000
+    server, base = sandbox_platform(rate_per_second=args.rate or 1_000_000)
+    key = settings.STRIPE_SECRET_KEY
 
     from django.contrib.auth import get_user_model
 

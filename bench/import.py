@@ -16,22 +16,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from _inprocess import QueryCounter, sandbox_platform, setup_in_memory
+
 LIVE_LIMIT = 100  # requests per second, live mode (docs.stripe.com/rate-limits)
-
-
-class QueryCounter:
-    def __init__(self):
-        self.count = 0
-
-    def __call__(self, execute, sql, params, many, context):
-        self.count += 1
-        return execute(sql, params, many, context)
 
 
 def main():
@@ -41,40 +30,19 @@ def main():
     parser.add_argument("--small", type=int, default=10, help="the second size is this many times smaller")
     args = parser.parse_args()
 
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ["DATABASE_URL"] = "sqlite://:memory:"
-    os.environ.pop("CELERY_BROKER_URL", None)
-    import django
-
-    django.setup()
+    setup_in_memory()
     for name in ("stripe", "stripe_integration", "celery", "config"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
     from django.conf import settings
     from django.contrib.auth import get_user_model
     from django.db import connection
-    from django.test.utils import setup_databases
 
-    class _NoMigrations(dict):
-        def __contains__(self, item):
-            return True
-
-        def __getitem__(self, item):
-            return None
-
-    settings.MIGRATION_MODULES = _NoMigrations()
-    setup_databases(verbosity=0, interactive=False)
-
-    from stripe_sandbox import start_in_thread
     from stripe_sandbox.bulk import bulk_history
     from stripe_sandbox.oauth import issue_code
 
-    server, base = start_in_thread()
-    key = "sk_test_bench" + os.urandom(6).hex()
-    settings.STRIPE_SECRET_KEY = key
-    settings.STRIPE_CONNECT_CLIENT_ID = "ca_bench"
-    settings.STRIPE_API_BASE = settings.STRIPE_CONNECT_BASE = base
-    settings.STRIPE_RATE_LIMIT_PER_SECOND = LIVE_LIMIT
+    server, base = sandbox_platform(rate_per_second=LIVE_LIMIT)
+    key = settings.STRIPE_SECRET_KEY
 
     from crm.models import Business, Membership, Role
     from stripe_integration.connect import oauth as services
