@@ -12,6 +12,7 @@ import uuid
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views import View
 
 from crm.audit import client_ip
@@ -59,6 +60,16 @@ def credit_note_result_message(note) -> tuple[str, str]:
     return messages.INFO, "The credit note is being made in Stripe."
 
 
+def _posted_note(invoice: Invoice, data, field: str) -> CreditNote:
+    """The invoice's credit note whose id the form posted in `field`, or a 404 (an id that
+    is not a number, or too long for one, names none)."""
+    raw = data.get(field) or ""
+    note = invoice.credit_notes.filter(pk=int(raw) if raw.isdigit() and len(raw) < 12 else 0).first()
+    if note is None:
+        raise Http404("No such credit note on this invoice.")
+    return note
+
+
 class InvoiceCreditNoteView(MemberRequiredMixin, View):
     finance_required = True
     http_method_names = ["post"]
@@ -68,9 +79,7 @@ class InvoiceCreditNoteView(MemberRequiredMixin, View):
         if invoice is None:
             raise Http404("No such invoice in this business.")
         if request.POST.get("retry"):
-            note = invoice.credit_notes.filter(pk=request.POST.get("retry") if request.POST["retry"].isdigit() else 0).first()
-            if note is None:
-                raise Http404("No such credit note on this invoice.")
+            note = _posted_note(invoice, request.POST, "retry")
             level, text = credit_note_result_message(credit_note_push(credit_note_id=note.pk))
             messages.add_message(request, level, text)
             return redirect("ui:invoice_detail", pk=pk)
@@ -103,18 +112,20 @@ class InvoiceCreditNoteView(MemberRequiredMixin, View):
 
 
     def void(self, request, invoice):
-        raw = request.POST.get("void") or ""
-        note = invoice.credit_notes.filter(pk=int(raw) if raw.isdigit() and len(raw) < 12 else 0).first()
-        if note is None:
-            raise Http404("No such credit note on this invoice.")
+        note = _posted_note(invoice, request.POST, "void")
         if note.status != CreditNoteStatus.ISSUED or not note.stripe_id:
             messages.error(request, f"Credit note {note.number or note.pk} is not an issued credit note in Stripe: "
                                     "there is nothing to void.")
             return redirect("ui:invoice_detail", pk=invoice.pk)
         if request.POST.get("confirmed") != "yes":
-            return render(request, "ui/invoices/credit_note_void_confirm.html", {
-                "title": f"Void credit note {note.number or note.stripe_id}?", "invoice": invoice, "note": note,
-                "consequences": void_consequences(note)})
+            return render(request, "ui/invoices/confirm.html", {
+                "title": f"Void credit note {note.number or note.stripe_id}?", "invoice": invoice,
+                "confirm_kind": "credit_note_void",
+                "about": f"{invoice.number} · {invoice.bill_to.name} · credit note "
+                         f"{format_money(note.amount, note.currency)}",
+                "consequences": void_consequences(note),
+                "post_url": reverse("ui:invoice_credit_note", args=[invoice.pk]),
+                "hidden": [("void", note.pk), ("confirmed", "yes")], "yes_label": "Yes, void it"})
         try:
             voided = credit_note_void(credit_note=note, user=request.user, ip=client_ip(request))
         except CreditNoteError as exc:

@@ -18,6 +18,7 @@ from crm.tenancy import MemberRequiredMixin  # noqa: E402
 from finance.invoices import NothingToInvoice, billables_for_invoicing, invoice_draft  # noqa: E402
 from finance.modes import current_livemode  # noqa: E402
 from finance.models import Invoice  # noqa: E402
+from finance.money import format_money  # noqa: E402
 from finance.validators import po_number_problem  # noqa: E402
 from finance.pages import InvoiceDetailView  # noqa: E402
 
@@ -121,9 +122,13 @@ class InvoiceActionView(MemberRequiredMixin, View):
                                     f"({invoice.get_status_display().lower()}).")
             return redirect("ui:invoice_detail", pk=pk)
         return render(request, "ui/invoices/confirm.html", {
-            "title": f"{ACTION_LABELS[action]} {invoice.number}?", "invoice": invoice, "action": action,
-            "label": ACTION_LABELS[action], "consequences": action_consequences(invoice, action),
-            "confirm_field": CONFIRM_FIELD,
+            "title": f"{ACTION_LABELS[action]} {invoice.number}?", "invoice": invoice, "confirm_kind": action,
+            "about": f"{invoice.bill_to.name} · {invoice.get_status_display()} · total "
+                     f"{format_money(invoice.total, invoice.currency)}",
+            "consequences": action_consequences(invoice, action),
+            "post_url": reverse("ui:invoice_action", args=[pk]),
+            "hidden": [("action", action), (CONFIRM_FIELD, "yes")],
+            "yes_label": f"Yes, {ACTION_LABELS[action].lower()}",
         })
 
     def post(self, request, pk):

@@ -184,3 +184,10 @@ def test_credit_note_void_is_not_for_staff_or_another_business(pushed, client, s
         assert client.post(_action(invoice), {"void": str(note.pk), "confirmed": "yes"}).status_code in (403, 404)
     note.refresh_from_db()
     assert note.status == "issued"
+
+
+@pytest.mark.parametrize("value", ["abc", "99999999999999999999", "-1"])
+def test_credit_note_retry_of_no_such_note_is_404(pushed, client, finance_a, value):
+    conn, invoice, s = pushed
+    client.force_login(finance_a)
+    assert client.post(_action(invoice), {"retry": value}).status_code == 404

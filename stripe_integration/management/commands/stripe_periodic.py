@@ -41,7 +41,7 @@ def _tasks():
     return out
 
 
-def _write_rows(app):
+def _write_rows():
     """The schedule's Periodic task rows, made when missing, by name as beat makes them
     (a row paused or re-timed in the admin is left as it is). Not through beat's
     DatabaseScheduler: it closes the database connection it finds inside a transaction."""
@@ -50,8 +50,9 @@ def _write_rows(app):
     for name, entry in settings.CELERY_BEAT_SCHEDULE.items():
         if PeriodicTask.objects.filter(name=name).exists():
             continue
-        seconds = int(float(getattr(entry["schedule"], "total_seconds", lambda: entry["schedule"])()))
-        interval, _ = IntervalSchedule.objects.get_or_create(every=seconds, period=IntervalSchedule.SECONDS)
+        every = maybe_schedule(entry["schedule"]).run_every  # seconds or a timedelta, as beat reads it
+        interval, _ = IntervalSchedule.objects.get_or_create(every=int(every.total_seconds()),
+                                                             period=IntervalSchedule.SECONDS)
         PeriodicTask.objects.get_or_create(name=name, defaults={"task": entry["task"], "interval": interval})
 
 
@@ -80,10 +81,8 @@ class Command(BaseCommand):
     def handle(self, *args, once=False, tick=5.0, **options):
         if tick <= 0:
             raise CommandError("--tick must be positive.")
-        from config.celery import app
-
         entries = _tasks()
-        _write_rows(app)
+        _write_rows()
         last_run: dict[str, datetime] = {}
         while True:
             rows = _database_rows()  # each tick: a pause or a new interval takes effect
