@@ -33,7 +33,6 @@ import logging
 import traceback as tb
 from datetime import timedelta
 
-from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import OperationalError, transaction
 from django.db.models import Q
