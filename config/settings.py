@@ -190,6 +190,9 @@ CELERY_BEAT_SCHEDULE = {
     "stripe-catch-up": {"task": "stripe_integration.webhook_tasks.stripe_catch_up_task", "schedule": 30 * 60.0},
     # Payouts and what they carried (issue 15): what the payout.* webhooks missed.
     "stripe-payout-sync": {"task": "stripe_integration.payouts.tasks.payouts_sync_task", "schedule": 60 * 60.0},
+    # Imports (issue 15): starts waiting ones (without a broker nothing else does) and
+    # resumes those whose worker died; every 5 s so an import starts soon after connect.
+    "stripe-import-sweep": {"task": "stripe_integration.importing.imports_sweep_task", "schedule": 5.0},
 }
 # Beat keeps the schedule in the database (django-celery-beat): at start it writes the
 # entries above as Periodic tasks, which the operator (a superuser) can pause and re-time in

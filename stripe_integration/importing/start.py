@@ -1,12 +1,23 @@
 """Starting an import: on the first connect of an account with history, or by the
-settings page's button (which also resumes one that stopped)."""
+settings page's button (which also resumes one that stopped).
+
+An import runs in a worker, never in the request that starts it: `import_start` marks it
+waiting and, with a broker, queues its task; the periodic sweep (`imports_sweep`, beat
+entry `stripe-import-sweep`) starts every waiting import and resumes one whose worker
+died (running, no page saved for `STALE_AFTER`). Without a broker Celery is eager
+(`CELERY_TASK_ALWAYS_EAGER`): queuing would run the import inside the request, so nothing
+is queued and the sweep (run every few seconds by `manage.py stripe_periodic`) starts it.
+A worker runs an import only once it has claimed it (`import_claim`, one conditional
+UPDATE): two workers never run the same import."""
 from __future__ import annotations
 
 import logging
 
 from datetime import timedelta
 
+from celery import current_app
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from crm.models import Business
@@ -48,10 +59,35 @@ def import_start(*, connection: StripeConnection, user=None) -> StripeImport:
             job.status = ImportStatus.WAITING
         job.full_clean()
         job.save()
-    from .tasks import stripe_import_task
+    if not current_app.conf.task_always_eager:  # eager: the sweep starts it, outside this request
+        from .tasks import stripe_import_task
 
-    transaction.on_commit(lambda: stripe_import_task.delay(job.pk))
+        transaction.on_commit(lambda: stripe_import_task.delay(job.pk))
     return job
+
+
+def _claimable(now):
+    """Imports a worker may take: waiting ones, and running ones whose worker stopped
+    saving pages (killed), of businesses whose integration is not disabled (an import of
+    a disabled one waits for re-enable)."""
+    return (StripeImport.objects.filter(Q(status=ImportStatus.WAITING)
+                                        | Q(status=ImportStatus.RUNNING, updated_at__lt=now - STALE_AFTER))
+            .exclude(business__stripe_settings__disabled=True))
+
+
+def import_claim(*, import_id: int) -> StripeImport | None:
+    """Take the import for this worker, or None when it is not claimable (another worker
+    has it, it finished, or it stopped on an error). One conditional UPDATE: of two
+    concurrent claims, the second finds the row already running and fresh."""
+    now = timezone.now()
+    if not _claimable(now).filter(pk=import_id).update(status=ImportStatus.RUNNING, updated_at=now):
+        return None
+    return StripeImport.objects.get(pk=import_id)
+
+
+def imports_claimable() -> list[int]:
+    """The ids of the imports the sweep should start or resume, oldest first."""
+    return list(_claimable(timezone.now()).order_by("created_at", "pk").values_list("pk", flat=True))
 
 
 def import_start_on_connect(*, connection: StripeConnection, user=None) -> StripeImport | None:

@@ -1,8 +1,8 @@
 """The import's pages (finance and owner roles): start or resume it, its progress page
-(refreshing itself with a meta refresh while it runs, no JavaScript) with the summary of
-what was created, matched and skipped and why, and the business's import rules.
-Under eager Celery (`make run` without a broker) the import runs inside the request that
-starts it, so the progress page opens on a finished import."""
+(refreshing itself with a meta refresh while it waits or runs, no JavaScript) with the
+objects handled so far, in the current phase and in all, the summary of what was created,
+matched and skipped and why, and the business's import rules. The import runs in a
+worker or the periodic sweep (`start.py`), never in these requests."""
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -11,7 +11,7 @@ from django.views import View
 from crm.tenancy import MemberRequiredMixin
 
 from ..connect.oauth import connection_get_active
-from ..models import ImportedObject, ImportRules, ImportStatus, StripeImport
+from ..models import IMPORT_PHASES, ImportedObject, ImportRules, ImportStatus, StripeImport
 from .forms import ImportRulesForm
 from .start import ImportError_, import_start
 
@@ -34,6 +34,12 @@ class ImportStartView(MemberRequiredMixin, View):
         return redirect("stripe_integration:import_progress", pk=job.pk)
 
 
+def handled(counts: dict, kind: str) -> int:
+    """Objects of one phase the import handled so far (created, matched or skipped)."""
+    figures = counts.get(kind) or {}
+    return sum(figures.get(what, 0) for what in ("created", "matched", "skipped"))
+
+
 class ImportProgressView(MemberRequiredMixin, View):
     finance_required = True
 
@@ -47,6 +53,9 @@ class ImportProgressView(MemberRequiredMixin, View):
         return render(request, "stripe_integration/import_progress.html", {
             "title": f"Stripe import {job.pk}", "job": job, "refresh": REFRESH_SECONDS if active else None,
             "rows": job.count_rows(), "skipped": skipped, "replay": job.counts.get("replay") or {},
+            # Stripe's lists give no totals: what was handled shows a long phase moving.
+            "phase_handled": handled(job.counts, job.phase),
+            "total_handled": sum(handled(job.counts, kind) for kind in IMPORT_PHASES[:-1]),
         })
 
 

@@ -2,6 +2,7 @@
 idempotency, resume, replay, the progress page. The account gets its history in the
 sandbox before it connects (stripe_sandbox.seed_history); its webhook endpoint points at
 a closed port, so everything the app knows comes from the import and its replay."""
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -13,7 +14,8 @@ from crm.models import Contact, Individual, Organization
 from crm.tests.factories import IndividualFactory, member
 from finance.models import CreditNote, Dispute, Invoice, InvoiceStatus, Payment, Refund
 from stripe_integration.importing.engine import run_import
-from stripe_integration.importing.start import import_start
+from stripe_integration.importing.start import STALE_AFTER, import_claim, import_start
+from stripe_integration.importing.tasks import imports_sweep_task
 from stripe_integration.models import (
     CustomerLink, ImportedObject, ImportRules, ImportStatus, StripeImport, UncollectibleAs,
 )
@@ -25,8 +27,17 @@ from stripe_integration.tests.webhook_fixtures import eager_celery  # noqa: F401
 pytestmark = pytest.mark.django_db(transaction=True)  # autocommit: the import's pages commit as in production
 
 
+def _sweep():
+    """What `manage.py stripe_periodic` (or beat) does every few seconds."""
+    imports_sweep_task.apply(throw=True)
+
+
 def _connect(client, finance_a, business_a, stripe_env, settings):
-    return connect_offline(client=client, user=finance_a, business=business_a, stripe_env=stripe_env, settings=settings)
+    """Connect, then the sweep starts the import queued on connect (eager Celery: not in
+    the callback's request)."""
+    setup = connect_offline(client=client, user=finance_a, business=business_a, stripe_env=stripe_env, settings=settings)
+    _sweep()
+    return setup
 
 
 def _totals():
@@ -98,6 +109,7 @@ def test_import_second_run_creates_nothing(imported, client, django_capture_on_c
     setup, first = imported
     before = _totals()
     second = import_start(connection=setup.connection, user=None)
+    _sweep()
     second.refresh_from_db()
     assert second.pk != first.pk and second.status == ImportStatus.COMPLETE, second.error
     assert all(c.get("created", 0) == 0 for k, c in second.counts.items() if k != "replay"), second.counts
@@ -260,3 +272,93 @@ def test_import_is_a_recorded_run_with_its_counts_and_request_ids(imported):
     assert run.status == RunStatus.COMPLETE and run.livemode == setup.connection.livemode
     assert run.counts["customers_created"] == 30 and run.counts["invoices_created"] == 52
     assert run.request_ids and all(r.startswith("req_") for r in run.request_ids)
+
+
+def test_connect_leaves_the_import_waiting_and_the_sweep_runs_it(
+        eager_celery, client, finance_a, business_a, stripe_env, settings, history_email):
+    """Under eager Celery (no broker) the OAuth callback only queues the import: the
+    periodic sweep runs it, and the progress page refreshes itself meanwhile."""
+    account_with_history(stripe_env, history_email, customers=2, invoices=4)
+    connect_offline(client=client, user=finance_a, business=business_a, stripe_env=stripe_env, settings=settings)
+    job = StripeImport.objects.get(business=business_a)
+    assert (job.status, job.pages, job.counts) == (ImportStatus.WAITING, 0, {})
+    url = reverse("stripe_integration:import_progress", args=[job.pk])
+    text = client.get(url).content.decode()
+    assert 'http-equiv="refresh"' in text and "Waiting to start" in text
+    _sweep()
+    job.refresh_from_db()
+    assert job.status == ImportStatus.COMPLETE, job.error
+    text = client.get(url).content.decode()
+    assert 'http-equiv="refresh"' not in text
+    assert "objects handled" in text and '<span data-total-handled>' in text
+    _sweep()  # nothing left to claim: the finished import is not run again
+    assert StripeImport.objects.get(pk=job.pk).pages == job.pages
+
+
+def _job(business, **fields):
+    from stripe_integration.models import StripeConnection
+
+    connection = StripeConnection.objects.create(business=business, stripe_user_id=f"acct_{business.pk}x",
+                                                 access_token="t", status="connected")
+    return StripeImport.objects.create(business=business, connection=connection, **fields)
+
+
+def test_progress_page_shows_objects_handled_in_the_phase_and_in_all(client, finance_a, business_a):
+    """Stripe's lists give no totals: a long phase shows its objects handled so far."""
+    job = _job(business_a, status=ImportStatus.RUNNING, phase="invoices", counts={
+        "customers": {"created": 25, "matched": 4, "skipped": 1, "reasons": {}},
+        "invoices": {"created": 100, "matched": 0, "skipped": 20, "reasons": {}}})
+    client.force_login(finance_a)
+    text = client.get(reverse("stripe_integration:import_progress", args=[job.pk])).content.decode()
+    assert "<span data-phase-handled>120</span> invoices so far" in text
+    assert "<span data-total-handled>150</span> objects in all" in text
+    assert 'http-equiv="refresh"' in text
+
+
+def test_a_second_claim_of_an_import_gets_nothing_and_a_dead_worker_s_import_is_resumed(business_a):
+    job = _job(business_a)
+    first = import_claim(import_id=job.pk)
+    assert first is not None and first.status == ImportStatus.RUNNING
+    assert import_claim(import_id=job.pk) is None  # the other worker: already taken
+    # Its worker died: no page saved for longer than the lease; the sweep may take it over.
+    StripeImport.objects.filter(pk=job.pk).update(updated_at=first.updated_at - STALE_AFTER - timedelta(seconds=1))
+    assert import_claim(import_id=job.pk) is not None
+    assert import_claim(import_id=job.pk) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_claims_on_postgresql_give_the_import_to_one_worker(business_a):
+    """Two workers claim at the same moment, each in its own connection: one gets it."""
+    import threading
+
+    from django.db import connections
+
+    if db_connection.vendor != "postgresql":
+        pytest.skip("one in-memory SQLite connection: no concurrent writers to race")
+    job = _job(business_a)
+    barrier, results = threading.Barrier(2), []
+
+    def claim():
+        try:
+            barrier.wait()
+            results.append(import_claim(import_id=job.pk))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=claim) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r is not None for r in results) == [False, True]
+
+
+def test_the_sweep_leaves_a_disabled_business_s_import_waiting(business_a):
+    from stripe_integration.models import IntegrationSettings
+
+    IntegrationSettings.for_business(business_a)
+    IntegrationSettings.objects.filter(business=business_a).update(disabled=True)
+    job = _job(business_a)
+    _sweep()
+    assert StripeImport.objects.get(pk=job.pk).status == ImportStatus.WAITING
+    assert import_claim(import_id=job.pk) is None
