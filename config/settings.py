@@ -69,6 +69,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # A person's Stripe action while the integration is disabled: a message, not a 500.
+    "stripe_integration.runs.middleware.IntegrationDisabledMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.logs.RequestBusinessLogMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into its 429 page.

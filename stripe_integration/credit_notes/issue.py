@@ -39,6 +39,7 @@ from ..connect.oauth import connection_for_invoice, gateway
 from ..gateway.client import Gateway, GatewayError, IdempotencyConflict
 from ..gateway.credit_notes import CreditNoteInfo
 from ..invoicing.push import lease_seconds
+from ..runs.disable import integration_require_enabled
 from .apply import credit_note_apply_stripe, key_prefix
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,7 @@ def credit_note_preview(*, invoice: Invoice, amount, reason: str, memo: str, mod
     """Stripe's preview of the credit note (nothing is made). Raises CreditNoteError for
     bad input, GatewayError when Stripe refuses or cannot answer."""
     value = credit_note_validate(invoice=invoice, amount=amount, reason=reason, memo=memo, mode=mode)
+    integration_require_enabled(business=invoice.business)
     connection = connection_for_invoice(invoice)
     if connection is None:
         raise CreditNoteError("This business is not connected to Stripe.")
@@ -163,6 +165,7 @@ def credit_note_create(*, invoice: Invoice, amount, reason: str, memo: str, mode
     returned row (`push_status` failed, `last_error`)."""
     memo = (memo or "").strip()
     value = credit_note_validate(invoice=invoice, amount=amount, reason=reason, memo=memo, mode=mode)
+    integration_require_enabled(business=invoice.business)  # before anything is saved
     request_key = (request_key or "")[:64]
     with transaction.atomic():
         locked = Invoice.objects.select_for_update().get(pk=invoice.pk)
@@ -214,7 +217,10 @@ def _find_remote(gw: Gateway, account: str, note: CreditNote) -> CreditNoteInfo 
 
 def credit_note_push(*, credit_note_id: int, mode: str | None = None, takeover: bool = False) -> CreditNote:
     """Send one local credit note to Stripe, or finish one whose answer was lost. Safe to
-    call any number of times: see the module doc. Returns the row as it ends."""
+    call any number of times: see the module doc. Returns the row as it ends. Refused
+    (IntegrationDisabled) while the integration is disabled: it stays pending for Retry."""
+    integration_require_enabled(
+        business=CreditNote.objects.filter(pk=credit_note_id).values_list("business_id", flat=True).first())
     note = _claim(credit_note_id, takeover=takeover)
     if note is None:
         return CreditNote.objects.get(pk=credit_note_id)
@@ -280,6 +286,7 @@ def credit_note_void(*, credit_note: CreditNote, user=None, ip: str | None = Non
     Stripe's reason."""
     if credit_note.status != CreditNoteStatus.ISSUED or not credit_note.stripe_id:
         raise CreditNoteError(f"{credit_note} is not an issued credit note in Stripe.")
+    integration_require_enabled(business=credit_note.business_id)
     connection = connection_for_invoice(credit_note.invoice)
     if connection is None:
         raise CreditNoteError("This business is not connected to Stripe.")

@@ -16,10 +16,12 @@ from django.urls import reverse
 
 from crm.models import Business, Contact
 
+from ..connect.modes import mode_label
 from ..connect.oauth import connection_get_active, gateway
 from ..gateway.cards import CardInfo, checkout_setup_session_create
 from ..gateway.client import GatewayError
 from ..models import CustomerLink, StripeConnection
+from ..runs.disable import integration_require_enabled
 from .links import CustomerLinkError, _gateway_error, customer_ensure
 
 NONCE = re.compile(r"^[0-9a-f]{32}$")
@@ -32,19 +34,25 @@ class SetupLink:
     customer_id: str
 
 
-def card_setup_link_create(*, business: Business, contact: Contact, nonce: str) -> SetupLink:
+def _not_connected(livemode: bool | None) -> str:
+    return "This business is not connected to Stripe" + (f" in {mode_label(livemode).lower()}." if livemode is not None else ".")
+
+
+def card_setup_link_create(*, business: Business, contact: Contact, nonce: str, livemode: bool | None = None) -> SetupLink:
     """A Checkout Session in setup mode for the contact's Stripe customer (made first if
     need be). `nonce` comes with the form the user submitted: the idempotency key is
     built from it and the local ids, so a double click or a reload makes one session,
     and the next visit to the page a new one (a session is used once and expires).
-    Raises CustomerLinkError with a message fit to show."""
+    `livemode`: the mode of the connection it is made in (the session's current mode);
+    None: the default connection. Raises CustomerLinkError with a message fit to show."""
     if not NONCE.match(nonce or ""):
         raise CustomerLinkError("The form has expired: reload the page and try again.")
     if contact.business_id != business.pk:
         raise CustomerLinkError("The contact belongs to another business.")
-    connection = connection_get_active(business=business)
+    integration_require_enabled(business=business)
+    connection = connection_get_active(business=business, livemode=livemode)
     if connection is None:
-        raise CustomerLinkError("This business is not connected to Stripe.")
+        raise CustomerLinkError(_not_connected(livemode))
     customer_id = customer_ensure(connection=connection, contact=contact)
     done_url = settings.SITE_URL + reverse("stripe_integration:card_saved")
     try:
@@ -83,16 +91,19 @@ def customer_card_record(*, connection: StripeConnection, customer_id: str, card
 COLLECTION_METHODS = ("", "send_invoice", "charge_automatically")
 
 
-def customer_collection_method_set(*, business: Business, contact: Contact, method: str) -> CustomerLink:
-    """How this contact's invoices are collected ("" = as the business does). Charging
-    automatically needs the contact's Stripe customer (made first if need be)."""
+def customer_collection_method_set(*, business: Business, contact: Contact, method: str,
+                                   livemode: bool | None = None) -> CustomerLink:
+    """How this contact's invoices are collected ("" = as the business does), on its link
+    to the connection of `livemode` (the session's current mode; None: the default one).
+    Charging automatically needs the contact's Stripe customer (made first if need be)."""
     if method not in COLLECTION_METHODS:
         raise CustomerLinkError("Choose how invoices are collected: as the business does, send, or charge the card.")
     if contact.business_id != business.pk:
         raise CustomerLinkError("The contact belongs to another business.")
-    connection = connection_get_active(business=business)
+    integration_require_enabled(business=business)
+    connection = connection_get_active(business=business, livemode=livemode)
     if connection is None:
-        raise CustomerLinkError("This business is not connected to Stripe.")
+        raise CustomerLinkError(_not_connected(livemode))
     customer_ensure(connection=connection, contact=contact)  # Stripe calls: outside the transaction
     with transaction.atomic():
         link = CustomerLink.objects.select_for_update().get(connection=connection, contact=contact)
@@ -103,9 +114,10 @@ def customer_collection_method_set(*, business: Business, contact: Contact, meth
     return link
 
 
-def contact_collection_methods(*, business: Business, contact_ids) -> dict[int, str]:
-    """{contact id: collection method} for the contacts that do not do as the business does."""
-    connection = connection_get_active(business=business)
+def contact_collection_methods(*, business: Business, contact_ids, livemode: bool | None = None) -> dict[int, str]:
+    """{contact id: collection method} for the contacts that do not do as the business
+    does, in the connection of `livemode` (None: the default one)."""
+    connection = connection_get_active(business=business, livemode=livemode)
     if connection is None:
         return {}
     return dict(CustomerLink.objects.filter(connection=connection, contact_id__in=list(contact_ids))

@@ -33,6 +33,7 @@ from django.utils import timezone
 from crm.models import Business, Contact, ContactKind, Individual, Organization
 
 from ..gateway.client import AccessRevoked, CustomerInfo, GatewayError, NotFound
+from ..runs.disable import integration_require_enabled
 from ..models import (
     ConnectionStatus, CustomerLink, CustomerOrigin, CustomerState, IntegrationSettings, StripeConnection,
 )
@@ -252,6 +253,7 @@ def customer_lookup(*, connection: StripeConnection, customer_id: str) -> Custom
     customer_id = (customer_id or "").strip()
     if not CUSTOMER_ID.fullmatch(customer_id):
         raise CustomerLinkError("Enter a Stripe customer id, like cus_Nx8bQ2f3L0z1Ab.")
+    integration_require_enabled(business=connection.business_id)
     try:
         info = gateway(connection.livemode).customer_fetch(account=connection.stripe_user_id, customer_id=customer_id)
     except NotFound:
@@ -272,6 +274,7 @@ def customer_link_existing(*, connection: StripeConnection, contact: Contact, cu
     contact, replacing any previous link, and tag the customer with the contact's id."""
     if contact.business_id != connection.business_id:
         raise CustomerLinkError("The contact belongs to another business.")
+    integration_require_enabled(business=connection.business_id)
     _refuse_outside_rules(contact)
     info = customer or customer_lookup(connection=connection, customer_id=customer_id)
     taken = (CustomerLink.objects.filter(connection=connection, stripe_customer_id=info.id)
@@ -443,8 +446,10 @@ def customer_changed_in_stripe(*, connection: StripeConnection | None = None, cu
 
 
 # --- reads for the pages ------------------------------------------------------------------
-def customer_link_for(*, business: Business, contact: Contact) -> tuple[StripeConnection | None, CustomerLink | None]:
-    connection = connection_get_active(business=business)
+def customer_link_for(*, business: Business, contact: Contact,
+                      livemode: bool | None = None) -> tuple[StripeConnection | None, CustomerLink | None]:
+    """The connection of `livemode` (None: the default one) and the contact's link in it."""
+    connection = connection_get_active(business=business, livemode=livemode)
     if connection is None:
         return None, None
     return connection, CustomerLink.objects.filter(connection=connection, contact_id=contact.pk).first()

@@ -14,6 +14,7 @@ from django.views import View
 from crm import selectors as crm_selectors
 from crm.models import Contact
 from crm.tenancy import MemberRequiredMixin
+from finance.modes import current_livemode
 
 from .cards import card_setup_link_create, customer_collection_method_set
 from .links import CustomerLinkError
@@ -29,7 +30,8 @@ class CardSetupLinkView(MemberRequiredMixin, View):
         except Contact.DoesNotExist:
             raise Http404("No such contact in this business.")
         try:
-            link = card_setup_link_create(business=self.business, contact=contact, nonce=request.POST.get("nonce", ""))
+            link = card_setup_link_create(business=self.business, contact=contact, nonce=request.POST.get("nonce", ""),
+                                          livemode=current_livemode(request, self.business))
         except CustomerLinkError as exc:
             return render(request, "stripe_integration/card_setup_link.html",
                           {"contact": contact, "error": exc.message}, status=400)
@@ -60,7 +62,8 @@ class CollectionMethodView(MemberRequiredMixin, View):
             raise Http404("No such contact in this business.")
         try:
             link = customer_collection_method_set(business=self.business, contact=contact,
-                                                  method=request.POST.get("collection_method", ""))
+                                                  method=request.POST.get("collection_method", ""),
+                                                  livemode=current_livemode(request, self.business))
         except CustomerLinkError as exc:
             return render(request, "stripe_integration/card_setup_link.html",
                           {"contact": contact, "error": exc.message}, status=400)

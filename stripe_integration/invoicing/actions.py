@@ -32,6 +32,7 @@ from .push import (
     InvoicingError, _find_remote, _update, idempotency_key, invoice_push_later, key_prefix, lease_seconds,
 )
 from ..models import IntegrationSettings
+from ..runs.disable import integration_require_enabled
 from ..connect.modes import mode_label
 from ..connect.oauth import connection_for_invoice, gateway
 from .out_of_band import OutOfBandPayment, OutOfBandRefused, invoice_pay_out_of_band
@@ -101,6 +102,7 @@ def invoice_action(*, invoice: Invoice, action: str, user=None, out_of_band: Out
     invoice = Invoice.objects.select_related("business", "bill_to").get(pk=invoice.pk)  # fresh
     if action not in ACTION_LABELS:
         raise InvoicingError(f"Unknown action {action!r}.")
+    integration_require_enabled(business=invoice.business)  # disabled or paused: refused, nothing done
     if livemode is not None and invoice.livemode is not None and invoice.livemode != livemode:
         # Once in Stripe (or sent), an invoice stays in its mode: the other mode's screens
         # show it not, and act on it not.

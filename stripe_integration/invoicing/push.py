@@ -146,7 +146,8 @@ def invoices_generate(*, business: Business, billable_ids=None, contact=None, cu
         result = invoices_create_from_billables(business=business, billable_ids=billable_ids, contact=contact,
                                                 currency=currency, options=options)
         # A contact may be collected otherwise than the business (customers/cards.py).
-        own = contact_collection_methods(business=business, contact_ids={i.bill_to_id for i in result.invoices})
+        own = contact_collection_methods(business=business, contact_ids={i.bill_to_id for i in result.invoices},
+                                         livemode=livemode)
         for invoice in result.invoices:
             if own.get(invoice.bill_to_id, invoice.collection_method) != invoice.collection_method:
                 invoice.collection_method = own[invoice.bill_to_id]

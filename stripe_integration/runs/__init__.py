@@ -29,10 +29,13 @@ timed_out, other Stripe errors -> error + retry), recorded with its event, and r
 unchanged. Stripe request ids of the calls made inside the block are kept on the run.
 The run's end updates the business's streak of failed runs; `auto_disable_after` of them
 in a row disable the integration (`disable.py`), and `integration_reenable` retries what
-waited. Webhook processing records one run per business per processed batch
+waited. Actions a person starts call `integration_require_enabled(business=...)` first:
+while disabled (or paused) it raises `IntegrationDisabled`, which `runs.middleware`
+answers with a message and a link to re-enable. Webhook processing records one run per business per processed batch
 (`webhook_batch`), a few queries per batch whatever its size.
 """
 from ..models import EventAction, EventKind, RunKind, RunStatus  # noqa: F401
+from .disable import IntegrationDisabled, integration_require_enabled  # noqa: F401
 from .tracking import (  # noqa: F401
     MissingMapping, RunTracker, classify, current_run, run_wait, track_run, webhook_batch,
 )

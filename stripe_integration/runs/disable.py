@@ -31,6 +31,25 @@ def integration_is_disabled(*, business) -> bool:
     return IntegrationSettings.objects.filter(business_id=business_id, disabled=True).exists()
 
 
+class IntegrationDisabled(Exception):
+    """A person's Stripe action (void, resend, credit note, save-card link...) refused
+    because the business's integration is disabled or paused. Raised before any Stripe
+    call or local change; `runs.middleware` answers it with this message and a link to
+    re-enable, on any page (the app's or the admin's)."""
+
+    message = "The Stripe integration is disabled: re-enable it first."
+
+    def __init__(self):
+        super().__init__(self.message)
+
+
+def integration_require_enabled(*, business) -> None:
+    """For the actions a person starts (background jobs use `track_run`'s `run.disabled`):
+    raise IntegrationDisabled while the business's integration is disabled or paused."""
+    if integration_is_disabled(business=business):
+        raise IntegrationDisabled()
+
+
 def alert_recipients(*, business: Business) -> list[str]:
     """The e-mail addresses of the users chosen for the alert; without a choice, the
     business's finance and owner members (somebody must hear of it)."""

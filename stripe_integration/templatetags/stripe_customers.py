@@ -4,6 +4,8 @@ import uuid
 
 from django import template
 
+from finance.modes import current_livemode
+
 from ..customers.links import customer_link_for
 from ..connect.forms import CustomerLinkForm
 from ..models import CustomerLink, IntegrationSettings
@@ -17,7 +19,9 @@ def stripe_customer_section(context, contact):
     business = context.get("current_business")
     if not context.get("can_manage_finance") or business is None or contact.business_id != business.pk:
         return {"show": False}
-    connection, link = customer_link_for(business=business, contact=contact)
+    request = context.get("request")
+    livemode = current_livemode(request, business) if request is not None else None
+    connection, link = customer_link_for(business=business, contact=contact, livemode=livemode)  # the session's mode
     settings_row = IntegrationSettings.objects.filter(business=business).first()
     return {"show": True, "contact": contact, "connection": connection, "link": link, "form": CustomerLinkForm(),
             "outside_rules": contact_outside_rules(contact=contact),

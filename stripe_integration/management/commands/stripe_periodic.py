@@ -2,8 +2,8 @@
 default.
 
 Without a broker (`CELERY_BROKER_URL` unset) tasks run eagerly inside the request and no
-beat runs, so nothing would sweep failed invoice pushes, retry parked webhook deliveries
-or catch up on events. This command runs the tasks of `CELERY_BEAT_SCHEDULE` (the same
+beat runs, so nothing would sweep failed invoice pushes, retry parked webhook deliveries,
+catch up on events or start the imports queued on connect. This command runs the tasks of `CELERY_BEAT_SCHEDULE` (the same
 entries beat runs in production) on their own schedules, in this process, one after the
 other: `bin/run` starts it beside the server and stops it with the server. With a broker,
 run `celery -A config beat` and a worker instead (this command runs each scheduled task
