@@ -370,3 +370,42 @@ def test_runs_and_events_pages_show_the_current_modes_only(both, business_a, cli
     assert "invoice:7001" in page and "invoice:7002" not in page
     page = client.get(events).content.decode()
     assert "failure of invoice:7001" in page and "failure of invoice:7002" not in page
+
+
+def test_save_card_link_and_collection_method_use_the_current_modes_connection(both, client, business_a):
+    """The contact's save-card link and collection method act on the connection of the
+    session's mode, and new invoices of that mode follow that mode's choice."""
+    import uuid
+
+    from stripe_integration.models import CustomerLink
+
+    test, live = both
+    contact = h.contact(business_a)
+    client.post(reverse("stripe_integration:mode_switch"), {"mode": "test", "next": "/"})
+    page = client.post(reverse("stripe_integration:card_setup_link", args=[contact.pk]), {"nonce": uuid.uuid4().hex})
+    assert page.status_code == 200, page.content[:300]
+    resp = client.post(reverse("stripe_integration:collection_method", args=[contact.pk]),
+                       {"collection_method": "charge_automatically"})
+    assert resp.status_code == 302
+    links = {link.connection_id: link for link in CustomerLink.objects.filter(contact=contact)}
+    assert set(links) == {test.pk} and links[test.pk].collection_method == "charge_automatically"
+    test_customer = services.gateway(False).customer_fetch(account=test.stripe_user_id,
+                                                           customer_id=links[test.pk].stripe_customer_id)
+    assert test_customer.id == links[test.pk].stripe_customer_id  # made in the test account
+    box = client.get(reverse("ui:contact_detail", args=[contact.pk])).content.decode()
+    assert links[test.pk].stripe_customer_id in box  # the contact page shows the current mode's customer
+
+    client.post(reverse("stripe_integration:mode_switch"), {"mode": "live", "next": "/"})
+    box = client.get(reverse("ui:contact_detail", args=[contact.pk])).content.decode()
+    assert links[test.pk].stripe_customer_id not in box
+    client.post(reverse("stripe_integration:collection_method", args=[contact.pk]), {"collection_method": "send_invoice"})
+    live_link = CustomerLink.objects.get(contact=contact, connection=live)
+    assert live_link.collection_method == "send_invoice" and live_link.stripe_customer_id != links[test.pk].stripe_customer_id
+    assert CustomerLink.objects.get(pk=links[test.pk].pk).collection_method == "charge_automatically"
+
+    # New invoices follow the choice made in their own mode.
+    for livemode, expected in ((False, "charge_automatically"), (True, "send_invoice")):
+        bill = h.billable(business_a, contact, unit_price=D("10.00"))
+        invoice = invoicing.invoices_generate(business=business_a, billable_ids=[bill.pk], push=False,
+                                              livemode=livemode).invoices[0]
+        assert invoice.collection_method == expected, livemode
