@@ -7,7 +7,8 @@ capability: `catalog/tasks.py`, `customers/tasks.py`, `invoicing/tasks.py`,
 Retry policy of the catalog and customer syncs: a failure Stripe calls retryable
 (unavailable, rate limited after the gateway's own backoff) is retried with exponential
 backoff; a retry carries the same idempotency keys (the sync row's version has not moved),
-so it never makes a second product, price or customer. Any other failure is already
+so it never makes a second product, price or customer (a catalog sync's run of an attempt
+that will be retried ends `awaiting_retry`: `retries_left`, `runs.retry_planned`). Any other failure is already
 recorded on its row (state "error" with Stripe's message, shown in the admin with a retry
 action), so the task ends there. Eager Celery (the embedded default, where the task runs
 inside the web request) does not retry: the request would hang on the backoff; the admin's
@@ -31,6 +32,12 @@ def enqueue_on_commit(task, *args) -> None:
         task.delay(*args)
 
     transaction.on_commit(send, robust=True)
+
+
+def retries_left(task) -> bool:
+    """Whether a transient failure of this run of `task` will be retried by Celery (a real
+    worker, retries left): its run then ends `awaiting_retry` (`runs.retry_planned`)."""
+    return not task.request.is_eager and task.request.retries < task.max_retries
 
 
 def retry_or_report(task, exc) -> str:

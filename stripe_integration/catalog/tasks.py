@@ -3,7 +3,8 @@ policy is `stripe_integration.tasks.retry_or_report`). Each keeps the name it ha
 `stripe_integration.tasks` (`name=`), so queued messages still find it."""
 from celery import shared_task
 
-from ..tasks import MAX_RETRIES, retry_or_report
+from ..runs import retry_planned
+from ..tasks import MAX_RETRIES, retries_left, retry_or_report
 from . import sync as catalog
 
 
@@ -11,7 +12,8 @@ from . import sync as catalog
              bind=True, acks_late=True, max_retries=MAX_RETRIES)
 def service_sync_task(self, service_id: int, force: bool = False, livemode: bool | None = None) -> str:
     try:
-        outcome = catalog.service_sync_by_id(service_id=service_id, force=force, livemode=livemode)
+        with retry_planned(retries_left(self)):
+            outcome = catalog.service_sync_by_id(service_id=service_id, force=force, livemode=livemode)
     except catalog.CatalogSyncError as exc:
         return retry_or_report(self, exc)
     return outcome.state if outcome else "skipped"

@@ -6,7 +6,8 @@ in `stripe_integration.tasks_invoicing` (`name=`), so queued messages still find
 Retry policy: a push that failed on something Stripe calls retryable (unavailable, rate
 limited after the gateway's own backoff) is retried with exponential backoff; every retry
 carries the same idempotency keys and starts by re-reading Stripe, so it never makes a
-second invoice. Other failures are recorded on the invoice (failed / mismatch, with
+second invoice. The run of an attempt that will be retried ends `awaiting_retry`
+(`runs.retry_planned`); the last attempt's ends complete or failed. Other failures are recorded on the invoice (failed / mismatch, with
 Stripe's message and a Retry in the admin) and end the task. Eager Celery (the embedded
 default, where the task runs inside the web request) does not retry: the request would
 hang on the backoff; the Retry button and the periodic sweep (`invoice_pushes_sweep_task`,
@@ -26,7 +27,11 @@ MAX_RETRIES = 6
 @shared_task(name="stripe_integration.tasks_invoicing.invoice_push_task",
              bind=True, acks_late=True, max_retries=MAX_RETRIES)
 def invoice_push_task(self, invoice_id: int, takeover: bool = False) -> str:
-    result = invoicing.invoice_push(invoice_id=invoice_id, takeover=takeover)
+    from ..runs import retry_planned
+    from ..tasks import retries_left
+
+    with retry_planned(retries_left(self)):  # a transient failure's run: awaiting retry
+        result = invoicing.invoice_push(invoice_id=invoice_id, takeover=takeover)
     if result.retryable and not self.request.is_eager:
         countdown = min(RETRY_BACKOFF_MAX, RETRY_BACKOFF * 2 ** self.request.retries)
         raise self.retry(countdown=countdown)

@@ -26,7 +26,10 @@ runs (the whole-catalog sync does).
 An exception leaving the block is classified from the gateway's exception types (see
 `classify`: auth -> auth_failed + reconnect, rate limit -> rate_limited, timeout ->
 timed_out, other Stripe errors -> error + retry), recorded with its event, and re-raised
-unchanged. Stripe request ids of the calls made inside the block are kept on the run.
+unchanged. A task that retries transient failures itself runs the job inside
+`retry_planned(...)`: a transient failure (rate limited, unreachable, 5xx, timed out) then
+ends the run `awaiting_retry`, outside the auto-disable streak, and the retry is a run of
+its own that ends complete or failed. Stripe request ids of the calls made inside the block are kept on the run.
 The run's end updates the business's streak of failed runs; `auto_disable_after` of them
 in a row disable the integration (`disable.py`), and `integration_reenable` retries what
 waited. Actions a person starts call `integration_require_enabled(business=...)` first:
@@ -37,5 +40,5 @@ answers with a message and a link to re-enable. Webhook processing records one r
 from ..models import EventAction, EventKind, RunKind, RunStatus  # noqa: F401
 from .disable import IntegrationDisabled, integration_require_enabled  # noqa: F401
 from .tracking import (  # noqa: F401
-    MissingMapping, RunTracker, classify, current_run, run_wait, track_run, webhook_batch,
+    MissingMapping, RunTracker, classify, current_run, retry_planned, run_wait, track_run, webhook_batch,
 )

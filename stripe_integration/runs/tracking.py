@@ -11,7 +11,7 @@ import logging
 from collections import Counter, defaultdict
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from django.db import transaction
 from django.utils import timezone
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 _current: ContextVar["RunTracker | None"] = ContextVar("integration_run", default=None)
 _batch: ContextVar["WebhookBatch | None"] = ContextVar("integration_webhook_batch", default=None)
+_retry_planned: ContextVar[bool] = ContextVar("integration_retry_planned", default=False)
 
 
 class MissingMapping(Exception):
@@ -50,6 +51,16 @@ class Failure:
     action: str
     message: str
     action_url: str = ""
+    retryable: bool = False  # transient (rate limited, unreachable, 5xx, timed out): the same call may succeed later
+
+
+def _retryable(exc: BaseException) -> bool:
+    """Whether the failure is transient: said by the outermost exception that says it (a
+    job's own error wrapping Stripe's decides for it)."""
+    for e in _chain(exc):
+        if isinstance(getattr(e, "retryable", None), bool):
+            return e.retryable
+    return False
 
 
 def _chain(exc: BaseException):
@@ -64,6 +75,11 @@ def _chain(exc: BaseException):
 
 def classify(exc: BaseException) -> Failure:
     """The run status, event kind and suggested action of a failure (issue 15)."""
+    found = _classify(exc)
+    return replace(found, retryable=_retryable(exc))
+
+
+def _classify(exc: BaseException) -> Failure:
     message = getattr(exc, "user_message", None) or getattr(exc, "message", None) or str(exc) or type(exc).__name__
     for e in _chain(exc):
         rid = getattr(e, "request_id", None)
@@ -128,7 +144,7 @@ class RunTracker:
         else:
             found = Failure(RunStatus.ERROR, EventKind.VALIDATION, EventAction.VIEW_RUN, str(failure))
         self.failure = Failure(status or found.status, kind or found.kind, action or found.action, found.message,
-                               action_url or found.action_url)
+                               action_url or found.action_url, found.retryable)
         self.log(f"Failed: {self.failure.message}")
 
     def discard(self) -> None:
@@ -143,6 +159,19 @@ class RunTracker:
 
 def current_run() -> RunTracker | None:
     return _current.get()
+
+
+@contextmanager
+def retry_planned(planned: bool = True):
+    """For a task that retries a transient failure itself (Celery's retry, with retries
+    left): a run inside the block that fails on a transient Stripe error (rate limited,
+    unreachable, 5xx, timed out) ends `awaiting_retry`, which leaves the auto-disable
+    streak alone; the retry is a run of its own that ends complete or failed."""
+    token = _retry_planned.set(planned)
+    try:
+        yield
+    finally:
+        _retry_planned.reset(token)
 
 
 def note_failure(exc: BaseException) -> None:
@@ -208,6 +237,8 @@ def track_run(business, kind: str, *, livemode: bool | None = None, subject: str
             except Exception as exc:
                 if tracker.failure is None:  # a failure the job recorded itself says more
                     tracker.fail(exc)
+                elif _retryable(exc):  # ... but the exception leaving says whether it is transient
+                    tracker.failure = replace(tracker.failure, retryable=True)
                 raise
             finally:
                 tracker.request_ids.extend(ids)
@@ -226,6 +257,8 @@ def _run_end(tracker: RunTracker) -> None:
         return
     failure = tracker.failure
     status = tracker.status or (failure.status if failure else RunStatus.COMPLETE)
+    if failure and failure.retryable and _retry_planned.get() and not tracker.status:
+        status = RunStatus.AWAITING_RETRY
     if status not in RUN_TRANSITIONS[run.status]:
         raise ValueError(f"A run cannot go from {run.status} to {status}.")
     run.status = status

@@ -218,3 +218,71 @@ def test_a_queued_catalog_sync_waits_then_runs_as_the_same_run(env, business_a, 
     run.refresh_from_db()
     assert run.status == RunStatus.COMPLETE and run.counts["products_created"] == 1
     assert len(_runs(RunKind.CATALOG_SYNC)) == 1
+
+
+@pytest.mark.parametrize("fault, first_failure", [("429", RunStatus.RATE_LIMITED), ("500", RunStatus.ERROR)])
+def test_a_transient_failure_with_a_retry_planned_is_awaiting_retry_then_the_retry_ends_the_run(
+        env, business_a, fault, first_failure):
+    """A worker's push that fails on a transient error (rate limited, Stripe 5xx) and that
+    Celery will retry ends `awaiting_retry` (no auto-disable streak); the retry is a run
+    that ends complete. Without a retry left (eager Celery, the embedded default), the
+    same failure ends failed."""
+    from celery.exceptions import Retry
+
+    from stripe_integration.invoicing.tasks import invoice_push_task
+    from stripe_integration.models import IntegrationSettings
+
+    conn, contact, stripe_env = env
+    invoice = _invoice(business_a, contact)
+    stripe_env.fault(r"^POST /v1/invoices$", kind=fault)
+    with pytest.raises(Retry):
+        invoice_push_task(invoice.pk)  # as a worker runs it: not eager, retries left
+    (waiting,) = _runs(RunKind.INVOICE_PUSH)
+    assert waiting.status == RunStatus.AWAITING_RETRY and waiting.finished_at is not None
+    assert waiting.events.get().action == EventAction.RETRY
+    assert "invoice_push" not in IntegrationSettings.for_business(business_a).failed_streaks
+
+    invoice_push_task.apply(args=[invoice.pk])  # eager: no retry planned, the failure is final
+    assert _runs(RunKind.INVOICE_PUSH)[-1].status == first_failure
+    assert IntegrationSettings.for_business(business_a).failed_streaks["invoice_push"] == 1
+
+    stripe_env.clear_faults()
+    assert invoice_push_task(invoice.pk) == "pushed"  # the retry
+    assert _runs(RunKind.INVOICE_PUSH)[-1].status == RunStatus.COMPLETE
+    assert [r.status for r in _runs(RunKind.INVOICE_PUSH)] == [RunStatus.AWAITING_RETRY, first_failure,
+                                                                RunStatus.COMPLETE]
+
+
+def test_no_retry_is_planned_for_an_eager_task_or_one_out_of_retries():
+    from types import SimpleNamespace
+
+    from stripe_integration.tasks import retries_left
+
+    def task(is_eager, retries):
+        return SimpleNamespace(request=SimpleNamespace(is_eager=is_eager, retries=retries), max_retries=6)
+
+    assert retries_left(task(False, 0)) and retries_left(task(False, 5))
+    assert not retries_left(task(False, 6)) and not retries_left(task(True, 0))
+
+
+def test_a_failure_that_is_not_transient_is_never_awaiting_retry(business_a):
+    """A refusal (Stripe's 400), or a job's own error wrapping a transient one that it
+    calls final, fails the run even with a retry planned; a transient one does not."""
+    from stripe_integration.gateway.client import InvalidRequest, RateLimited
+    from stripe_integration.invoicing.push import InvoicingError
+    from stripe_integration.runs import retry_planned, track_run
+
+    def final(exc):
+        with retry_planned(), track_run(business_a, RunKind.INVOICE_PUSH, subject="invoice:1") as run:
+            run.fail(exc)
+        return _runs(RunKind.INVOICE_PUSH)[-1].status
+
+    assert final(InvalidRequest("No such tax rate")) == RunStatus.ERROR
+    try:
+        try:
+            raise RateLimited()
+        except RateLimited:
+            raise InvoicingError("Given up", retryable=False) from None
+    except InvoicingError as wrapped:
+        assert final(wrapped) == RunStatus.RATE_LIMITED  # classified by its cause, and final
+    assert final(RateLimited()) == RunStatus.AWAITING_RETRY
