@@ -7,8 +7,9 @@ Retry policy: a push that failed on something Stripe calls retryable (unavailabl
 limited after the gateway's own backoff) is retried with exponential backoff; every retry
 carries the same idempotency keys and starts by re-reading Stripe, so it never makes a
 second invoice. The run of an attempt that will be retried ends `awaiting_retry`
-(`runs.retry_planned`); the last attempt's ends complete or failed. Other failures are recorded on the invoice (failed / mismatch, with
-Stripe's message and a Retry in the admin) and end the task. Eager Celery (the embedded
+(`runs.retry_planned`); the last attempt's ends complete or failed. Other failures are
+recorded on the invoice (failed / mismatch, with Stripe's message and a Retry in the
+admin) and end the task. Eager Celery (the embedded
 default, where the task runs inside the web request) does not retry: the request would
 hang on the backoff; the Retry button and the periodic sweep (`invoice_pushes_sweep_task`,
 see `invoicing.sweep`) are there instead.
