@@ -22,6 +22,7 @@ from ..models import (
     CustomerLink, CustomerState, IntegrationSettings, PriceLink, ServiceSync, StripeConnection, SyncRun, SyncState,
 )
 from ..connect.oauth import connection_get_active
+from ..runs.disable import integration_require_enabled
 
 STATE_COLOURS = {"synced": "#1a7f37", "pending": "#9a6700", "error": "#cf222e", "drift": "#cf222e", "deleted": "#cf222e"}
 
@@ -128,6 +129,8 @@ class ServiceSyncAdmin(ReadOnlyScopedAdmin):
 def report_sync(model_admin, request, services, *, force: bool):
     """Queue each service's sync and say what became of it (with eager Celery it has run
     by now; with a worker the rows show "pending" until it has)."""
+    for business_id in {s.business_id for s in services}:
+        integration_require_enabled(business=business_id)
     queued = [s for s in services if catalog.service_sync_request(service=s, force=force) is not None]
     if not queued:
         model_admin.message_user(request, "Nothing to sync: the business is not connected to Stripe, or the "
@@ -250,8 +253,10 @@ class CustomerLinkAdmin(BusinessScopedAdminMixin, admin.ModelAdmin):
 
     @admin.action(permissions=["sync"], description="Push the contacts' details to Stripe (retry)")
     def push_contact_details(self, request, queryset):
-        done = 0
-        for link in queryset.select_related("connection", "contact"):
+        done, links = 0, list(queryset.select_related("connection", "contact"))
+        for business_id in {link.business_id for link in links}:
+            integration_require_enabled(business=business_id)
+        for link in links:
             if link.state == CustomerState.DELETED:
                 self.message_user(request, f"{link.contact}: {link.stripe_customer_id} was deleted in Stripe; "
                                            "link another customer.", messages.WARNING)

@@ -20,6 +20,7 @@ from ..customers import links as customers
 from . import oauth as services
 from .forms import CustomerLinkForm, IntegrationSettingsForm
 from ..models import IntegrationSettings
+from ..runs.disable import integration_require_enabled
 
 
 CHARGES_LEFT_OUT_WARNING = (
@@ -179,6 +180,7 @@ class CatalogSyncView(FinanceView):
     """"Sync catalog now": queue a whole-catalog run; the settings page shows its progress."""
 
     def post(self, request):
+        integration_require_enabled(business=self.business)
         try:
             run = catalog.catalog_sync_start(business=self.business, user=request.user, livemode=_mode_param(request))
         except catalog.CatalogSyncError as exc:

@@ -11,6 +11,7 @@ from django.views import View
 from crm.tenancy import MemberRequiredMixin
 
 from ..connect.oauth import connection_get_active
+from ..runs.disable import integration_require_enabled
 from ..models import IMPORT_PHASES, ImportedObject, ImportRules, ImportStatus, StripeImport
 from .forms import ImportRulesForm
 from .start import ImportError_, import_start
@@ -22,6 +23,7 @@ class ImportStartView(MemberRequiredMixin, View):
     finance_required = True
 
     def post(self, request):
+        integration_require_enabled(business=self.business)  # it would only wait for re-enable
         connection = connection_get_active(business=self.business)
         if connection is None:
             messages.error(request, "Connect a Stripe account first.")

@@ -137,3 +137,33 @@ def test_a_refusal_goes_back_only_to_this_site(pushed, client, finance_a, django
     resp = client.post(reverse("ui:invoice_action", args=[invoice.pk]), {"action": "resend"},
                        HTTP_REFERER="https://evil.example/phish")
     assert resp.status_code == 302 and resp["Location"] == reverse("stripe_integration:run_list")
+
+
+def test_admin_and_settings_page_stripe_actions_are_refused_while_paused(
+        pushed, client, finance_a, business_a, stripe_env, django_capture_on_commit_callbacks):
+    """Sync to Stripe (services), push contact details, link a customer (admin), Sync
+    catalog now and Start import (Stripe page)."""
+    from services.services import service_create
+
+    conn, invoice, s = pushed
+    service = service_create(business=business_a, code="AUDIT", name="Audit", prices={})
+    link = CustomerLink.objects.get(contact=invoice.bill_to)
+    client.force_login(finance_a)
+    _pause(client, django_capture_on_commit_callbacks)
+    stripe_env.mark()
+    runs = reverse("stripe_integration:run_list")
+    for url, data in (
+        (reverse("admin:services_service_changelist"), {"action": "sync_to_stripe", "_selected_action": [service.pk]}),
+        (reverse("admin:stripe_integration_customerlink_changelist"),
+         {"action": "push_contact_details", "_selected_action": [link.pk]}),
+        (reverse("admin:stripe_integration_customerlink_add"),
+         {"contact": invoice.bill_to_id, "stripe_customer_id": "cus_Nx8bQ2f3L0z1Ab"}),
+        (reverse("stripe_integration:catalog_sync"), {}),
+        (reverse("stripe_integration:import_start"), {}),
+    ):
+        _refused(client.post(url, data), runs)
+    assert REFUSED in client.get(runs).content.decode()
+    assert stripe_env.requests() == []
+    from stripe_integration.models import StripeImport
+
+    assert not StripeImport.objects.filter(business=business_a).exists()
