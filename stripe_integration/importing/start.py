@@ -2,11 +2,12 @@
 settings page's button (which also resumes one that stopped).
 
 An import runs in a worker, never in the request that starts it: `import_start` marks it
-waiting and, with a broker, queues its task; the periodic sweep (`imports_sweep`, beat
-entry `stripe-import-sweep`) starts every waiting import and resumes one whose worker
-died (running, no page saved for `STALE_AFTER`). Without a broker Celery is eager
-(`CELERY_TASK_ALWAYS_EAGER`): queuing would run the import inside the request, so nothing
-is queued and the sweep (run every few seconds by `manage.py stripe_periodic`) starts it.
+waiting and, with a broker, queues its task; the periodic sweep (`tasks.imports_sweep_task`,
+beat entry `stripe-import-sweep`) starts waiting imports (with a broker, only those whose
+queued task was lost) and resumes one whose worker died (running, no page saved for
+`STALE_AFTER`). Without a broker Celery is eager (`CELERY_TASK_ALWAYS_EAGER`): queuing
+would run the import inside the request, so nothing is queued and the sweep (run every
+few seconds by `manage.py stripe_periodic`) starts it.
 A worker runs an import only once it has claimed it (`import_claim`, one conditional
 UPDATE): two workers never run the same import."""
 from __future__ import annotations
@@ -59,18 +60,24 @@ def import_start(*, connection: StripeConnection, user=None) -> StripeImport:
             job.status = ImportStatus.WAITING
         job.full_clean()
         job.save()
-    if not current_app.conf.task_always_eager:  # eager: the sweep starts it, outside this request
+    if queued_at_start():  # eager: the sweep starts it, outside this request
         from .tasks import stripe_import_task
 
         transaction.on_commit(lambda: stripe_import_task.delay(job.pk))
     return job
 
 
-def _claimable(now):
-    """Imports a worker may take: waiting ones, and running ones whose worker stopped
-    saving pages (killed), of businesses whose integration is not disabled (an import of
-    a disabled one waits for re-enable)."""
-    return (StripeImport.objects.filter(Q(status=ImportStatus.WAITING)
+def queued_at_start() -> bool:
+    """Whether `import_start` queues the import's task: only with a broker. Eager Celery
+    would run it inside the request that starts it."""
+    return not current_app.conf.task_always_eager
+
+
+def _claimable(now, waited=timedelta(0)):
+    """Imports a worker may take: waiting ones (for longer than `waited`), and running ones
+    whose worker stopped saving pages (killed), of businesses whose integration is not
+    disabled (an import of a disabled one waits for re-enable)."""
+    return (StripeImport.objects.filter(Q(status=ImportStatus.WAITING, updated_at__lte=now - waited)
                                         | Q(status=ImportStatus.RUNNING, updated_at__lt=now - STALE_AFTER))
             .exclude(business__stripe_settings__disabled=True))
 
@@ -86,8 +93,11 @@ def import_claim(*, import_id: int) -> StripeImport | None:
 
 
 def imports_claimable() -> list[int]:
-    """The ids of the imports the sweep should start or resume, oldest first."""
-    return list(_claimable(timezone.now()).order_by("created_at", "pk").values_list("pk", flat=True))
+    """The ids of the imports the sweep should start or resume, oldest first. With a
+    broker, a waiting import's task was queued when it started: only one still waiting
+    after `STALE_AFTER` (its message lost) is queued again."""
+    waited = STALE_AFTER if queued_at_start() else timedelta(0)
+    return list(_claimable(timezone.now(), waited).order_by("created_at", "pk").values_list("pk", flat=True))
 
 
 def import_start_on_connect(*, connection: StripeConnection, user=None) -> StripeImport | None:

@@ -1,6 +1,7 @@
 """The import's Celery tasks: thin, they take the job's id. `stripe_import_task` runs an
 import once it has claimed it (`import_claim`); `imports_sweep_task` (beat entry
-`stripe-import-sweep`) starts every waiting import and resumes those whose worker died."""
+`stripe-import-sweep`) starts waiting imports and resumes those whose worker died
+(`start.imports_claimable`)."""
 from celery import shared_task
 
 from ..models import ImportStatus, StripeImport
@@ -24,7 +25,7 @@ def stripe_import_task(import_id: int) -> dict:
 
 @shared_task(name="stripe_integration.importing.imports_sweep_task")
 def imports_sweep_task() -> int:
-    """Queue (eager: run, one after the other) every claimable import; returns how many."""
+    """Queue (eager: run, one after the other) the imports to start or resume; returns how many."""
     from .start import imports_claimable
 
     ids = imports_claimable()

@@ -362,3 +362,21 @@ def test_the_sweep_leaves_a_disabled_business_s_import_waiting(business_a):
     _sweep()
     assert StripeImport.objects.get(pk=job.pk).status == ImportStatus.WAITING
     assert import_claim(import_id=job.pk) is None
+
+
+def test_with_a_broker_the_sweep_queues_again_only_an_import_whose_task_was_lost(business_a, settings):
+    """With a broker the import's task is queued at start; the sweep is the safety net:
+    it queues a waiting import again only once it has waited past the lease."""
+    from config.celery import app as celery_app
+    from stripe_integration.importing.start import imports_claimable
+
+    job = _job(business_a)
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = False  # as with CELERY_BROKER_URL set
+    try:
+        assert imports_claimable() == []
+        StripeImport.objects.filter(pk=job.pk).update(updated_at=job.updated_at - STALE_AFTER)
+        assert imports_claimable() == [job.pk]
+    finally:
+        celery_app.conf.task_always_eager = previous
+    assert import_claim(import_id=job.pk) is not None  # a queued task claims it at once, whatever its age
