@@ -218,7 +218,7 @@ def _find_remote(gw: Gateway, account: str, note: CreditNote) -> CreditNoteInfo 
 def credit_note_push(*, credit_note_id: int, mode: str | None = None, takeover: bool = False) -> CreditNote:
     """Send one local credit note to Stripe, or finish one whose answer was lost. Safe to
     call any number of times: see the module doc. Returns the row as it ends. Refused
-    (IntegrationDisabled) while the integration is disabled: it stays pending for Retry."""
+    (IntegrationDisabled) while the integration is disabled: it stays as it was, for Retry."""
     integration_require_enabled(
         business=CreditNote.objects.filter(pk=credit_note_id).values_list("business_id", flat=True).first())
     note = _claim(credit_note_id, takeover=takeover)

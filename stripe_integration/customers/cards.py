@@ -35,7 +35,8 @@ class SetupLink:
 
 
 def _not_connected(livemode: bool | None) -> str:
-    return "This business is not connected to Stripe" + (f" in {mode_label(livemode).lower()}." if livemode is not None else ".")
+    where = f" in {mode_label(livemode).lower()}" if livemode is not None else ""
+    return f"This business is not connected to Stripe{where}."
 
 
 def card_setup_link_create(*, business: Business, contact: Contact, nonce: str, livemode: bool | None = None) -> SetupLink:
