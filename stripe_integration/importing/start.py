@@ -25,6 +25,7 @@ from crm.models import Business
 
 from ..gateway.client import GatewayError
 from ..models import ImportStatus, StripeConnection, StripeImport
+from ..runs.disable import integration_is_disabled
 
 log = logging.getLogger(__name__)
 
@@ -73,21 +74,24 @@ def queued_at_start() -> bool:
     return not current_app.conf.task_always_eager
 
 
-def _claimable(now, waited=timedelta(0)):
-    """Imports a worker may take: waiting ones (for longer than `waited`), and running ones
-    whose worker stopped saving pages (killed), of businesses whose integration is not
-    disabled (an import of a disabled one waits for re-enable)."""
-    return (StripeImport.objects.filter(Q(status=ImportStatus.WAITING, updated_at__lte=now - waited)
-                                        | Q(status=ImportStatus.RUNNING, updated_at__lt=now - STALE_AFTER))
-            .exclude(business__stripe_settings__disabled=True))
+def _claimable(now, waited=timedelta(0)) -> Q:
+    """Imports a worker may take, on the row's own columns: waiting ones (for longer than
+    `waited`), and running ones whose worker stopped saving pages (killed)."""
+    return (Q(status=ImportStatus.WAITING, updated_at__lte=now - waited)
+            | Q(status=ImportStatus.RUNNING, updated_at__lt=now - STALE_AFTER))
 
 
 def import_claim(*, import_id: int) -> StripeImport | None:
     """Take the import for this worker, or None when it is not claimable (another worker
-    has it, it finished, or it stopped on an error). One conditional UPDATE: of two
+    has it, it finished or stopped on an error, or the business's integration is disabled:
+    it waits for re-enable). One conditional UPDATE on the row's own columns (a join would
+    turn it into a subquery that PostgreSQL checks against its old snapshot): of two
     concurrent claims, the second finds the row already running and fresh."""
+    business_id = StripeImport.objects.filter(pk=import_id).values_list("business_id", flat=True).first()
+    if business_id is None or integration_is_disabled(business=business_id):
+        return None
     now = timezone.now()
-    if not _claimable(now).filter(pk=import_id).update(status=ImportStatus.RUNNING, updated_at=now):
+    if not StripeImport.objects.filter(_claimable(now), pk=import_id).update(status=ImportStatus.RUNNING, updated_at=now):
         return None
     return StripeImport.objects.get(pk=import_id)
 
@@ -97,7 +101,9 @@ def imports_claimable() -> list[int]:
     broker, a waiting import's task was queued when it started: only one still waiting
     after `STALE_AFTER` (its message lost) is queued again."""
     waited = STALE_AFTER if queued_at_start() else timedelta(0)
-    return list(_claimable(timezone.now(), waited).order_by("created_at", "pk").values_list("pk", flat=True))
+    return list(StripeImport.objects.filter(_claimable(timezone.now(), waited))
+                .exclude(business__stripe_settings__disabled=True)  # they wait for re-enable
+                .order_by("created_at", "pk").values_list("pk", flat=True))
 
 
 def import_start_on_connect(*, connection: StripeConnection, user=None) -> StripeImport | None:
