@@ -295,7 +295,7 @@ class ServiceSyncer:
         service = self.service
         current_links: dict[str, PriceLink] = {}
         for currency, amount in sorted(desired.items()):
-            key = lookup_key_for(service, currency)
+            key = self._lookup_key(currency)
             link = self._link_for(currency, amount) or self._adopt_price(currency, amount, key)
             if link is None:
                 params = {"product": self.remote_product.id, "currency": currency.lower(), "unit_amount": amount,
@@ -347,6 +347,17 @@ class ServiceSyncer:
                 self._track_price(price)
             if link.active:
                 self._update_link(link, active=False, lookup_key=(now or {}).get("lookup_key", link.lookup_key))
+
+    def _lookup_key(self, currency: str) -> str:
+        """The service's lookup key in `currency`: ours, unless a price of the account
+        linked by the import carries its own (the account's code may look prices up by it):
+        that one stays and moves to the current price, as ours would."""
+        ours = lookup_key_for(self.service, currency)
+        theirs = [link for link in self.links if link.currency == currency and link.lookup_key
+                  and link.lookup_key != ours]
+        if not theirs:
+            return ours
+        return sorted(theirs, key=lambda link: not link.active)[0].lookup_key
 
     def _adopt_price(self, currency: str, amount: int, key: str) -> PriceLink | None:
         """A price of our product with this currency and amount that we hold no link for

@@ -176,6 +176,23 @@ def catalog_sync_start(*, business: Business, user=None, livemode: bool | None =
     return run
 
 
+def catalog_sync_after_import(*, import_id: int) -> SyncRun | None:
+    """Queue the whole-catalog sync of a completed import's connection: the imported
+    products are linked to their services (pending), the sync brings them and the rest of
+    the catalog to the app's version. The sync on connect waits for this when the account
+    has history (connect/oauth.py). None when the connection is no longer active or a
+    catalog sync is already running (it covers the imported services too)."""
+    from ..models import StripeImport
+
+    job = StripeImport.objects.select_related("connection", "business").get(pk=import_id)
+    if not job.connection.is_active:
+        return None
+    try:
+        return catalog_sync_start(business=job.business, user=job.started_by, livemode=job.connection.livemode)
+    except CatalogSyncError:
+        return None
+
+
 def catalog_sync_create_run(*, business: Business, connection: StripeConnection, user=None) -> SyncRun:
     stale = timezone.now() - timedelta(seconds=STALE_RUN_AFTER)
     for old in SyncRun.objects.filter(business=business, connection=connection, kind=SyncRunKind.CATALOG,

@@ -233,11 +233,13 @@ def connection_connect(*, business: Business, user, code: str, livemode: bool | 
     except GatewayError as exc:
         connection.last_error = f"Webhook endpoint: {exc.user_message}"
         connection.save(update_fields=["last_error", "updated_at"])
-    _first_catalog_sync(business=business, user=user, livemode=connection.livemode)
-    # An account with history brings it in (issue 15), queued on commit.
+    # An account with history brings it in (issue 15), queued on commit. Its products are
+    # linked to services first: the catalog sync starts when the import completes
+    # (importing/tasks.py), else a service matched by the import would get a second product.
     from ..importing.start import import_start_on_connect
 
-    import_start_on_connect(connection=connection, user=user)
+    if import_start_on_connect(connection=connection, user=user) is None:
+        _first_catalog_sync(business=business, user=user, livemode=connection.livemode)
     return connection
 
 

@@ -20,6 +20,10 @@ def stripe_import_task(import_id: int) -> dict:
     # since the claim (the integration was disabled meanwhile) waits again.
     StripeImport.objects.filter(pk=job.pk, status=ImportStatus.RUNNING, updated_at=job.updated_at).update(
         status=ImportStatus.WAITING)
+    if StripeImport.objects.filter(pk=job.pk, status=ImportStatus.COMPLETE).exists():
+        from ..catalog.sync import catalog_sync_after_import
+
+        catalog_sync_after_import(import_id=job.pk)
     return counts
 
 

@@ -1,0 +1,137 @@
+"""The catalog sync after an import (issue 15): an account with products and prices of its
+own connects, the import links them to services, the catalog sync runs. Nothing is made
+twice in Stripe, the imported prices are reused (a changed amount gets a new price, the
+old one archived: Stripe's amounts are immutable), every imported service ends synced,
+and a second sync writes nothing. Through the sandbox over real HTTP, as the import tests."""
+from decimal import Decimal
+
+import pytest
+
+from services.models import Service, ServicePrice
+from services.services import service_create
+from stripe_integration.catalog import sync as catalog
+from stripe_integration.importing.tasks import imports_sweep_task
+from stripe_integration.models import ImportStatus, PriceLink, ServiceSync, StripeImport, SyncRun, SyncState
+from stripe_integration.tests.import_fixtures import (  # noqa: F401
+    account_with_history, as_account, connect_offline, history_email,
+)
+from stripe_integration.tests.sync_helpers import writes
+from stripe_integration.tests.webhook_fixtures import eager_celery  # noqa: F401
+
+pytestmark = pytest.mark.django_db(transaction=True)  # autocommit: the import's pages commit as in production
+
+
+def _run(business, connection):
+    run = catalog.catalog_sync_create_run(business=business, connection=connection)
+    return catalog.catalog_sync_run(run=run)
+
+
+def _service(business, code, description="", **prices):
+    return service_create(business=business, code=code, name=f"{code} service", description=description,
+                          prices={c.upper(): Decimal(a) for c, a in prices.items()})
+
+
+@pytest.fixture
+def account(eager_celery, client, finance_a, business_a, stripe_env, settings, history_email):
+    """Services AUDIT (USD 12.50), PAYROLL (USD 100.00) and an account holding: a product with
+    our metadata for AUDIT (same amount), a product whose price has the lookup key PAYROLL
+    (USD 90.00: the service's amount differs), a product the app does not know (EUR 50.00,
+    an archived EUR 45.00 price too) and a customer (history: the import starts on connect)."""
+    settings.STRIPE_RETRY_BASE_DELAY = 0.01
+    business_a.default_currency = "USD"
+    business_a.save()
+    audit = _service(business_a, "AUDIT", usd="12.50")
+    payroll = _service(business_a, "PAYROLL", description="Monthly payroll", usd="100.00")
+    made = {}
+
+    def products(stripe_env, acct):
+        s = as_account(stripe_env, acct)
+        made["audit"] = s.post("/v1/products", {
+            "name": "Audit (as Stripe has it)", "description": "Audit, from the Stripe dashboard",
+            "metadata": {"crm_service_id": str(audit.pk), "crm_business_id": str(business_a.pk)},
+            "default_price_data": {"currency": "usd", "unit_amount": 1250}})
+        made["payroll"] = s.post("/v1/products", {"name": "Payroll", "description": "Payroll runs"})
+        made["payroll_price"] = s.post("/v1/prices", {"product": made["payroll"]["id"], "currency": "usd",
+                                                      "unit_amount": 9000, "lookup_key": "PAYROLL"})
+        s.post(f"/v1/products/{made['payroll']['id']}", {"default_price": made["payroll_price"]["id"]})
+        made["training"] = s.post("/v1/products", {"name": "Training day", "description": "Two days on site",
+                                                   "default_price_data": {"currency": "eur", "unit_amount": 5000}})
+        old = s.post("/v1/prices", {"product": made["training"]["id"], "currency": "eur", "unit_amount": 4500})
+        s.post(f"/v1/prices/{old['id']}", {"active": False})
+        made["training_old_price"] = old
+        s.post("/v1/customers", {"email": "someone@example.test", "name": "Someone"})
+
+    account_with_history(stripe_env, history_email, seed_with=products)
+    stripe_env.mark()
+    setup = connect_offline(client=client, user=finance_a, business=business_a, stripe_env=stripe_env, settings=settings)
+    imports_sweep_task.apply(throw=True)
+    job = StripeImport.objects.get(business=business_a)
+    assert job.status == ImportStatus.COMPLETE, job.error
+    return setup, made, audit, payroll
+
+
+def _price_posts(stripe_env):
+    return [r for r in writes(stripe_env) if r["path"] == "/v1/prices" and r["method"] == "POST"]
+
+
+def test_sync_after_import_makes_no_second_product_and_reuses_prices(account, business_a, stripe_env):
+    setup, made, audit, payroll = account
+    conn, s = setup.connection, setup.stripe
+    training = Service.objects.get(business=business_a, name="Training day")
+
+    # The catalog sync waited for the import (not queued on connect) and ran after it.
+    run = SyncRun.objects.get(business=business_a)
+    assert run.status == "succeeded", (run.error, run.counts)
+    assert run.created_at > StripeImport.objects.get(business=business_a).finished_at
+    # Not one product made by the app.
+    assert [r for r in writes(stripe_env) if r["path"] == "/v1/products"] == []
+    products = s.get("/v1/products", {"limit": 100})["data"]
+    assert len(products) == 3
+    rows = {row.service_id: row for row in ServiceSync.objects.filter(connection=conn)}
+    assert {sid: (row.state, row.stripe_product_id) for sid, row in rows.items()} == {
+        audit.pk: (SyncState.SYNCED, made["audit"]["id"]),
+        payroll.pk: (SyncState.SYNCED, made["payroll"]["id"]),
+        training.pk: (SyncState.SYNCED, made["training"]["id"]),
+    }, {row.service_id: row.last_error for row in rows.values()}
+
+    # AUDIT: same amount, the imported price reused; one price in Stripe.
+    audit_prices = s.get("/v1/prices", {"product": made["audit"]["id"], "limit": 100})["data"]
+    assert [p["id"] for p in audit_prices] == [made["audit"]["default_price"]]
+    assert catalog.price_id_for(connection=conn, service=audit, currency="USD",
+                                amount=Decimal("12.50")) == made["audit"]["default_price"]
+    # Training (new service): its EUR 50 price reused, the archived 45 left archived.
+    training_prices = {p["id"]: p for p in s.get("/v1/prices", {"product": made["training"]["id"], "limit": 100})["data"]}
+    assert len(training_prices) == 2
+    assert training_prices[made["training"]["default_price"]]["active"]
+    assert training_prices[made["training_old_price"]["id"]]["active"] is False
+    assert ServicePrice.objects.get(service=training).amount == Decimal("50.00")
+
+    # PAYROLL: USD 100 in the app, 90 in Stripe: a new price (never the old one's amount
+    # changed), the account's own lookup key moved to it, the old one archived.
+    payroll_prices = {p["id"]: p for p in s.get("/v1/prices", {"product": made["payroll"]["id"], "limit": 100})["data"]}
+    assert len(payroll_prices) == 2
+    old = payroll_prices[made["payroll_price"]["id"]]
+    new_id = catalog.price_id_for(connection=conn, service=payroll, currency="USD", amount=Decimal("100"))
+    new = payroll_prices[new_id]
+    assert old["unit_amount"] == 9000 and old["active"] is False and old["lookup_key"] is None
+    assert new["unit_amount"] == 10000 and new["active"] and new["lookup_key"] == "PAYROLL"
+    assert s.get(f"/v1/products/{made['payroll']['id']}")["default_price"] == new_id
+    assert len(_price_posts(stripe_env)) == 1
+    assert PriceLink.objects.get(stripe_price_id=old["id"]).active is False
+
+    # The products keep what Stripe held where the app has nothing better (descriptions),
+    # and get our metadata.
+    for key, service in (("audit", audit), ("payroll", payroll), ("training", training)):
+        product = s.get(f"/v1/products/{made[key]['id']}")
+        assert product["metadata"]["crm_service_id"] == str(service.pk)
+        assert product["active"]
+    # An empty service description is the app's version too: the sync clears Stripe's.
+    assert not s.get(f"/v1/products/{made['audit']['id']}")["description"]
+    assert s.get(f"/v1/products/{made['payroll']['id']}")["description"] == "Monthly payroll"
+    assert s.get(f"/v1/products/{made['training']['id']}")["description"] == "Two days on site"
+
+    # A second sync: nothing written, every service unchanged.
+    stripe_env.mark()
+    again = _run(business_a, conn)
+    assert writes(stripe_env) == []
+    assert again.status == "succeeded" and again.counts == {"products_unchanged": 3, "prices_unchanged": 3}, again.counts
