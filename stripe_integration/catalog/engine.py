@@ -135,7 +135,10 @@ class ServiceSyncer:
                  business_currency: str, force: bool = False):
         self.gw, self.connection, self.service, self.row = gw, connection, service, row
         self.account = connection.stripe_user_id
-        self.links = list(links)
+        # A recurring price (a subscription's, linked by an import) is not a list price:
+        # the sync neither uses nor archives it.
+        recurring = {price.id for price in remote_prices if price.recurring}
+        self.links = [link for link in links if link.stripe_price_id not in recurring]
         # The rows' clean() compares businesses: hand them the objects at hand (no query).
         for obj in (row, *self.links):
             obj.connection, obj.service = connection, service
@@ -365,6 +368,7 @@ class ServiceSyncer:
         candidates = [
             p for p in self.remote_prices
             if p.product == self.remote_product.id and p.currency.upper() == currency and p.unit_amount == amount
+            and not p.recurring
             and (p.lookup_key == key or p.metadata.get("crm_service_id") == str(self.service.pk))
         ]
         if not candidates:

@@ -172,6 +172,7 @@ class PriceInfo:
     active: bool
     lookup_key: str  # "" when the price has none
     metadata: dict = field(default_factory=dict)
+    recurring: bool = False  # type=recurring: a subscription's price (invoice items refuse it)
 
 
 @dataclass(frozen=True)
@@ -246,6 +247,7 @@ def _price_info(obj: Any) -> PriceInfo:
         id=obj["id"], product=product, currency=_get(obj, "currency", ""),
         unit_amount=int(amount) if amount is not None else None, active=bool(_get(obj, "active", False)),
         lookup_key=_get(obj, "lookup_key", ""), metadata=_mapping(_get(obj, "metadata")),
+        recurring=_get(obj, "type", "one_time") == "recurring",
     )
 
 

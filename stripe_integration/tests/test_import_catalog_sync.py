@@ -135,3 +135,42 @@ def test_sync_after_import_makes_no_second_product_and_reuses_prices(account, bu
     again = _run(business_a, conn)
     assert writes(stripe_env) == []
     assert again.status == "succeeded" and again.counts == {"products_unchanged": 3, "prices_unchanged": 3}, again.counts
+
+
+def test_sync_after_import_leaves_a_subscription_price_alone(eager_celery, client, finance_a, business_a, stripe_env,
+                                                             settings, history_email):
+    """A product with a subscription's (recurring) price besides its one-time price: the
+    import links both; the sync uses the one-time one and neither uses nor archives the
+    recurring one (invoice items refuse recurring prices; subscriptions still use it)."""
+    business_a.default_currency = "USD"
+    business_a.save()
+    made = {}
+
+    def products(stripe_env, acct):
+        s = as_account(stripe_env, acct)
+        made["product"] = s.post("/v1/products", {"name": "Support plan"})
+        made["monthly"] = s.post("/v1/prices", {"product": made["product"]["id"], "currency": "usd", "unit_amount": 5000,
+                                                "recurring": {"interval": "month"}})
+        made["once"] = s.post("/v1/prices", {"product": made["product"]["id"], "currency": "usd", "unit_amount": 20000})
+        s.post(f"/v1/products/{made['product']['id']}", {"default_price": made["once"]["id"]})
+        s.post("/v1/customers", {"email": "someone@example.test", "name": "Someone"})
+
+    account_with_history(stripe_env, history_email, seed_with=products)
+    stripe_env.mark()
+    setup = connect_offline(client=client, user=finance_a, business=business_a, stripe_env=stripe_env, settings=settings)
+    imports_sweep_task.apply(throw=True)
+    service = Service.objects.get(business=business_a, name="Support plan")
+    assert ServicePrice.objects.get(service=service).amount == Decimal("200.00")  # the one-time price's
+    run = SyncRun.objects.get(business=business_a)
+    assert run.status == "succeeded", (run.error, run.counts)
+
+    s = setup.stripe
+    assert s.get(f"/v1/prices/{made['monthly']['id']}")["active"]
+    assert s.get(f"/v1/products/{made['product']['id']}")["default_price"] == made["once"]["id"]
+    assert catalog.price_id_for(connection=setup.connection, service=service, currency="USD",
+                                amount=Decimal("200")) == made["once"]["id"]
+    assert _price_posts(stripe_env) == []
+    assert ServiceSync.objects.get(service=service).state == SyncState.SYNCED
+    stripe_env.mark()
+    _run(business_a, setup.connection)
+    assert writes(stripe_env) == []
