@@ -15,6 +15,10 @@ The rules (issue 5, Stripe's docs on products and prices):
   sync row's version and a digest of the parameters, and a write is only made for a field
   whose value in Stripe differs from the app's. The product and its linked prices, as
   Stripe holds them after a sync, are kept with their hash (`ServiceSync.fingerprint`).
+- After an import (issue 15) the imported product is the service's: the prices the import
+  linked are reused (a one-time price of the wanted amount), the account's own lookup key
+  stays the service's and moves with the price, recurring prices are neither used nor
+  archived. No sync runs while an import waits or runs; one is queued when it completes.
 - Drift: a field that Stripe holds with a value that is neither what the app last synced
   nor what it wants now was changed by hand. The service is marked DRIFT with the details
   and the sync does not overwrite it; a person chooses (admin: "Push the app's version").
@@ -153,6 +157,8 @@ def _service_sync_request(*, connection: StripeConnection, service: Service, for
         row.state = SyncState.PENDING
         # Only the state: a worker may be saving this row's Stripe state right now.
         clean_and_save(row, update_fields=["state", "updated_at"])
+    if import_in_progress(connection):
+        return row  # the sync queued when the import completes covers the pending row
     from ..tasks import enqueue_on_commit
     from .tasks import service_sync_task  # tasks import this module
 
@@ -167,6 +173,8 @@ def catalog_sync_start(*, business: Business, user=None, livemode: bool | None =
     connection = connection_get_active(business=business, livemode=livemode)
     if connection is None:
         raise CatalogSyncError("This business is not connected to Stripe.")
+    if import_in_progress(connection):
+        raise CatalogSyncError("An import from Stripe is running: the catalog sync starts by itself when it completes.")
     run = catalog_sync_create_run(business=business, connection=connection, user=user)
     run_wait(business, RunKind.CATALOG_SYNC, livemode=connection.livemode, subject=f"sync_run:{run.pk}")
     from ..tasks import enqueue_on_commit
@@ -174,6 +182,16 @@ def catalog_sync_start(*, business: Business, user=None, livemode: bool | None =
 
     enqueue_on_commit(catalog_sync_task, run.pk)
     return run
+
+
+def import_in_progress(connection: StripeConnection) -> bool:
+    """Whether an import of the connection is waiting or running: it may yet link a
+    service to a product the account already has, so the sync waits for it (a sync
+    before it would make that service a second product)."""
+    from ..models import ImportStatus, StripeImport
+
+    return StripeImport.objects.filter(connection=connection,
+                                       status__in=(ImportStatus.WAITING, ImportStatus.RUNNING)).exists()
 
 
 def catalog_sync_after_import(*, import_id: int) -> SyncRun | None:

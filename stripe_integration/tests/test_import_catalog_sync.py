@@ -10,6 +10,7 @@ import pytest
 from services.models import Service, ServicePrice
 from services.services import service_create
 from stripe_integration.catalog import sync as catalog
+from stripe_integration.importing.start import import_start
 from stripe_integration.importing.tasks import imports_sweep_task
 from stripe_integration.models import ImportStatus, PriceLink, ServiceSync, StripeImport, SyncRun, SyncState
 from stripe_integration.tests.import_fixtures import (  # noqa: F401
@@ -174,3 +175,30 @@ def test_sync_after_import_leaves_a_subscription_price_alone(eager_celery, clien
     stripe_env.mark()
     _run(business_a, setup.connection)
     assert writes(stripe_env) == []
+
+
+def test_no_sync_while_an_import_waits_then_the_sync_after_it(eager_celery, client, finance_a, business_a, stripe_env,
+                                                              settings, history_email):
+    """A service edited while an import waits or runs is left pending (the import may yet
+    link it to a product of the account), and "Sync catalog now" is refused with a reason;
+    the sync queued when the import completes brings it to Stripe, once."""
+    account_with_history(stripe_env, history_email, seed_with=None)
+    setup = connect_offline(client=client, user=finance_a, business=business_a, stripe_env=stripe_env, settings=settings)
+    job = import_start(connection=setup.connection, user=finance_a)
+    assert job.status == ImportStatus.WAITING
+    stripe_env.mark()
+
+    audit = _service(business_a, "AUDIT", usd="12.50")  # service_create asks for its sync on commit
+
+    assert writes(stripe_env) == []
+    assert ServiceSync.objects.get(service=audit).state == SyncState.PENDING
+    with pytest.raises(catalog.CatalogSyncError, match="import from Stripe is running"):
+        catalog.catalog_sync_start(business=business_a)
+
+    imports_sweep_task.apply(throw=True)
+
+    job.refresh_from_db()
+    assert job.status == ImportStatus.COMPLETE, job.error
+    row = ServiceSync.objects.get(service=audit)
+    assert row.state == SyncState.SYNCED and row.stripe_product_id
+    assert len(stripe_env.requests(method="POST", path="/v1/products")) == 1
