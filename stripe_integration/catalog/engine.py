@@ -139,6 +139,7 @@ class ServiceSyncer:
         # the sync neither uses nor archives it.
         recurring = {price.id for price in remote_prices if price.recurring}
         self.links = [link for link in links if link.stripe_price_id not in recurring]
+        self.recurring_links = [link for link in links if link.stripe_price_id in recurring]
         # The rows' clean() compares businesses: hand them the objects at hand (no query).
         for obj in (row, *self.links):
             obj.connection, obj.service = connection, service
@@ -301,6 +302,7 @@ class ServiceSyncer:
             key = self._lookup_key(currency)
             link = self._link_for(currency, amount) or self._adopt_price(currency, amount, key)
             if link is None:
+                self._check_amount_free(currency, amount)
                 params = {"product": self.remote_product.id, "currency": currency.lower(), "unit_amount": amount,
                           "lookup_key": key, "transfer_lookup_key": True, "metadata": _price_metadata(service)}
                 price = self.gw.price_create(account=self.account, params=params,
@@ -350,6 +352,16 @@ class ServiceSyncer:
                 self._track_price(price)
             if link.active:
                 self._update_link(link, active=False, lookup_key=(now or {}).get("lookup_key", link.lookup_key))
+
+    def _check_amount_free(self, currency: str, amount: int) -> None:
+        """A recurring price linked (by an import) at this amount holds the service's link
+        for it: a one-time price of the same amount could not be linked."""
+        taken = next((link for link in self.recurring_links
+                      if link.currency == currency and link.amount_minor == amount), None)
+        if taken is not None:
+            raise CatalogSyncError(
+                f"The {currency} list price is the amount of Stripe price {taken.stripe_price_id}, a recurring "
+                f"(subscription) price, which invoices cannot use: change the service's {currency} price.")
 
     def _lookup_key(self, currency: str) -> str:
         """The service's lookup key in `currency`: ours, unless a price of the account

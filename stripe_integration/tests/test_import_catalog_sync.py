@@ -202,3 +202,30 @@ def test_no_sync_while_an_import_waits_then_the_sync_after_it(eager_celery, clie
     row = ServiceSync.objects.get(service=audit)
     assert row.state == SyncState.SYNCED and row.stripe_product_id
     assert len(stripe_env.requests(method="POST", path="/v1/products")) == 1
+
+
+def test_sync_after_import_of_a_product_with_only_a_recurring_price_stops_with_a_reason(
+        eager_celery, client, finance_a, business_a, stripe_env, settings, history_email):
+    """The import makes the service's list price from a subscription's price (the import's
+    matter); the sync makes no price and marks the service in error with the reason."""
+    made = {}
+
+    def products(stripe_env, acct):
+        s = as_account(stripe_env, acct)
+        made["product"] = s.post("/v1/products", {"name": "Hosting"})
+        made["monthly"] = s.post("/v1/prices", {"product": made["product"]["id"], "currency": "usd", "unit_amount": 5000,
+                                                "recurring": {"interval": "month"}})
+        s.post("/v1/customers", {"email": "someone@example.test", "name": "Someone"})
+
+    account_with_history(stripe_env, history_email, seed_with=products)
+    stripe_env.mark()
+    setup = connect_offline(client=client, user=finance_a, business=business_a, stripe_env=stripe_env, settings=settings)
+    imports_sweep_task.apply(throw=True)
+    service = Service.objects.get(business=business_a, name="Hosting")
+
+    run = SyncRun.objects.get(business=business_a)
+    assert run.status == "partial" and run.counts.get("failed") == 1, run.counts
+    row = ServiceSync.objects.get(service=service)
+    assert row.state == SyncState.ERROR and made["monthly"]["id"] in row.last_error and "recurring" in row.last_error
+    assert _price_posts(stripe_env) == [] and not [r for r in writes(stripe_env) if r["path"] == "/v1/products"]
+    assert setup.stripe.get(f"/v1/prices/{made['monthly']['id']}")["active"]
