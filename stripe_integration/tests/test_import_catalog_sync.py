@@ -33,12 +33,35 @@ def _service(business, code, description="", **prices):
 
 
 @pytest.fixture
-def account(eager_celery, client, finance_a, business_a, stripe_env, settings, history_email):
+def connect_with(eager_celery, client, finance_a, business_a, stripe_env, settings, history_email):
+    """connect_with(seed): an account seeded by `seed(stripe_env, account)` connects, its
+    import runs (the sweep) and the sync after it; the sandbox's request log starts there."""
+    settings.STRIPE_RETRY_BASE_DELAY = 0.01
+
+    def _connect(seed):
+        account_with_history(stripe_env, history_email, seed_with=seed)
+        stripe_env.mark()
+        setup = connect_offline(client=client, user=finance_a, business=business_a, stripe_env=stripe_env, settings=settings)
+        imports_sweep_task.apply(throw=True)
+        return setup
+    return _connect
+
+
+def _subscription_product(s, name: str) -> dict:
+    """A product with a monthly (recurring) USD 50 price; and a customer (history)."""
+    product = s.post("/v1/products", {"name": name})
+    monthly = s.post("/v1/prices", {"product": product["id"], "currency": "usd", "unit_amount": 5000,
+                                    "recurring": {"interval": "month"}})
+    s.post("/v1/customers", {"email": "someone@example.test", "name": "Someone"})
+    return {"product": product, "monthly": monthly}
+
+
+@pytest.fixture
+def account(connect_with, business_a):
     """Services AUDIT (USD 12.50), PAYROLL (USD 100.00) and an account holding: a product with
     our metadata for AUDIT (same amount), a product whose price has the lookup key PAYROLL
     (USD 90.00: the service's amount differs), a product the app does not know (EUR 50.00,
     an archived EUR 45.00 price too) and a customer (history: the import starts on connect)."""
-    settings.STRIPE_RETRY_BASE_DELAY = 0.01
     business_a.default_currency = "USD"
     business_a.save()
     audit = _service(business_a, "AUDIT", usd="12.50")
@@ -62,10 +85,7 @@ def account(eager_celery, client, finance_a, business_a, stripe_env, settings, h
         made["training_old_price"] = old
         s.post("/v1/customers", {"email": "someone@example.test", "name": "Someone"})
 
-    account_with_history(stripe_env, history_email, seed_with=products)
-    stripe_env.mark()
-    setup = connect_offline(client=client, user=finance_a, business=business_a, stripe_env=stripe_env, settings=settings)
-    imports_sweep_task.apply(throw=True)
+    setup = connect_with(products)
     job = StripeImport.objects.get(business=business_a)
     assert job.status == ImportStatus.COMPLETE, job.error
     return setup, made, audit, payroll
@@ -138,8 +158,7 @@ def test_sync_after_import_makes_no_second_product_and_reuses_prices(account, bu
     assert again.status == "succeeded" and again.counts == {"products_unchanged": 3, "prices_unchanged": 3}, again.counts
 
 
-def test_sync_after_import_leaves_a_subscription_price_alone(eager_celery, client, finance_a, business_a, stripe_env,
-                                                             settings, history_email):
+def test_sync_after_import_leaves_a_subscription_price_alone(connect_with, business_a, stripe_env):
     """A product with a subscription's (recurring) price besides its one-time price: the
     import links both; the sync uses the one-time one and neither uses nor archives the
     recurring one (invoice items refuse recurring prices; subscriptions still use it)."""
@@ -149,17 +168,11 @@ def test_sync_after_import_leaves_a_subscription_price_alone(eager_celery, clien
 
     def products(stripe_env, acct):
         s = as_account(stripe_env, acct)
-        made["product"] = s.post("/v1/products", {"name": "Support plan"})
-        made["monthly"] = s.post("/v1/prices", {"product": made["product"]["id"], "currency": "usd", "unit_amount": 5000,
-                                                "recurring": {"interval": "month"}})
+        made.update(_subscription_product(s, "Support plan"))
         made["once"] = s.post("/v1/prices", {"product": made["product"]["id"], "currency": "usd", "unit_amount": 20000})
         s.post(f"/v1/products/{made['product']['id']}", {"default_price": made["once"]["id"]})
-        s.post("/v1/customers", {"email": "someone@example.test", "name": "Someone"})
 
-    account_with_history(stripe_env, history_email, seed_with=products)
-    stripe_env.mark()
-    setup = connect_offline(client=client, user=finance_a, business=business_a, stripe_env=stripe_env, settings=settings)
-    imports_sweep_task.apply(throw=True)
+    setup = connect_with(products)
     service = Service.objects.get(business=business_a, name="Support plan")
     assert ServicePrice.objects.get(service=service).amount == Decimal("200.00")  # the one-time price's
     run = SyncRun.objects.get(business=business_a)
@@ -205,22 +218,11 @@ def test_no_sync_while_an_import_waits_then_the_sync_after_it(eager_celery, clie
 
 
 def test_sync_after_import_of_a_product_with_only_a_recurring_price_stops_with_a_reason(
-        eager_celery, client, finance_a, business_a, stripe_env, settings, history_email):
+        connect_with, business_a, stripe_env):
     """The import makes the service's list price from a subscription's price (the import's
     matter); the sync makes no price and marks the service in error with the reason."""
     made = {}
-
-    def products(stripe_env, acct):
-        s = as_account(stripe_env, acct)
-        made["product"] = s.post("/v1/products", {"name": "Hosting"})
-        made["monthly"] = s.post("/v1/prices", {"product": made["product"]["id"], "currency": "usd", "unit_amount": 5000,
-                                                "recurring": {"interval": "month"}})
-        s.post("/v1/customers", {"email": "someone@example.test", "name": "Someone"})
-
-    account_with_history(stripe_env, history_email, seed_with=products)
-    stripe_env.mark()
-    setup = connect_offline(client=client, user=finance_a, business=business_a, stripe_env=stripe_env, settings=settings)
-    imports_sweep_task.apply(throw=True)
+    setup = connect_with(lambda stripe_env, acct: made.update(_subscription_product(as_account(stripe_env, acct), "Hosting")))
     service = Service.objects.get(business=business_a, name="Hosting")
 
     run = SyncRun.objects.get(business=business_a)
