@@ -13,12 +13,13 @@ import re
 
 from django.core.validators import validate_email
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
 from crm.models import Contact, Individual, Organization
-from crm.services import individual_create, organization_create
+from crm.services import individual_create, individual_new, individuals_insert, organization_create
 from finance.money import from_minor, normalize_currency
 from services.models import Service, ServicePrice
 
@@ -40,9 +41,11 @@ def _emails(text) -> list[str]:
     return out
 
 
-def _contact_create(page: Page, customer: dict, by_email: dict[str, int]) -> Contact:
-    """A new contact for the customer; the e-mails of the contacts it makes go to
-    `by_email` (so later customers of the page match them)."""
+def _contact_new(page: Page, customer: dict, by_email: dict[str, int | Individual]) -> Contact:
+    """A new contact for the customer: an individual, unsaved (the page writes them at
+    once), or, with extra e-mails in the chosen metadata keys, an organization with those
+    people, saved. The e-mails of the contacts it makes go to `by_email` (so later
+    customers of the page match them). ValidationError if a value is refused."""
     email = (customer.get("email") or "").strip()
     name = (customer.get("name") or email or customer["id"])[:200]
     address = customer.get("address") or {}
@@ -54,14 +57,15 @@ def _contact_create(page: Page, customer: dict, by_email: dict[str, int]) -> Con
     for key in page.rules.contact_metadata_keys or []:
         extra += [e for e in _emails(metadata.get(key)) if e != email.lower() and e not in extra]
     if not extra:
-        contact = individual_create(business=page.business, name=name, email=email, **place)
+        contact = individual_new(business=page.business, name=name, email=email, **place)
     else:
-        contact = organization_create(business=page.business, name=name, billing_email=email, **place)
-        for address_ in extra:
-            by_email[address_] = individual_create(business=page.business, name=address_, email=address_,
-                                                   organization=contact).pk
+        with transaction.atomic():  # the organization with all its people, or nothing
+            contact = organization_create(business=page.business, name=name, billing_email=email, **place)
+            people = {address_: individual_create(business=page.business, name=address_, email=address_,
+                                                  organization=contact).pk for address_ in extra}
+        by_email.update(people)
     if email:
-        by_email.setdefault(email.lower(), contact.pk)
+        by_email.setdefault(email.lower(), contact)
     return contact
 
 
@@ -90,9 +94,10 @@ def _contacts_by_email(page: Page, emails: set[str]) -> dict[str, int]:
 
 def import_customers(page: Page, customers: list[dict]) -> None:
     """One page of customers: a query each for the links already made, the contacts our
-    metadata names, the contacts with their e-mails and the contacts already linked; new
-    contacts one by one (a contact is two rows: `crm.services`), the links in one insert.
-    A customer matches a contact made earlier on the same page by e-mail too."""
+    metadata names, the contacts with their e-mails and the contacts already linked; the
+    new individuals in one insert per table (`crm.services.individuals_insert`; a new
+    organization with its people is saved on its own), the links in one insert. A
+    customer matches a contact made earlier on the same page by e-mail too."""
     live = []
     for customer in customers:
         if customer.get("deleted"):
@@ -103,21 +108,32 @@ def import_customers(page: Page, customers: list[dict]) -> None:
                  .values_list("stripe_customer_id", "contact_id"))
     by_metadata = _contacts_by_metadata(page, live)
     email_of = {c["id"]: (c.get("email") or "").strip() for c in live}
-    by_email = _contacts_by_email(page, {e.lower() for e in email_of.values() if e})
+    by_email: dict[str, int | Contact] = _contacts_by_email(page, {e.lower() for e in email_of.values() if e})
     linked = set(CustomerLink.objects.filter(connection=page.connection,
                                              contact_id__in={*by_metadata.values(), *by_email.values()})
                  .values_list("contact_id", flat=True))
-    new_links = []
+    decided, new = [], []  # (customer id, contact id or new contact, outcome, reason)
     for customer in live:
         cid, email = customer["id"], email_of[customer["id"]]
         if cid in links:
             page.record("customers", cid, "matched", local_id=links[cid], reason="already linked")
             continue
-        contact_id, outcome, reason = by_metadata.get(cid), "matched", "by our metadata"
-        if contact_id is None and email:
-            contact_id, reason = by_email.get(email.lower()), "by e-mail"
-        if contact_id is None:
-            contact_id, outcome, reason = _contact_create(page, customer, by_email).pk, "created", ""
+        contact, outcome, reason = by_metadata.get(cid), "matched", "by our metadata"
+        if contact is None and email:
+            contact, reason = by_email.get(email.lower()), "by e-mail"
+        if contact is None:
+            try:
+                contact, outcome, reason = _contact_new(page, customer, by_email), "created", ""
+            except ValidationError as exc:
+                page.record("customers", cid, "skipped", reason=f"invalid: {'; '.join(exc.messages)}")
+                continue
+            if contact.pk is None:
+                new.append(contact)
+        decided.append((cid, contact, outcome, reason))
+    individuals_insert(new)
+    new_links = []
+    for cid, contact, outcome, reason in decided:
+        contact_id = contact if isinstance(contact, int) else contact.pk
         # One Stripe customer per contact and connection: a second customer with the same
         # e-mail still bills that contact (through the import's mapping), unlinked.
         if contact_id not in linked:

@@ -79,18 +79,21 @@ def test_customer_page_mixes_new_imported_skipped_and_same_page_email_matches(bu
         _customer("cus_new", "shared@example.test"),
         _customer("cus_same", "SHARED@example.test"),  # same e-mail as the new one, same page
         _customer("cus_cc", "boss@example.test", metadata={"cc": "shared@example.test"}),
+        _customer("cus_bad", "not an e-mail"),
     ]
     contacts_before = Contact.objects.count()
     _run(job, "customers", page)
     counts = job.counts["customers"]
-    assert (counts["created"], counts["matched"], counts["skipped"]) == (3, 3, 1)  # the first page's one included
+    assert (counts["created"], counts["matched"], counts["skipped"]) == (3, 3, 2)  # the first page's one included
     assert counts["reasons"] == {"matched: imported before": 1, "skipped: deleted in Stripe": 1,
-                                 "matched: by e-mail": 2}
+                                 "matched: by e-mail": 2, "skipped: invalid: Enter a valid email address.": 1}
     shared = Individual.objects.filter(business=business_a, email__iexact="shared@example.test")
     assert shared.count() == 1 + 1  # the new customer, and the cc person of cus_cc's organization
     mapped = dict(ImportedObject.objects.filter(connection=job.connection).values_list("stripe_id", "local_id"))
     assert mapped["cus_known"] == known.pk and mapped["cus_same"] == mapped["cus_new"]
-    assert mapped["cus_gone"] is None
+    assert mapped["cus_gone"] is None and mapped["cus_bad"] is None
+    new = Individual.objects.get(pk=mapped["cus_new"])
+    assert (new.kind, new.email, new.name, new.organization) == ("individual", "shared@example.test", "Customer cus_new", None)
     # One link per contact: the second customer of the shared contact bills it unlinked.
     links = dict(CustomerLink.objects.filter(connection=job.connection).values_list("stripe_customer_id", "contact_id"))
     assert links == {"cus_before": mapped["cus_before"], "cus_known": known.pk, "cus_new": mapped["cus_new"],
