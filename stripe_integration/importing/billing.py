@@ -3,9 +3,13 @@
 An imported invoice is linked to its Stripe invoice as a pushed one is
 (`Invoice.stripe_invoice_id`, push status "pushed"), so the webhooks update it from then
 on. Its status, dates and amounts, and all money after it (payments with their method,
-fee and net; refunds; disputes; credit notes) are written by the functions the webhook
+fee and net; refunds; disputes; credit notes) come from the functions the webhook
 handlers use (`webhooks/apply.py`, `webhooks/apply_disputes.py`,
-`credit_notes/apply.py`): one mapping from Stripe objects to finance rows.
+`credit_notes/apply.py`): one mapping from Stripe objects to finance rows. Invoices and
+payments are new rows a page at a time: their values come from the mapping's
+query-free halves (`invoice_set_from_stripe`, `payment_from_intent`,
+`payment_out_of_band`) and are written in one insert per page; refunds, disputes and
+credit notes go through the webhooks' functions one by one.
 """
 from __future__ import annotations
 

@@ -9,7 +9,9 @@ set from Stripe's cumulative figures, never added up).
 Statuses only move forward (`finance.models.invoice_status_path`, the one rule the push
 uses too): an object older than what the app already knows is ignored as a whole.
 Amounts become Decimals through `finance.money.from_minor`, the one place that converts
-money.
+money. The mapping itself is in query-free halves (`invoice_set_from_stripe`,
+`payment_from_intent`, `payment_out_of_band`): these functions save what they compute
+one row at a time, the import (`importing/billing.py`) a page of new rows at once.
 """
 from __future__ import annotations
 
