@@ -257,47 +257,68 @@ def import_payments(page: Page, intents: list[dict]) -> None:
     payments.invoices_refresh_refunded(invoices=list(touched.values()))
 
 
-def _payment_of(page: Page, obj: dict) -> Payment | None:
-    charge_id, intent_id = payments.id_of(obj.get("charge")), payments.id_of(obj.get("payment_intent"))
-    match = Q(pk__in=[])
-    if charge_id:
-        match |= Q(stripe_charge_id=charge_id)
-    if intent_id:
-        match |= Q(stripe_payment_intent_id=intent_id)
-    return Payment.objects.select_related("invoice").filter(match, business=page.business).first()
+def _payments_of(page: Page, objects: list[dict]) -> dict[str, Payment | None]:
+    """The business's payment each refund or dispute of the page is about (by its charge,
+    else its PaymentIntent), with its invoice: one query for the page."""
+    charges = {payments.id_of(o.get("charge")) for o in objects} - {None}
+    intents = {payments.id_of(o.get("payment_intent")) for o in objects} - {None}
+    rows = list(Payment.objects.select_related("invoice").filter(
+        Q(stripe_charge_id__in=charges) | Q(stripe_payment_intent_id__in=intents), business=page.business))
+    for payment in rows:
+        payment.business = payment.invoice.business = page.business
+    by_charge = {p.stripe_charge_id: p for p in rows if p.stripe_charge_id}
+    by_intent = {p.stripe_payment_intent_id: p for p in rows if p.stripe_payment_intent_id}
+    return {o["id"]: by_charge.get(payments.id_of(o.get("charge"))) or by_intent.get(payments.id_of(o.get("payment_intent")))
+            for o in objects}
 
 
-def import_refund(page: Page, refund: dict) -> None:
-    payment = _payment_of(page, refund)
-    if payment is None:
-        page.record("refunds", refund["id"], "skipped", reason="its payment was not imported")
-        return
-    created = payments.refunds_apply(payment=payment, refunds=[refund])
-    payments.invoice_refresh_refunded(invoice=payment.invoice)
-    page.record("refunds", refund["id"], "created" if created else "matched", local_id=payment.pk)
+def import_refunds(page: Page, refunds: list[dict]) -> None:
+    """A page of refunds: their payments in one query, each refund written by the
+    webhooks' `refunds_apply`, then the refunded amount of their invoices at once."""
+    found, invoices = _payments_of(page, refunds), {}
+    for refund in refunds:
+        payment = found[refund["id"]]
+        if payment is None:
+            page.record("refunds", refund["id"], "skipped", reason="its payment was not imported")
+            continue
+        created = payments.refunds_apply(payment=payment, refunds=[refund])
+        invoices[payment.invoice_id] = payment.invoice
+        page.record("refunds", refund["id"], "created" if created else "matched", local_id=payment.pk)
+    payments.invoices_refresh_refunded(invoices=list(invoices.values()))
 
 
-def import_dispute(page: Page, dispute: dict) -> None:
-    payment = _payment_of(page, dispute)
-    if payment is None:
-        page.record("disputes", dispute["id"], "skipped", reason="its payment was not imported")
-        return
-    try:
-        row, _ = dispute_apply(payment=payment, dispute=dispute, seen_at=payments.time_of(dispute.get("created")))
-    except UnknownDisputeStatus as exc:
-        page.record("disputes", dispute["id"], "skipped", reason=str(exc)[:200])
-        return
-    payment_refresh_disputed(payment=payment)
-    invoice = Invoice.objects.get(pk=payment.invoice_id)
-    invoice_refresh_disputes(invoice=invoice)
-    page.record("disputes", dispute["id"], "created", local_id=row.pk)
+def import_disputes(page: Page, disputes: list[dict]) -> None:
+    """A page of disputes: their payments in one query, then each through the webhooks'
+    functions (the dispute, its payment's and its invoice's disputed figures)."""
+    found = _payments_of(page, disputes)
+    for dispute in disputes:
+        payment = found[dispute["id"]]
+        if payment is None:
+            page.record("disputes", dispute["id"], "skipped", reason="its payment was not imported")
+            continue
+        try:
+            row, _ = dispute_apply(payment=payment, dispute=dispute, seen_at=payments.time_of(dispute.get("created")))
+        except UnknownDisputeStatus as exc:
+            page.record("disputes", dispute["id"], "skipped", reason=str(exc)[:200])
+            continue
+        payment_refresh_disputed(payment=payment)
+        invoice = Invoice.objects.get(pk=payment.invoice_id)
+        invoice_refresh_disputes(invoice=invoice)
+        page.record("disputes", dispute["id"], "created", local_id=row.pk)
 
 
-def import_credit_note(page: Page, note: dict) -> None:
-    info = credit_note_info(note)
-    invoice = Invoice.objects.filter(business=page.business, stripe_invoice_id=info.invoice).first()
-    if invoice is None:
-        page.record("credit_notes", info.id, "skipped", reason="its invoice was not imported")
-        return
-    row, _ = credit_note_apply_stripe(invoice=invoice, info=info)
-    page.record("credit_notes", info.id, "created", local_id=row.pk)
+def import_credit_notes(page: Page, notes: list[dict]) -> None:
+    """A page of credit notes: their invoices in one query, each note written by the
+    webhooks' `credit_note_apply_stripe`."""
+    infos = [credit_note_info(note) for note in notes]
+    invoices = {i.stripe_invoice_id: i for i in Invoice.objects.filter(
+        business=page.business, stripe_invoice_id__in={info.invoice for info in infos if info.invoice})}
+    for invoice in invoices.values():
+        invoice.business = page.business
+    for info in infos:
+        invoice = invoices.get(info.invoice)
+        if invoice is None:
+            page.record("credit_notes", info.id, "skipped", reason="its invoice was not imported")
+            continue
+        row, _ = credit_note_apply_stripe(invoice=invoice, info=info)
+        page.record("credit_notes", info.id, "created", local_id=row.pk)

@@ -62,9 +62,9 @@ PHASES = {
     "invoice_payments": Phase("invoice_payments", billing.import_invoice_payments, lambda o: [_id(o.get("invoice"))]),
     "payments": Phase("payment_intents", billing.import_payments, lambda o: [],
                       {"expand": ["data.latest_charge.balance_transaction"]}),
-    "refunds": Phase("refunds", _each(billing.import_refund), lambda o: []),
-    "disputes": Phase("disputes", _each(billing.import_dispute), lambda o: []),
-    "credit_notes": Phase("credit_notes", _each(billing.import_credit_note), lambda o: []),
+    "refunds": Phase("refunds", billing.import_refunds, lambda o: []),
+    "disputes": Phase("disputes", billing.import_disputes, lambda o: []),
+    "credit_notes": Phase("credit_notes", billing.import_credit_notes, lambda o: []),
 }
 
 

@@ -190,3 +190,22 @@ def test_import_payments_leave_what_the_webhooks_leave(business_a, business_b):
         assert _values(imported) == _values(webhook_invoice)
         assert _values(imported.payments.get()) == _values(Payment.objects.get(pk=webhook_payment.pk))
     assert Invoice.objects.get(stripe_invoice_id="in_a1").amount_refunded == Decimal("25.00")
+
+
+def test_refund_page_finds_payments_by_charge_or_intent(business_a):
+    job = _job(business_a, "acct_refunds")
+    _run(job, "customers", [_customer("cus_r", "r@example.test")])
+    _run(job, "invoices", [_invoice("in_r", "cus_r", status="paid", paid=10000)])
+    _run(job, "invoice_payments", [_link("in_r", "pi_r")])
+    _run(job, "payments", [_intent("pi_r", 10000, refunded=2500)])
+    refund = {"object": "refund", "currency": "usd", "status": "succeeded", "reason": "requested_by_customer"}
+    page = [{**refund, "id": "re_1", "charge": "ch_pi_r", "amount": 1500},
+            {**refund, "id": "re_2", "payment_intent": "pi_r", "amount": 1000},
+            {**refund, "id": "re_x", "charge": "ch_unknown", "amount": 100}]
+    _run(job, "refunds", page)
+    counts = job.counts["refunds"]
+    assert (counts["created"], counts["skipped"]) == (2, 1)
+    payment = Payment.objects.get(stripe_payment_intent_id="pi_r")
+    assert sorted(payment.refunds.values_list("stripe_refund_id", "amount")) == [
+        ("re_1", Decimal("15.000")), ("re_2", Decimal("10.000"))]
+    assert Invoice.objects.get(stripe_invoice_id="in_r").amount_refunded == Decimal("25.00")
