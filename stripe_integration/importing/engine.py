@@ -38,25 +38,33 @@ def _id(value) -> str:
 @dataclass(frozen=True)
 class Phase:
     resource: str
-    handle: Callable
+    handle: Callable[[Page, list[dict]], None]  # a page's objects not handled before, each once
     refs: Callable[[dict], list[str]]  # Stripe ids of already imported objects the handler needs
     params: dict | None = None
 
 
+def _each(handle: Callable[[Page, dict], None]) -> Callable[[Page, list[dict]], None]:
+    """A page handler that handles its objects one by one."""
+    def handle_page(page: Page, objects: list[dict]) -> None:
+        for obj in objects:
+            handle(page, obj)
+    return handle_page
+
+
 PHASES = {
-    "customers": Phase("customers", catalog.import_customer, lambda o: []),
-    "products": Phase("products", catalog.import_product, lambda o: [], {"expand": ["data.default_price"]}),
-    "prices": Phase("prices", catalog.import_price, lambda o: [_id(o.get("product"))]),
-    "invoices": Phase("invoices", billing.import_invoice,
+    "customers": Phase("customers", catalog.import_customers, lambda o: []),
+    "products": Phase("products", _each(catalog.import_product), lambda o: [], {"expand": ["data.default_price"]}),
+    "prices": Phase("prices", _each(catalog.import_price), lambda o: [_id(o.get("product"))]),
+    "invoices": Phase("invoices", billing.import_invoices,
                       lambda o: [_id(o.get("customer")),
                                  *[((d.get("pricing") or {}).get("price_details") or {}).get("price") or ""
                                    for d in (o.get("lines") or {}).get("data") or []]]),
-    "invoice_payments": Phase("invoice_payments", billing.import_invoice_payment, lambda o: [_id(o.get("invoice"))]),
-    "payments": Phase("payment_intents", billing.import_payment, lambda o: [],
+    "invoice_payments": Phase("invoice_payments", billing.import_invoice_payments, lambda o: [_id(o.get("invoice"))]),
+    "payments": Phase("payment_intents", billing.import_payments, lambda o: [],
                       {"expand": ["data.latest_charge.balance_transaction"]}),
-    "refunds": Phase("refunds", billing.import_refund, lambda o: []),
-    "disputes": Phase("disputes", billing.import_dispute, lambda o: []),
-    "credit_notes": Phase("credit_notes", billing.import_credit_note, lambda o: []),
+    "refunds": Phase("refunds", billing.import_refunds, lambda o: []),
+    "disputes": Phase("disputes", billing.import_disputes, lambda o: []),
+    "credit_notes": Phase("credit_notes", billing.import_credit_notes, lambda o: []),
 }
 
 
@@ -70,23 +78,18 @@ def _transition(job: StripeImport, status: str, **fields) -> None:
 def _page(job: StripeImport, rules: ImportRules, kind: str, objects: list[dict], gw: Gateway,
           count_seen: bool = True) -> Page:
     """Handle one page in the caller's transaction: load the mapping rows it needs in one
-    query, handle each object (once), then add the new mapping rows in one insert."""
+    query, hand the objects not handled before (each once) to the phase's handler, then
+    add the new mapping rows in one insert."""
     phase = PHASES[kind]
     page = Page(job=job, rules=rules, gw=gw, count_seen=count_seen)
     wanted = {o["id"] for o in objects} | {ref for o in objects for ref in phase.refs(o) if ref}
     page.known = {r.stripe_id: r for r in ImportedObject.objects.filter(connection=job.connection, stripe_id__in=wanted)}
-    links = {}
-    if phase.resource == "payment_intents":
-        links = dict(ImportedObject.objects.filter(connection=job.connection, kind="invoice_payments",
-                                                   ref__in=[o["id"] for o in objects], local_id__isnull=False)
-                     .values_list("ref", "local_id"))
+    fresh = {}
     for obj in objects:
-        if page.seen(kind, obj["id"]) is not None:
-            continue
-        if phase.resource == "payment_intents":
-            phase.handle(page, obj, links)
-        else:
-            phase.handle(page, obj)
+        if obj["id"] not in fresh and page.seen(kind, obj["id"]) is None:
+            fresh[obj["id"]] = obj
+    if fresh:
+        phase.handle(page, list(fresh.values()))
     ImportedObject.objects.bulk_create(page.new)
     return page
 
