@@ -15,8 +15,9 @@ straight from the models, as the test runner makes them).
 Prints per size: list calls, the bound (list calls / 100 s: no import can be faster at
 that limit), measured time and its ratio to the bound (target <= 1.2), the split of that
 time between waiting for listed pages and the rest (writing pages, the lines of long
-invoices, the replay), and database queries per imported object (target: the same at
-both sizes). Figures are printed, never asserted.
+invoices, the replay), the time to list the same pages alone (no writes: what the fetch
+side costs), and database queries per imported object (target: the same at both sizes).
+Figures are printed, never asserted.
 """
 from __future__ import annotations
 
@@ -39,6 +40,24 @@ class _FetchWait(logging.Handler):
     def emit(self, record):
         if hasattr(record, "import_fetch_wait_s"):
             self.waited = record.import_fetch_wait_s
+
+
+def _list_only(account: str) -> float:
+    """Seconds to list every phase's pages once through the gateway, one call after the
+    other, writing nothing (the import's listing without its database work)."""
+    from stripe_integration.gateway.client import Gateway
+    from stripe_integration.importing.engine import PHASES
+
+    gw = Gateway.from_settings()
+    start = time.perf_counter()
+    for phase in PHASES.values():
+        after, more = "", True
+        while more:
+            objects, more = gw.list_page(account=account, resource=phase.resource, starting_after=after,
+                                         params=phase.params)
+            more = more and bool(objects)
+            after = objects[-1]["id"] if objects else ""
+    return time.perf_counter() - start
 
 
 def main():
@@ -124,6 +143,9 @@ def main():
                   f"(writing pages, long invoices' lines, replay)")
             print(f"  DB queries      {counter.count} = {counter.count / handled:.2f} per Stripe object handled "
                   f"({handled})")
+            listing = _list_only(conn.stripe_user_id)
+            print(f"  listing alone   {listing:.2f} s = {listing / bound:.2f}x the bound (every phase's pages "
+                  f"listed again, nothing written: the fetch side's floor)")
             results.append((customers, invoices, calls, bound, wall, waited, counter.count / handled))
     finally:
         child.terminate()
