@@ -80,6 +80,8 @@ def test_listing_errors_map_to_the_same_gateway_errors(listed, stripe_env, setti
     assert limited.value.http_status == 429 and limited.value.request_id
     with pytest.raises(ValueError):
         gw.list_page(account=account, resource="accounts")
+    with pytest.raises(ValueError):  # raw_request would take it as a request option, not send it
+        gw.list_page(account=account, resource="customers", params={"stripe_account": "acct_other"})
 
 
 def test_listing_retries_and_records_request_ids(listed, stripe_env):
