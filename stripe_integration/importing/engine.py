@@ -23,6 +23,7 @@ from ..gateway.client import Gateway, GatewayError
 from ..models import IMPORT_PHASES, ConnectionStatus, ImportedObject, ImportRules, ImportStatus, StripeImport
 from . import billing, catalog
 from .outcome import Page
+from .prefetch import Prefetch
 
 log = logging.getLogger(__name__)
 
@@ -94,24 +95,31 @@ def _page(job: StripeImport, rules: ImportRules, kind: str, objects: list[dict],
     return page
 
 
-def _recent(job: StripeImport, rules: ImportRules, gw: Gateway) -> None:
+def _recent(job: StripeImport, rules: ImportRules, gw: Gateway) -> tuple[int, float]:
     """What was made in Stripe since the import started, which a phase that had already
     listed past it missed (each phase lists newest first from the moment it began): every
-    phase once more, only `created[gte]` the replay's start. Handled objects are skipped."""
+    phase once more, only `created[gte]` the replay's start. Handled objects are skipped.
+    Returns the pages listed and the seconds spent waiting for them."""
     since = int(job.replay_from.timestamp())
-    for kind in IMPORT_PHASES[:-1]:
-        phase, after = PHASES[kind], ""
-        while True:
-            objects, has_more = gw.list_page(account=job.connection.stripe_user_id, resource=phase.resource,
-                                             starting_after=after,
-                                             params={**(phase.params or {}), "created": {"gte": since}})
+    account = job.connection.stripe_user_id
+    listings = [(kind, _lister(gw, account, PHASES[kind], {"created": {"gte": since}}), "")
+                for kind in IMPORT_PHASES[:-1]]
+    with Prefetch(listings) as pages:
+        for kind, objects, _ in pages:
             with transaction.atomic():
                 _page(job, rules, kind, objects, gw, count_seen=False)
                 job.pages += 1
                 job.save(update_fields=["counts", "pages", "updated_at"])
-            if not has_more or not objects:
-                break
-            after = objects[-1]["id"]
+    return pages.pages, pages.waited
+
+
+def _lister(gw: Gateway, account: str, phase: Phase, extra: dict | None = None):
+    """fetch(after) -> one page of the phase's listing (for Prefetch)."""
+    params = {**(phase.params or {}), **(extra or {})} or None
+
+    def fetch(after: str) -> tuple[list[dict], bool]:
+        return gw.list_page(account=account, resource=phase.resource, starting_after=after, params=params)
+    return fetch
 
 
 def _replay(job: StripeImport) -> None:
@@ -168,19 +176,24 @@ def _run_import(job: StripeImport, *, gw: Gateway | None, run) -> dict:
         replay_from = job.replay_from or _stripe_now(gw, account)
         _transition(job, ImportStatus.RUNNING, error="", started_at=job.started_at or timezone.now(),
                     replay_from=replay_from)
-        while job.phase != "replay":
-            phase = PHASES[job.phase]
-            objects, has_more = gw.list_page(account=account, resource=phase.resource, starting_after=job.cursor,
-                                             params=phase.params)
-            with transaction.atomic():
-                _page(job, rules, job.phase, objects, gw)
-                job.pages += 1
-                if has_more and objects:
-                    job.cursor = objects[-1]["id"]
-                else:
-                    job.phase, job.cursor = IMPORT_PHASES[IMPORT_PHASES.index(job.phase) + 1], ""
-                job.save(update_fields=["counts", "pages", "cursor", "phase", "updated_at"])
-        _recent(job, rules, gw)
+        # Page N+1 is fetched (Prefetch) while page N is written; the cursor saved with a
+        # page is the id its successor was fetched after, so a stop resumes exactly there.
+        listings = [(kind, _lister(gw, account, PHASES[kind]), job.cursor if kind == job.phase else "")
+                    for kind in IMPORT_PHASES[IMPORT_PHASES.index(job.phase):-1]]
+        with Prefetch(listings) as pages:
+            for kind, objects, has_more in pages:
+                with transaction.atomic():
+                    _page(job, rules, kind, objects, gw)
+                    job.pages += 1
+                    if has_more and objects:
+                        job.cursor = objects[-1]["id"]
+                    else:
+                        job.phase, job.cursor = IMPORT_PHASES[IMPORT_PHASES.index(kind) + 1], ""
+                    job.save(update_fields=["counts", "pages", "cursor", "phase", "updated_at"])
+        recent_pages, recent_wait = _recent(job, rules, gw)
+        listed, waited = pages.pages + recent_pages, pages.waited + recent_wait
+        log.info("Import %s listed %d pages, waiting %.2f s for them", job.pk, listed, waited,
+                 extra={"import_pages": listed, "import_fetch_wait_s": round(waited, 3)})
         with transaction.atomic():
             _replay(job)
             _transition(job, ImportStatus.COMPLETE, finished_at=timezone.now(), summary=summary_text(job))
