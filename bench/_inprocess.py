@@ -1,7 +1,7 @@
 """What the in-process benchmarks share (bench/catalog_sync.py, bench/import.py): Django on
 an in-memory SQLite with tables straight from the models (as the test runner makes them),
-eager Celery, the Stripe sandbox in a thread with a fresh platform key, and a counter of
-every SQL statement."""
+eager Celery, the Stripe sandbox in a thread (or in a forked child process) with a fresh
+platform key, and a counter of every SQL statement."""
 from __future__ import annotations
 
 import os
@@ -45,16 +45,47 @@ def setup_in_memory():
     setup_databases(verbosity=0, interactive=False)
 
 
-def sandbox_platform(*, rate_per_second: int):
-    """The sandbox in a thread, the app pointed at it with a fresh platform key and the
-    gateway's rate limit; returns (server, base URL)."""
+def _point_app_at(base: str, *, secret_key: str, rate_per_second: int) -> None:
     from django.conf import settings
 
-    from stripe_sandbox import start_in_thread
-
-    server, base = start_in_thread()
-    settings.STRIPE_SECRET_KEY = "sk_test_bench" + os.urandom(6).hex()
+    settings.STRIPE_SECRET_KEY = secret_key
     settings.STRIPE_CONNECT_CLIENT_ID = "ca_bench"
     settings.STRIPE_API_BASE = settings.STRIPE_CONNECT_BASE = base
     settings.STRIPE_RATE_LIMIT_PER_SECOND = rate_per_second
+
+
+def new_platform_key() -> str:
+    return "sk_test_bench" + os.urandom(6).hex()
+
+
+def sandbox_platform(*, rate_per_second: int):
+    """The sandbox in a thread, the app pointed at it with a fresh platform key and the
+    gateway's rate limit; returns (server, base URL)."""
+    from stripe_sandbox import start_in_thread
+
+    server, base = start_in_thread()
+    _point_app_at(base, secret_key=new_platform_key(), rate_per_second=rate_per_second)
     return server, base
+
+
+def _serve(server) -> None:
+    server.sandbox.start()  # webhook workers: started in the child, after the fork
+    server.serve_forever(0.1)
+
+
+def sandbox_in_child(sandbox, *, secret_key: str, rate_per_second: int):
+    """Serve `sandbox` (a Sandbox not yet started, filled in this process) from a forked
+    child process, its own CPU and GIL, with the state as it is now; point the app at it.
+    Returns (process, base URL); `process.terminate()` ends it. Later changes to
+    `sandbox` in this process are not seen by the child."""
+    import multiprocessing
+
+    from stripe_sandbox.server import SandboxServer
+
+    server = SandboxServer(("127.0.0.1", 0), sandbox)  # bound here: the URL is known before the fork
+    process = multiprocessing.get_context("fork").Process(target=_serve, args=(server,), name="stripe-sandbox",
+                                                           daemon=True)
+    process.start()
+    server.socket.close()  # only the child accepts
+    _point_app_at(server.base_url, secret_key=secret_key, rate_per_second=rate_per_second)
+    return process, server.base_url

@@ -1,7 +1,8 @@
 """The sandbox's fast path: a connected account filled with history straight in its
 state, by calling its own handlers in this process (no HTTP, no stripe-python, no
-webhooks: the events they emit are dropped), for benchmarks that need tens of thousands
-of objects (bench/import.py). The objects are the ones the API would make.
+events: `_BulkCtx` builds none, and keeps no undo journal, a failed call ending the
+filling), for benchmarks that need tens of thousands of objects (bench/import.py). The
+objects are the ones the API would make.
 """
 from __future__ import annotations
 
@@ -11,6 +12,19 @@ from .accounts import authenticate, connect_account
 from .core import Ctx, Response, match
 from .forms import decode, encode
 from .schema import validate
+
+
+class _BulkCtx(Ctx):
+    """A handler's context that builds no event (a request's would be published; these
+    were dropped unpublished) and journals nothing (a failed call raises: the history is
+    unusable anyway)."""
+
+    def emit(self, event_type: str, obj: dict, previous_attributes: dict | None = None,
+             *, account: str | None = None) -> None:
+        return None
+
+    def _journal_before_write(self, oid: str) -> None:
+        return None
 
 
 class AccountWriter:
@@ -26,7 +40,7 @@ class AccountWriter:
         if route is None:
             raise ValueError(f"No route {method} {path}")
         raw = decode(encode(params or {}))  # the same coercion as a request's form body
-        ctx = Ctx(self.sandbox, account=self.account, platform=self.platform, method=method, path=path)
+        ctx = _BulkCtx(self.sandbox, account=self.account, platform=self.platform, method=method, path=path)
         with self.sandbox.store.lock:
             result = route.handler(ctx, validate(route.params, raw) if route.params is not None else raw, **names)
         if isinstance(result, Response):

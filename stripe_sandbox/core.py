@@ -238,6 +238,8 @@ class Ctx:
         """A Stripe list object over this account's objects, newest first, with
         `limit`, `starting_after`, `ending_before`, `created` and `where`."""
         created = params.get("created")
+        if not params.get("ending_before"):
+            return self._list_forward(object_name, params, url=url, where=where)
         everything = list(self.objects(object_name))
         rank = {o["id"]: i for i, o in enumerate(everything)}
         items = [
@@ -245,6 +247,33 @@ class Ctx:
             if (where is None or where(o)) and (created is None or in_range(o.get("created"), created))
         ]
         return paginate(items, params, url=url, object_name=object_name, rank=rank)
+
+    def _list_forward(self, object_name: str, params: dict, *, url: str,
+                      where: Callable[[dict], bool] | None) -> dict:
+        """`list` without `ending_before`: the same page, read from the cursor's place
+        and only as far as the page needs (a page deep in a long list stays cheap)."""
+        limit = page_limit(params)
+        created = params.get("created")
+        ids, objects = self.store.ids(self.account, object_name), self.store.objects
+        end = len(ids)
+        after = params.get("starting_after")
+        if after:
+            cursor = objects.get(after) if isinstance(after, str) else None
+            if cursor is None or cursor.get("deleted") or self.store.owner.get(after) != self.account \
+                    or cursor.get("object") != object_name:
+                raise resource_missing(object_name, after, param="starting_after")
+            end = ids.index(after)
+        page, has_more = [], False
+        for i in range(end - 1, -1, -1):
+            obj = objects[ids[i]]
+            if obj.get("deleted") or (where is not None and not where(obj)) \
+                    or (created is not None and not in_range(obj.get("created"), created)):
+                continue
+            if len(page) == limit:
+                has_more = True
+                break
+            page.append(obj)
+        return {"object": "list", "data": page, "has_more": has_more, "url": url}
 
     # -- events
     def emit(self, event_type: str, obj: dict, previous_attributes: dict | None = None,
@@ -271,6 +300,13 @@ def in_range(value, spec) -> bool:
     return value == spec
 
 
+def page_limit(params: dict) -> int:
+    limit = params.get("limit", 10)
+    if not 1 <= limit <= 100:
+        raise invalid_request("Invalid limit: must be between 1 and 100", param="limit")
+    return limit
+
+
 def paginate(items: list[dict], params: dict, *, url: str, object_name: str = "object",
              rank: dict[str, int] | None = None) -> dict:
     """One page of `items` (already filtered, newest first) as a list object.
@@ -278,9 +314,7 @@ def paginate(items: list[dict], params: dict, *, url: str, object_name: str = "o
     `rank` gives every object's position in the unfiltered order, so that a cursor
     that a filter leaves out still marks a place, as on Stripe; without it the
     cursor must be among `items`."""
-    limit = params.get("limit", 10)
-    if not 1 <= limit <= 100:
-        raise invalid_request("Invalid limit: must be between 1 and 100", param="limit")
+    limit = page_limit(params)
     after, before = params.get("starting_after"), params.get("ending_before")
     if after and before:
         raise invalid_request(

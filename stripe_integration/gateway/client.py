@@ -11,6 +11,7 @@ STRIPE_CONNECT_BASE (the offline sandbox sets the last two; see README).
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -65,13 +66,15 @@ def _request_id(exc: Any) -> str | None:
 
 
 def _response_request_id(result: Any) -> str | None:
+    if isinstance(result, stripe.StripeResponse):  # a raw request's answer (`_call_raw`)
+        return result.request_id
     return getattr(getattr(result, "last_response", None), "request_id", None)
 
 
 def _log_call(name: str, kwargs: dict, request_id: str | None, error) -> None:
     """One log line per Stripe call (each retry too) with Stripe's request id, the id to
     quote to Stripe support; the connected account, never parameters (they carry e-mails)."""
-    account = (kwargs.get("options") or {}).get("stripe_account")
+    account = (kwargs.get("options") or {}).get("stripe_account") or kwargs.get("stripe_account")
     request_ids.note(request_id)  # the current run's list (runs.track_run), if any
     log.log(logging.WARNING if error else logging.INFO, "Stripe call %s %s", name, "failed" if error else "ok",
             extra={"stripe_call": name, "stripe_request_id": request_id, "stripe_account": account,
@@ -120,6 +123,10 @@ def _map_error(exc: Exception) -> GatewayError:
 # Method names of the SDK's services that are safe to repeat as they are: reads (GET) and
 # DELETE (a repeat finds the object gone; Stripe ignores idempotency keys on both).
 _READ_CALLS = frozenset({"retrieve", "retrieve_current", "list", "list_lines", "search", "delete", "preview"})
+# Keys of raw_request's keyword arguments that it reads as options (or pops), not parameters.
+_RAW_REQUEST_OPTIONS = frozenset({"api_key", "stripe_version", "stripe_account", "stripe_context",
+                                  "max_network_retries", "idempotency_key", "content_type", "headers",
+                                  "base", "usage"})
 # OAuth endpoints take no idempotency key: retried only when Stripe performed nothing (429).
 _OAUTH_CALLS = frozenset({"deauthorize", "token"})
 
@@ -215,6 +222,20 @@ class Gateway(CreditNotesMixin, ListingMixin):
             if not options.get("idempotency_key"):
                 options["idempotency_key"] = "crm-auto-" + uuid.uuid4().hex
             kwargs["options"] = options
+        return self._attempts(name, kind, fn, args, kwargs)
+
+    def _get_raw(self, name: str, path: str, params: dict[str, Any], account: str | None = None) -> dict:
+        """A GET of `path` through stripe-python's raw request (its own encoding of `params`,
+        its error classes) and `_attempts` (the limiter, retries, error mapping, request
+        ids): the answer's JSON as plain dicts, with no StripeObject built from it."""
+        clash = set(params) & _RAW_REQUEST_OPTIONS
+        if clash:  # raw_request would take them as request options, not send them
+            raise ValueError(f"Parameters {sorted(clash)} cannot be sent through a raw request.")
+        options = {"stripe_account": account} if account else {}
+        resp = self._attempts(name, "read", self._client.raw_request, ("get", path), {**params, **options})
+        return json.loads(resp.body)
+
+    def _attempts(self, name: str, kind: str, fn, args, kwargs):
         attempt = 0
         while True:
             slot = self._limiter.acquire()

@@ -1,14 +1,15 @@
 """Page-by-page listing of a connected account's objects, for the import (issue 15).
 
 One list call per page (`limit` up to 100, `starting_after` the last id of the previous
-page, Stripe's cursor pagination), through `Gateway._call`: the shared rate limiter and
-retries. Plain dicts out. Only the resources the import reads may be listed.
+page, Stripe's cursor pagination), through `Gateway._get_raw`: the shared rate limiter,
+retries and error mapping of every call, and the answer's JSON read straight into plain
+dicts (building stripe-python's objects was about half the time of listing a page of
+invoices). Only the resources the import reads may be listed.
 """
 from __future__ import annotations
 
 from typing import Any
-
-from .types import _plain
+from urllib.parse import quote
 
 LISTABLE = frozenset({"customers", "products", "prices", "invoices", "payment_intents", "invoice_payments", "refunds",
                       "disputes", "credit_notes", "charges", "events"})
@@ -23,9 +24,8 @@ class ListingMixin:
         query: dict[str, Any] = {**(params or {}), "limit": limit}
         if starting_after:
             query["starting_after"] = starting_after
-        service = getattr(self._client.v1, resource)
-        page = self._call(service.list, params=query, options=self._options(account))
-        return [_plain(obj) for obj in page.data], bool(page.has_more)
+        page = self._get_raw("list", f"/v1/{resource}", query, account)
+        return page["data"], bool(page["has_more"])
 
     def invoice_lines_page(self, *, account: str, invoice_id: str, starting_after: str = "",
                            limit: int = 100) -> tuple[list[dict], bool]:
@@ -33,6 +33,5 @@ class ListingMixin:
         query: dict[str, Any] = {"limit": limit}
         if starting_after:
             query["starting_after"] = starting_after
-        page = self._call(self._client.v1.invoices.line_items.list, invoice_id, params=query,
-                          options=self._options(account))
-        return [_plain(obj) for obj in page.data], bool(page.has_more)
+        page = self._get_raw("list", f"/v1/invoices/{quote(invoice_id, safe='')}/lines", query, account)
+        return page["data"], bool(page["has_more"])

@@ -3,16 +3,22 @@
 An imported invoice is linked to its Stripe invoice as a pushed one is
 (`Invoice.stripe_invoice_id`, push status "pushed"), so the webhooks update it from then
 on. Its status, dates and amounts, and all money after it (payments with their method,
-fee and net; refunds; disputes; credit notes) are written by the functions the webhook
+fee and net; refunds; disputes; credit notes) come from the functions the webhook
 handlers use (`webhooks/apply.py`, `webhooks/apply_disputes.py`,
-`credit_notes/apply.py`): one mapping from Stripe objects to finance rows.
+`credit_notes/apply.py`): one mapping from Stripe objects to finance rows. Invoices and
+payments are new rows a page at a time: their values come from the mapping's
+query-free halves (`invoice_set_from_stripe`, `payment_from_intent`,
+`payment_out_of_band`) and are written in one insert per page; refunds, disputes and
+credit notes go through the webhooks' functions one by one.
 """
 from __future__ import annotations
 
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError
 from django.db.models import Q
 
+from crm.models import CustomFieldTarget
 from finance.models import (
     CollectionMethod, Invoice, InvoiceLine, InvoicePushStatus, InvoicePushStep, InvoiceStatus, LineType, Payment,
 )
@@ -21,6 +27,7 @@ from finance.money import from_minor
 from ..credit_notes.apply import credit_note_apply_stripe
 from ..gateway.credit_notes import credit_note_info
 from ..models import ImportedObject, UncollectibleAs
+from ..rules.mapping import mappings_for, payment_apply_from_stripe
 from ..webhooks import apply as payments
 from ..webhooks.apply_disputes import UnknownDisputeStatus, dispute_apply, invoice_refresh_disputes, payment_refresh_disputed
 from .outcome import Page
@@ -38,13 +45,6 @@ def _rule_status(page: Page, stripe_status: str) -> tuple[str | None, str]:
     if stripe_status not in payments.STRIPE_INVOICE_STATUS:
         return None, f"unknown status {stripe_status!r}"
     return stripe_status, ""
-
-
-def _number(page: Page, stripe_invoice: dict) -> str:
-    wanted = (stripe_invoice.get("number") or stripe_invoice["id"])[:40]
-    if not Invoice.objects.filter(business=page.business, number=wanted).exists():
-        return wanted
-    return f"{wanted[:30]}-{stripe_invoice['id'][-8:]}"
 
 
 def _line(invoice: Invoice, position: int, data: dict, services: dict[str, int]) -> InvoiceLine:
@@ -78,120 +78,247 @@ def _all_lines(page: Page, stripe_invoice: dict) -> list[dict]:
     return lines
 
 
-def import_invoice(page: Page, stripe_invoice: dict) -> None:
-    sid = stripe_invoice["id"]
-    existing = Invoice.objects.filter(stripe_invoice_id=sid).only("pk", "business_id").first()
-    if existing is not None:
-        if existing.business_id != page.business.pk:
-            page.record("invoices", sid, "skipped", reason="linked to another business")
-        else:
-            page.record("invoices", sid, "matched", local_id=existing.pk, reason="already linked (pushed from the CRM)")
-        return
-    status, note = _rule_status(page, stripe_invoice.get("status") or "")
-    if status is None:
-        page.record("invoices", sid, "skipped", reason=note)
-        return
-    customer = page.known.get(payments.id_of(stripe_invoice.get("customer")) or "")
-    if customer is None or customer.local_id is None:
-        page.record("invoices", sid, "skipped", reason="its customer was not imported")
-        return
+# The fields whose values come from Stripe's strings as they are (no conversion, cut or
+# default of ours makes them valid), checked per object; the others are valid by
+# construction, and the database's constraints keep them too.
+_CHECKED = {
+    Invoice: ("currency", "collection_method", "stripe_invoice_id", "stripe_number", "stripe_customer_id",
+              "hosted_invoice_url", "invoice_pdf_url", "subtotal", "total", "amount_paid", "amount_remaining"),
+    Payment: ("currency", "stripe_payment_intent_id", "stripe_charge_id", "amount", "fee", "net", "amount_refunded"),
+}
+_UNCHECKED = {model: [f.name for f in model._meta.concrete_fields if f.name not in checked]
+              for model, checked in _CHECKED.items()}
+
+
+def _invalid(row) -> str:
+    """Why the row's values from Stripe are not valid ("" if they are), without a query."""
+    try:
+        row.clean_fields(exclude=_UNCHECKED[type(row)])
+    except ValidationError as exc:
+        return "; ".join(f"{name}: {' '.join(errors)}" for name, errors in exc.message_dict.items())[:200]
+    return ""
+
+
+def _numbers(page: Page, stripe_invoices: list[dict]) -> dict[str, str | None]:
+    """Local numbers per Stripe invoice id, unique in the business: Stripe's number (or the
+    id of an invoice that has none), else that number with the id's end; None when both
+    are taken. One query for the page."""
+    wanted = {i["id"]: (i.get("number") or i["id"])[:40] for i in stripe_invoices}
+    fallback = {sid: f"{number[:30]}-{sid[-8:]}" for sid, number in wanted.items()}
+    taken = set(Invoice.objects.filter(business=page.business, number__in=[*wanted.values(), *fallback.values()])
+                .values_list("number", flat=True))
+    numbers = {}
+    for sid, number in wanted.items():
+        chosen = next((n for n in (number, fallback[sid]) if n not in taken), None)
+        taken.add(chosen)
+        numbers[sid] = chosen
+    return numbers
+
+
+def _services(page: Page, lines: list[dict]) -> dict[str, int]:
+    """Imported prices -> services for the lines (the page loaded those of the first 10
+    lines of each invoice; one query for the rest)."""
+    price_ids = {((d.get("pricing") or {}).get("price_details") or {}).get("price") for d in lines} - {None, ""}
+    services = {p: page.known[p].local_id for p in price_ids if p in page.known and page.known[p].kind == "prices"}
+    unknown = price_ids - set(page.known)
+    if unknown:
+        services.update(ImportedObject.objects.filter(connection=page.connection, kind="prices", stripe_id__in=unknown)
+                        .values_list("stripe_id", "local_id"))
+    return services
+
+
+def import_invoices(page: Page, stripe_invoices: list[dict]) -> None:
+    """One page of invoices: a query for those already linked, one for number clashes,
+    then the new invoices, their lines and their payments made outside Stripe in one
+    insert each. Status, number, dates and amounts come from the webhooks' mapping
+    (`invoice_set_from_stripe`)."""
+    linked = {sid: (pk, business_id) for sid, pk, business_id in Invoice.objects.filter(
+        stripe_invoice_id__in=[i["id"] for i in stripe_invoices]).values_list("stripe_invoice_id", "pk", "business_id")}
+    todo = []
+    for stripe_invoice in stripe_invoices:
+        sid = stripe_invoice["id"]
+        if sid in linked:
+            pk, business_id = linked[sid]
+            if business_id != page.business.pk:
+                page.record("invoices", sid, "skipped", reason="linked to another business")
+            else:
+                page.record("invoices", sid, "matched", local_id=pk, reason="already linked (pushed from the CRM)")
+            continue
+        status, note = _rule_status(page, stripe_invoice.get("status") or "")
+        if status is None:
+            page.record("invoices", sid, "skipped", reason=note)
+            continue
+        customer = page.known.get(payments.id_of(stripe_invoice.get("customer")) or "")
+        if customer is None or customer.local_id is None:
+            page.record("invoices", sid, "skipped", reason="its customer was not imported")
+            continue
+        todo.append((stripe_invoice, status, note, customer.local_id))
+    numbers = _numbers(page, [t[0] for t in todo])
+    made = []
+    for stripe_invoice, status, note, contact_id in todo:
+        sid = stripe_invoice["id"]
+        if numbers[sid] is None:
+            page.record("invoices", sid, "skipped", reason="its number and the fallback number are taken")
+            continue
+        invoice = _invoice(page, stripe_invoice, numbers[sid], contact_id)
+        payments.invoice_set_from_stripe(invoice=invoice, stripe_invoice={**stripe_invoice, "status": status})
+        why = _invalid(invoice)
+        if why:
+            page.record("invoices", sid, "skipped", reason=f"invalid: {why}")
+            continue
+        made.append((invoice, stripe_invoice, status, note))
+    Invoice.objects.bulk_create([m[0] for m in made])
+    lines = {m[1]["id"]: _all_lines(page, m[1]) for m in made}
+    services = _services(page, [d for found in lines.values() for d in found])
+    InvoiceLine.objects.bulk_create([_line(invoice, i, d, services)
+                                     for invoice, stripe_invoice, _, _ in made
+                                     for i, d in enumerate(lines[stripe_invoice["id"]])])
+    out_of_band = []
+    for invoice, stripe_invoice, status, note in made:
+        if status == "paid" and stripe_invoice.get("paid_out_of_band"):
+            paid_at = payments.time_of((stripe_invoice.get("status_transitions") or {}).get("paid_at"))
+            amount = payments.money_of(stripe_invoice.get("amount_paid"), invoice.currency)
+            out_of_band.append(payments.payment_out_of_band(invoice=invoice, amount=amount, paid_at=paid_at, existing=None))
+        page.record("invoices", stripe_invoice["id"], "created", local_id=invoice.pk, reason=note)
+    Payment.objects.bulk_create([p for p in out_of_band if p is not None])
+
+
+def _invoice(page: Page, stripe_invoice: dict, number: str, contact_id: int) -> Invoice:
+    """The new invoice as a draft linked to its Stripe invoice, with Stripe's totals (the
+    webhooks' mapping then moves it to its status)."""
     currency = (stripe_invoice.get("currency") or "").upper()
     money = lambda key: from_minor(int(stripe_invoice.get(key) or 0), currency)  # noqa: E731
     total_tax = int(stripe_invoice.get("total") or 0) - int(stripe_invoice.get("total_excluding_tax") or stripe_invoice.get("total") or 0)
     discounts = sum(int(d.get("amount") or 0) for d in stripe_invoice.get("total_discount_amounts") or [])
-    invoice = Invoice(
-        business=page.business, number=_number(page, stripe_invoice), bill_to_id=customer.local_id, currency=currency,
+    return Invoice(
+        business=page.business, number=number, bill_to_id=contact_id, currency=currency,
         status=InvoiceStatus.DRAFT, collection_method=stripe_invoice.get("collection_method") or CollectionMethod.SEND_INVOICE,
         subtotal=money("subtotal"), total=money("total"), tax_total=from_minor(total_tax, currency),
         discount_total=from_minor(discounts, currency), amount_remaining=money("amount_remaining"),
-        stripe_invoice_id=sid, push_status=InvoicePushStatus.PUSHED,
+        stripe_invoice_id=stripe_invoice["id"], push_status=InvoicePushStatus.PUSHED,
         push_step=InvoicePushStep.SENT if stripe_invoice.get("status") != "draft" else InvoicePushStep.CREATED,
         footer=(stripe_invoice.get("footer") or "")[:500],
     )
-    invoice.full_clean()
-    invoice.save()
-    lines = _all_lines(page, stripe_invoice)
-    price_ids = [((d.get("pricing") or {}).get("price_details") or {}).get("price") for d in lines]
-    services = {r.stripe_id: r.local_id for r in page.known.values() if r.kind == "prices" and r.stripe_id in price_ids}
-    unknown = {p for p in price_ids if p and p not in page.known}
-    if unknown:  # prices of the lines beyond the first 10 (the page loaded the others)
-        services.update(ImportedObject.objects.filter(connection=page.connection, kind="prices", stripe_id__in=unknown)
-                        .values_list("stripe_id", "local_id"))
-    InvoiceLine.objects.bulk_create([_line(invoice, i, d, services) for i, d in enumerate(lines)])
-    # Status, number, dates, amounts paid and remaining, credited: the webhooks' function.
-    payments.invoice_apply_stripe(invoice=invoice, stripe_invoice={**stripe_invoice, "status": status})
-    if status == "paid" and stripe_invoice.get("paid_out_of_band"):
-        payments.payment_record_out_of_band(invoice=invoice, amount=money("amount_paid"),
-                                            paid_at=payments.time_of((stripe_invoice.get("status_transitions") or {}).get("paid_at")))
-    page.record("invoices", sid, "created", local_id=invoice.pk, reason=note)
 
 
-def import_invoice_payment(page: Page, link: dict) -> None:
+def import_invoice_payments(page: Page, links: list[dict]) -> None:
     """Which invoice a PaymentIntent pays (basil: PaymentIntents no longer name it)."""
-    payment = link.get("payment") or {}
-    intent_id = payments.id_of(payment.get("payment_intent"))
-    invoice = page.known.get(payments.id_of(link.get("invoice")) or "")
-    if payment.get("type") != "payment_intent" or not intent_id or invoice is None or invoice.local_id is None:
-        page.record("invoice_payments", link["id"], "skipped", reason="not a payment of an imported invoice")
-        return
-    page.record("invoice_payments", link["id"], "matched", local_id=invoice.local_id, reason="links a payment",
-                ref=intent_id)
+    for link in links:
+        payment = link.get("payment") or {}
+        intent_id = payments.id_of(payment.get("payment_intent"))
+        invoice = page.known.get(payments.id_of(link.get("invoice")) or "")
+        if payment.get("type") != "payment_intent" or not intent_id or invoice is None or invoice.local_id is None:
+            page.record("invoice_payments", link["id"], "skipped", reason="not a payment of an imported invoice")
+            continue
+        page.record("invoice_payments", link["id"], "matched", local_id=invoice.local_id, reason="links a payment",
+                    ref=intent_id)
 
 
-def import_payment(page: Page, intent: dict, links: dict[str, int]) -> None:
-    invoice_id = links.get(intent["id"])
-    if invoice_id is None:
-        page.record("payments", intent["id"], "skipped", reason="unapplied payment (pays no imported invoice)")
-        return
-    invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
-    payment, _ = payments.payment_apply_intent(invoice=invoice, intent=intent)
-    if payment is None:
-        page.record("payments", intent["id"], "skipped", reason=f"nothing paid yet ({intent.get('status')})")
-        return
-    page.record("payments", intent["id"], "created", local_id=payment.pk)
+def import_payments(page: Page, intents: list[dict]) -> None:
+    """One page of PaymentIntents: a query each for the invoices they pay (locked), the
+    payments already recorded and the business's payment field mappings; the new
+    payments in one insert (the webhooks' mapping, `payment_from_intent`), then what the
+    webhooks keep on the invoice from its payments (amount refunded)."""
+    links = dict(ImportedObject.objects.filter(connection=page.connection, kind="invoice_payments",
+                                               ref__in=[i["id"] for i in intents], local_id__isnull=False)
+                 .values_list("ref", "local_id"))
+    invoices = Invoice.objects.select_for_update().filter(business=page.business, pk__in=set(links.values())).in_bulk()
+    existing = {p.stripe_payment_intent_id: p for p in Payment.objects.filter(
+        stripe_payment_intent_id__in=[i["id"] for i in intents if i["id"] in links])}
+    mappings = mappings_for(business_id=page.business.pk, applies_to=CustomFieldTarget.PAYMENT)
+    made, touched = [], {}
+    for intent in intents:
+        invoice = invoices.get(links.get(intent["id"]))
+        if invoice is None:
+            page.record("payments", intent["id"], "skipped", reason="unapplied payment (pays no imported invoice)")
+            continue
+        invoice.business = page.business
+        if intent["id"] in existing:  # recorded by a webhook already: brought up to date as the webhooks do
+            payment, _ = payments.payment_apply_intent(invoice=invoice, intent=intent)
+        else:
+            payment = payments.payment_from_intent(invoice=invoice, intent=intent, existing=None)
+        if payment is None:
+            page.record("payments", intent["id"], "skipped", reason=f"nothing paid yet ({intent.get('status')})")
+            continue
+        touched[invoice.pk] = invoice
+        if payment.pk is not None:
+            page.record("payments", intent["id"], "created", local_id=payment.pk)
+            continue
+        why = _invalid(payment)
+        if why:
+            page.record("payments", intent["id"], "skipped", reason=f"invalid: {why}")
+            continue
+        made.append((payment, intent))
+    Payment.objects.bulk_create([p for p, _ in made])
+    for payment, intent in made:
+        if mappings:  # mapped payment custom fields from the PaymentIntent's metadata
+            payment_apply_from_stripe(payment=payment, metadata=intent.get("metadata"))
+        page.record("payments", intent["id"], "created", local_id=payment.pk)
+    payments.invoices_refresh_refunded(invoices=list(touched.values()))
 
 
-def _payment_of(page: Page, obj: dict) -> Payment | None:
-    charge_id, intent_id = payments.id_of(obj.get("charge")), payments.id_of(obj.get("payment_intent"))
-    match = Q(pk__in=[])
-    if charge_id:
-        match |= Q(stripe_charge_id=charge_id)
-    if intent_id:
-        match |= Q(stripe_payment_intent_id=intent_id)
-    return Payment.objects.select_related("invoice").filter(match, business=page.business).first()
+def _payments_of(page: Page, objects: list[dict]) -> dict[str, Payment | None]:
+    """The business's payment each refund or dispute of the page is about (by its charge,
+    else its PaymentIntent), with its invoice: one query for the page."""
+    charges = {payments.id_of(o.get("charge")) for o in objects} - {None}
+    intents = {payments.id_of(o.get("payment_intent")) for o in objects} - {None}
+    rows = list(Payment.objects.select_related("invoice").filter(
+        Q(stripe_charge_id__in=charges) | Q(stripe_payment_intent_id__in=intents), business=page.business))
+    for payment in rows:
+        payment.business = payment.invoice.business = page.business
+    by_charge = {p.stripe_charge_id: p for p in rows if p.stripe_charge_id}
+    by_intent = {p.stripe_payment_intent_id: p for p in rows if p.stripe_payment_intent_id}
+    return {o["id"]: by_charge.get(payments.id_of(o.get("charge"))) or by_intent.get(payments.id_of(o.get("payment_intent")))
+            for o in objects}
 
 
-def import_refund(page: Page, refund: dict) -> None:
-    payment = _payment_of(page, refund)
-    if payment is None:
-        page.record("refunds", refund["id"], "skipped", reason="its payment was not imported")
-        return
-    created = payments.refunds_apply(payment=payment, refunds=[refund])
-    payments.invoice_refresh_refunded(invoice=payment.invoice)
-    page.record("refunds", refund["id"], "created" if created else "matched", local_id=payment.pk)
+def import_refunds(page: Page, refunds: list[dict]) -> None:
+    """A page of refunds: their payments in one query, each refund written by the
+    webhooks' `refunds_apply`, then the refunded amount of their invoices at once."""
+    found, invoices = _payments_of(page, refunds), {}
+    for refund in refunds:
+        payment = found[refund["id"]]
+        if payment is None:
+            page.record("refunds", refund["id"], "skipped", reason="its payment was not imported")
+            continue
+        created = payments.refunds_apply(payment=payment, refunds=[refund])
+        invoices[payment.invoice_id] = payment.invoice
+        page.record("refunds", refund["id"], "created" if created else "matched", local_id=payment.pk)
+    payments.invoices_refresh_refunded(invoices=list(invoices.values()))
 
 
-def import_dispute(page: Page, dispute: dict) -> None:
-    payment = _payment_of(page, dispute)
-    if payment is None:
-        page.record("disputes", dispute["id"], "skipped", reason="its payment was not imported")
-        return
-    try:
-        row, _ = dispute_apply(payment=payment, dispute=dispute, seen_at=payments.time_of(dispute.get("created")))
-    except UnknownDisputeStatus as exc:
-        page.record("disputes", dispute["id"], "skipped", reason=str(exc)[:200])
-        return
-    payment_refresh_disputed(payment=payment)
-    invoice = Invoice.objects.get(pk=payment.invoice_id)
-    invoice_refresh_disputes(invoice=invoice)
-    page.record("disputes", dispute["id"], "created", local_id=row.pk)
+def import_disputes(page: Page, disputes: list[dict]) -> None:
+    """A page of disputes: their payments in one query, then each through the webhooks'
+    functions (the dispute, its payment's and its invoice's disputed figures)."""
+    found = _payments_of(page, disputes)
+    for dispute in disputes:
+        payment = found[dispute["id"]]
+        if payment is None:
+            page.record("disputes", dispute["id"], "skipped", reason="its payment was not imported")
+            continue
+        try:
+            row, _ = dispute_apply(payment=payment, dispute=dispute, seen_at=payments.time_of(dispute.get("created")))
+        except UnknownDisputeStatus as exc:
+            page.record("disputes", dispute["id"], "skipped", reason=str(exc)[:200])
+            continue
+        payment_refresh_disputed(payment=payment)
+        invoice = Invoice.objects.get(pk=payment.invoice_id)
+        invoice_refresh_disputes(invoice=invoice)
+        page.record("disputes", dispute["id"], "created", local_id=row.pk)
 
 
-def import_credit_note(page: Page, note: dict) -> None:
-    info = credit_note_info(note)
-    invoice = Invoice.objects.filter(business=page.business, stripe_invoice_id=info.invoice).first()
-    if invoice is None:
-        page.record("credit_notes", info.id, "skipped", reason="its invoice was not imported")
-        return
-    row, _ = credit_note_apply_stripe(invoice=invoice, info=info)
-    page.record("credit_notes", info.id, "created", local_id=row.pk)
+def import_credit_notes(page: Page, notes: list[dict]) -> None:
+    """A page of credit notes: their invoices in one query, each note written by the
+    webhooks' `credit_note_apply_stripe`."""
+    infos = [credit_note_info(note) for note in notes]
+    invoices = {i.stripe_invoice_id: i for i in Invoice.objects.filter(
+        business=page.business, stripe_invoice_id__in={info.invoice for info in infos if info.invoice})}
+    for invoice in invoices.values():
+        invoice.business = page.business
+    for info in infos:
+        invoice = invoices.get(info.invoice)
+        if invoice is None:
+            page.record("credit_notes", info.id, "skipped", reason="its invoice was not imported")
+            continue
+        row, _ = credit_note_apply_stripe(invoice=invoice, info=info)
+        page.record("credit_notes", info.id, "created", local_id=row.pk)

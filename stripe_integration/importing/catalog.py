@@ -13,11 +13,13 @@ import re
 
 from django.core.validators import validate_email
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from crm.models import Contact, Individual, Organization
-from crm.services import individual_create, organization_create
+from crm.services import individual_create, individual_new, individuals_insert, organization_create
 from finance.money import from_minor, normalize_currency
 from services.models import Service, ServicePrice
 
@@ -39,23 +41,11 @@ def _emails(text) -> list[str]:
     return out
 
 
-def _contact_by_metadata(page: Page, metadata: dict) -> Contact | None:
-    contact_id, business_id = metadata.get("crm_contact_id", ""), metadata.get("crm_business_id", "")
-    if contact_id.isdigit() and business_id == str(page.business.pk):
-        return Contact.objects.filter(business=page.business, pk=int(contact_id)).first()
-    return None
-
-
-def _contact_by_email(page: Page, email: str) -> Contact | None:
-    if not email:
-        return None
-    person = Individual.objects.filter(business=page.business, email__iexact=email).order_by("pk").first()
-    if person is not None:
-        return person
-    return Organization.objects.filter(business=page.business, billing_email__iexact=email).order_by("pk").first()
-
-
-def _contact_create(page: Page, customer: dict) -> Contact:
+def _contact_new(page: Page, customer: dict, by_email: dict[str, int | Individual]) -> Contact:
+    """A new contact for the customer: an individual, unsaved (the page writes them at
+    once), or, with extra e-mails in the chosen metadata keys, an organization with those
+    people, saved. The e-mails of the contacts it makes go to `by_email` (so later
+    customers of the page match them). ValidationError if a value is refused."""
     email = (customer.get("email") or "").strip()
     name = (customer.get("name") or email or customer["id"])[:200]
     address = customer.get("address") or {}
@@ -67,34 +57,92 @@ def _contact_create(page: Page, customer: dict) -> Contact:
     for key in page.rules.contact_metadata_keys or []:
         extra += [e for e in _emails(metadata.get(key)) if e != email.lower() and e not in extra]
     if not extra:
-        return individual_create(business=page.business, name=name, email=email, **place)
-    organization = organization_create(business=page.business, name=name, billing_email=email, **place)
-    for address_ in extra:
-        individual_create(business=page.business, name=address_, email=address_, organization=organization)
-    return organization
+        contact = individual_new(business=page.business, name=name, email=email, **place)
+    else:
+        with transaction.atomic():  # the organization with all its people, or nothing
+            contact = organization_create(business=page.business, name=name, billing_email=email, **place)
+            people = {address_: individual_create(business=page.business, name=address_, email=address_,
+                                                  organization=contact).pk for address_ in extra}
+        by_email.update(people)
+    if email:
+        by_email.setdefault(email.lower(), contact)
+    return contact
 
 
-def import_customer(page: Page, customer: dict) -> None:
-    if customer.get("deleted"):
-        page.record("customers", customer["id"], "skipped", reason="deleted in Stripe")
-        return
-    link = CustomerLink.objects.filter(connection=page.connection, stripe_customer_id=customer["id"]).first()
-    if link is not None:
-        page.record("customers", customer["id"], "matched", local_id=link.contact_id, reason="already linked")
-        return
-    metadata = customer.get("metadata") or {}
-    contact, outcome, reason = _contact_by_metadata(page, metadata), "matched", "by our metadata"
-    if contact is None:
-        contact, reason = _contact_by_email(page, (customer.get("email") or "").strip()), "by e-mail"
-    if contact is None:
-        contact, outcome, reason = _contact_create(page, customer), "created", ""
-    # One Stripe customer per contact and connection: a second customer with the same
-    # e-mail still bills that contact (through the import's mapping), unlinked.
-    if not CustomerLink.objects.filter(connection=page.connection, contact=contact).exists():
-        CustomerLink.objects.create(business=page.business, connection=page.connection, contact=contact,
-                                    stripe_customer_id=customer["id"], origin=CustomerOrigin.IMPORTED,
-                                    synced_at=timezone.now())
-    page.record("customers", customer["id"], outcome, local_id=contact.pk, reason=reason)
+def _contacts_by_metadata(page: Page, customers: list[dict]) -> dict[str, int]:
+    """Stripe customer id -> the business's contact our metadata names (one query)."""
+    named = {}
+    for customer in customers:
+        metadata = customer.get("metadata") or {}
+        contact_id, business_id = metadata.get("crm_contact_id", ""), metadata.get("crm_business_id", "")
+        if isinstance(contact_id, str) and contact_id.isdigit() and business_id == str(page.business.pk):
+            named[customer["id"]] = int(contact_id)
+    found = set(Contact.objects.filter(business=page.business, pk__in=set(named.values())).values_list("pk", flat=True))
+    return {cid: pk for cid, pk in named.items() if pk in found}
+
+
+def _contacts_by_email(page: Page, emails: set[str]) -> dict[str, int]:
+    """Lower-cased e-mail -> the business's first individual with it, else its first
+    organization with it as billing e-mail (one query each)."""
+    found = {}
+    for model, field in ((Organization, "billing_email"), (Individual, "email")):
+        rows = (model.objects.filter(business=page.business).annotate(key=Lower(field)).filter(key__in=emails)
+                .order_by("-pk").values_list("key", "pk"))
+        found.update(rows)  # the lowest pk last; individuals over organizations
+    return found
+
+
+def import_customers(page: Page, customers: list[dict]) -> None:
+    """One page of customers: a query each for the links already made, the contacts our
+    metadata names, the contacts with their e-mails and the contacts already linked; the
+    new individuals in one insert per table (`crm.services.individuals_insert`; a new
+    organization with its people is saved on its own), the links in one insert. A
+    customer matches a contact made earlier on the same page by e-mail too."""
+    live = []
+    for customer in customers:
+        if customer.get("deleted"):
+            page.record("customers", customer["id"], "skipped", reason="deleted in Stripe")
+        else:
+            live.append(customer)
+    links = dict(CustomerLink.objects.filter(connection=page.connection, stripe_customer_id__in=[c["id"] for c in live])
+                 .values_list("stripe_customer_id", "contact_id"))
+    by_metadata = _contacts_by_metadata(page, live)
+    email_of = {c["id"]: (c.get("email") or "").strip() for c in live}
+    by_email: dict[str, int | Contact] = _contacts_by_email(page, {e.lower() for e in email_of.values() if e})
+    linked = set(CustomerLink.objects.filter(connection=page.connection,
+                                             contact_id__in={*by_metadata.values(), *by_email.values()})
+                 .values_list("contact_id", flat=True))
+    decided, new = [], []  # (customer id, contact id or new contact, outcome, reason)
+    for customer in live:
+        cid, email = customer["id"], email_of[customer["id"]]
+        if cid in links:
+            page.record("customers", cid, "matched", local_id=links[cid], reason="already linked")
+            continue
+        contact, outcome, reason = by_metadata.get(cid), "matched", "by our metadata"
+        if contact is None and email:
+            contact, reason = by_email.get(email.lower()), "by e-mail"
+        if contact is None:
+            try:
+                contact, outcome, reason = _contact_new(page, customer, by_email), "created", ""
+            except ValidationError as exc:
+                page.record("customers", cid, "skipped", reason=f"invalid: {'; '.join(exc.messages)}")
+                continue
+            if contact.pk is None:
+                new.append(contact)
+        decided.append((cid, contact, outcome, reason))
+    individuals_insert(new)
+    new_links = []
+    for cid, contact, outcome, reason in decided:
+        contact_id = contact if isinstance(contact, int) else contact.pk
+        # One Stripe customer per contact and connection: a second customer with the same
+        # e-mail still bills that contact (through the import's mapping), unlinked.
+        if contact_id not in linked:
+            linked.add(contact_id)
+            new_links.append(CustomerLink(business=page.business, connection=page.connection, contact_id=contact_id,
+                                          stripe_customer_id=cid, origin=CustomerOrigin.IMPORTED,
+                                          synced_at=timezone.now()))
+        page.record("customers", cid, outcome, local_id=contact_id, reason=reason)
+    CustomerLink.objects.bulk_create(new_links)
 
 
 # --- products and prices ----------------------------------------------------------------

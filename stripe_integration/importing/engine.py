@@ -23,6 +23,7 @@ from ..gateway.client import Gateway, GatewayError
 from ..models import IMPORT_PHASES, ConnectionStatus, ImportedObject, ImportRules, ImportStatus, StripeImport
 from . import billing, catalog
 from .outcome import Page
+from .prefetch import Prefetch
 
 log = logging.getLogger(__name__)
 
@@ -38,25 +39,33 @@ def _id(value) -> str:
 @dataclass(frozen=True)
 class Phase:
     resource: str
-    handle: Callable
+    handle: Callable[[Page, list[dict]], None]  # a page's objects not handled before, each once
     refs: Callable[[dict], list[str]]  # Stripe ids of already imported objects the handler needs
     params: dict | None = None
 
 
+def _each(handle: Callable[[Page, dict], None]) -> Callable[[Page, list[dict]], None]:
+    """A page handler that handles its objects one by one."""
+    def handle_page(page: Page, objects: list[dict]) -> None:
+        for obj in objects:
+            handle(page, obj)
+    return handle_page
+
+
 PHASES = {
-    "customers": Phase("customers", catalog.import_customer, lambda o: []),
-    "products": Phase("products", catalog.import_product, lambda o: [], {"expand": ["data.default_price"]}),
-    "prices": Phase("prices", catalog.import_price, lambda o: [_id(o.get("product"))]),
-    "invoices": Phase("invoices", billing.import_invoice,
+    "customers": Phase("customers", catalog.import_customers, lambda o: []),
+    "products": Phase("products", _each(catalog.import_product), lambda o: [], {"expand": ["data.default_price"]}),
+    "prices": Phase("prices", _each(catalog.import_price), lambda o: [_id(o.get("product"))]),
+    "invoices": Phase("invoices", billing.import_invoices,
                       lambda o: [_id(o.get("customer")),
                                  *[((d.get("pricing") or {}).get("price_details") or {}).get("price") or ""
                                    for d in (o.get("lines") or {}).get("data") or []]]),
-    "invoice_payments": Phase("invoice_payments", billing.import_invoice_payment, lambda o: [_id(o.get("invoice"))]),
-    "payments": Phase("payment_intents", billing.import_payment, lambda o: [],
+    "invoice_payments": Phase("invoice_payments", billing.import_invoice_payments, lambda o: [_id(o.get("invoice"))]),
+    "payments": Phase("payment_intents", billing.import_payments, lambda o: [],
                       {"expand": ["data.latest_charge.balance_transaction"]}),
-    "refunds": Phase("refunds", billing.import_refund, lambda o: []),
-    "disputes": Phase("disputes", billing.import_dispute, lambda o: []),
-    "credit_notes": Phase("credit_notes", billing.import_credit_note, lambda o: []),
+    "refunds": Phase("refunds", billing.import_refunds, lambda o: []),
+    "disputes": Phase("disputes", billing.import_disputes, lambda o: []),
+    "credit_notes": Phase("credit_notes", billing.import_credit_notes, lambda o: []),
 }
 
 
@@ -70,45 +79,47 @@ def _transition(job: StripeImport, status: str, **fields) -> None:
 def _page(job: StripeImport, rules: ImportRules, kind: str, objects: list[dict], gw: Gateway,
           count_seen: bool = True) -> Page:
     """Handle one page in the caller's transaction: load the mapping rows it needs in one
-    query, handle each object (once), then add the new mapping rows in one insert."""
+    query, hand the objects not handled before (each once) to the phase's handler, then
+    add the new mapping rows in one insert."""
     phase = PHASES[kind]
     page = Page(job=job, rules=rules, gw=gw, count_seen=count_seen)
     wanted = {o["id"] for o in objects} | {ref for o in objects for ref in phase.refs(o) if ref}
     page.known = {r.stripe_id: r for r in ImportedObject.objects.filter(connection=job.connection, stripe_id__in=wanted)}
-    links = {}
-    if phase.resource == "payment_intents":
-        links = dict(ImportedObject.objects.filter(connection=job.connection, kind="invoice_payments",
-                                                   ref__in=[o["id"] for o in objects], local_id__isnull=False)
-                     .values_list("ref", "local_id"))
+    fresh = {}
     for obj in objects:
-        if page.seen(kind, obj["id"]) is not None:
-            continue
-        if phase.resource == "payment_intents":
-            phase.handle(page, obj, links)
-        else:
-            phase.handle(page, obj)
+        if obj["id"] not in fresh and page.seen(kind, obj["id"]) is None:
+            fresh[obj["id"]] = obj
+    if fresh:
+        phase.handle(page, list(fresh.values()))
     ImportedObject.objects.bulk_create(page.new)
     return page
 
 
-def _recent(job: StripeImport, rules: ImportRules, gw: Gateway) -> None:
+def _recent(job: StripeImport, rules: ImportRules, gw: Gateway) -> tuple[int, float]:
     """What was made in Stripe since the import started, which a phase that had already
     listed past it missed (each phase lists newest first from the moment it began): every
-    phase once more, only `created[gte]` the replay's start. Handled objects are skipped."""
+    phase once more, only `created[gte]` the replay's start. Handled objects are skipped.
+    Returns the pages listed and the seconds spent waiting for them."""
     since = int(job.replay_from.timestamp())
-    for kind in IMPORT_PHASES[:-1]:
-        phase, after = PHASES[kind], ""
-        while True:
-            objects, has_more = gw.list_page(account=job.connection.stripe_user_id, resource=phase.resource,
-                                             starting_after=after,
-                                             params={**(phase.params or {}), "created": {"gte": since}})
+    account = job.connection.stripe_user_id
+    listings = [(kind, _lister(gw, account, PHASES[kind], {"created": {"gte": since}}), "")
+                for kind in IMPORT_PHASES[:-1]]
+    with Prefetch(listings) as pages:
+        for kind, objects, _ in pages:
             with transaction.atomic():
                 _page(job, rules, kind, objects, gw, count_seen=False)
                 job.pages += 1
                 job.save(update_fields=["counts", "pages", "updated_at"])
-            if not has_more or not objects:
-                break
-            after = objects[-1]["id"]
+    return pages.pages, pages.waited
+
+
+def _lister(gw: Gateway, account: str, phase: Phase, extra: dict | None = None):
+    """fetch(after) -> one page of the phase's listing (for Prefetch)."""
+    params = {**(phase.params or {}), **(extra or {})} or None
+
+    def fetch(after: str) -> tuple[list[dict], bool]:
+        return gw.list_page(account=account, resource=phase.resource, starting_after=after, params=params)
+    return fetch
 
 
 def _replay(job: StripeImport) -> None:
@@ -165,19 +176,24 @@ def _run_import(job: StripeImport, *, gw: Gateway | None, run) -> dict:
         replay_from = job.replay_from or _stripe_now(gw, account)
         _transition(job, ImportStatus.RUNNING, error="", started_at=job.started_at or timezone.now(),
                     replay_from=replay_from)
-        while job.phase != "replay":
-            phase = PHASES[job.phase]
-            objects, has_more = gw.list_page(account=account, resource=phase.resource, starting_after=job.cursor,
-                                             params=phase.params)
-            with transaction.atomic():
-                _page(job, rules, job.phase, objects, gw)
-                job.pages += 1
-                if has_more and objects:
-                    job.cursor = objects[-1]["id"]
-                else:
-                    job.phase, job.cursor = IMPORT_PHASES[IMPORT_PHASES.index(job.phase) + 1], ""
-                job.save(update_fields=["counts", "pages", "cursor", "phase", "updated_at"])
-        _recent(job, rules, gw)
+        # Page N+1 is fetched (Prefetch) while page N is written; the cursor saved with a
+        # page is the id its successor was fetched after, so a stop resumes exactly there.
+        listings = [(kind, _lister(gw, account, PHASES[kind]), job.cursor if kind == job.phase else "")
+                    for kind in IMPORT_PHASES[IMPORT_PHASES.index(job.phase):-1]]
+        with Prefetch(listings) as pages:
+            for kind, objects, has_more in pages:
+                with transaction.atomic():
+                    _page(job, rules, kind, objects, gw)
+                    job.pages += 1
+                    if has_more and objects:
+                        job.cursor = objects[-1]["id"]
+                    else:
+                        job.phase, job.cursor = IMPORT_PHASES[IMPORT_PHASES.index(kind) + 1], ""
+                    job.save(update_fields=["counts", "pages", "cursor", "phase", "updated_at"])
+        recent_pages, recent_wait = _recent(job, rules, gw)
+        listed, waited = pages.pages + recent_pages, pages.waited + recent_wait
+        log.info("Import %s listed %d pages, waiting %.2f s for them", job.pk, listed, waited,
+                 extra={"import_pages": listed, "import_fetch_wait_s": round(waited, 3)})
         with transaction.atomic():
             _replay(job)
             _transition(job, ImportStatus.COMPLETE, finished_at=timezone.now(), summary=summary_text(job))

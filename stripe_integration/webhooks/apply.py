@@ -9,13 +9,17 @@ set from Stripe's cumulative figures, never added up).
 Statuses only move forward (`finance.models.invoice_status_path`, the one rule the push
 uses too): an object older than what the app already knows is ignored as a whole.
 Amounts become Decimals through `finance.money.from_minor`, the one place that converts
-money.
+money. The mapping itself is in query-free halves (`invoice_set_from_stripe`,
+`payment_from_intent`, `payment_out_of_band`): these functions save what they compute
+one row at a time, the import (`importing/billing.py`) a page of new rows at once.
 """
 from __future__ import annotations
 
 import logging
 from datetime import date, datetime, timezone as dt_timezone
 from decimal import Decimal
+
+from django.utils import timezone
 
 from crm.models import Business
 from finance.models import (
@@ -72,12 +76,29 @@ def invoice_apply_stripe(*, invoice: Invoice, stripe_invoice: dict) -> list[str]
     """Bring the local invoice up to the Stripe invoice: status (forward only), number,
     hosted page and PDF, dates, amounts paid and remaining; billables follow a paid or
     voided invoice. Returns the changed field names."""
+    if STRIPE_INVOICE_STATUS.get(stripe_invoice.get("status")) is None:
+        return []
+    changed = invoice_set_from_stripe(invoice=invoice, stripe_invoice=stripe_invoice)
+    if changed:
+        invoice.full_clean()
+        invoice.save(update_fields=[*dict.fromkeys(changed), "updated_at"])
+    # Whoever moved the invoice (this event, an earlier one, the invoice push reading
+    # Stripe's answer), its billables follow its final status.
+    if _billables_follow(invoice=invoice, status=invoice.status):
+        changed.append("billables")
+    return changed
+
+
+def invoice_set_from_stripe(*, invoice: Invoice, stripe_invoice: dict) -> list[str]:
+    """The mapping behind `invoice_apply_stripe`, without a query: set on the invoice (in
+    memory) what the Stripe invoice says. Returns the changed field names (none for an
+    unknown status or one older than the invoice's)."""
     target = STRIPE_INVOICE_STATUS.get(stripe_invoice.get("status"))
     if target is None:
         return []
     if invoice_status_path(invoice.status, target) is None:
         log.info("Invoice %s is %s; ignoring an older Stripe state (%s).", invoice.pk, invoice.status, target)
-        return ["billables"] if _billables_follow(invoice=invoice, status=invoice.status) else []
+        return []
     changed = []
 
     def put(field, value):
@@ -108,13 +129,6 @@ def invoice_apply_stripe(*, invoice: Invoice, stripe_invoice: dict) -> list[str]
         # credit note stops counting); the reconcile always reads the invoice as it is now.
         put("credited_pre_payment", money_of(stripe_invoice.get("pre_payment_credit_notes_amount"), currency))
         put("credited_post_payment", money_of(stripe_invoice.get("post_payment_credit_notes_amount"), currency))
-    if changed:
-        invoice.full_clean()
-        invoice.save(update_fields=[*dict.fromkeys(changed), "updated_at"])
-    # Whoever moved the invoice (this event, an earlier one, the invoice push reading
-    # Stripe's answer), its billables follow its final status.
-    if _billables_follow(invoice=invoice, status=invoice.status):
-        changed.append("billables")
     return changed
 
 
@@ -158,13 +172,36 @@ def invoice_unlink_deleted_draft(*, invoice: Invoice) -> bool:
 def invoice_refresh_refunded(*, invoice: Invoice) -> bool:
     """What was given back, from its payments (summed in Python: SQLite sums decimals as
     floats)."""
-    refunded = sum((p for p in invoice.payments.values_list("amount_refunded", flat=True)), Decimal(0))
+    refunded = _refunded([invoice.pk])[invoice.pk]
     if refunded == invoice.amount_refunded:
         return False
     invoice.amount_refunded = refunded
     invoice.full_clean()
     invoice.save(update_fields=["amount_refunded", "updated_at"])
     return True
+
+
+def invoices_refresh_refunded(*, invoices: list[Invoice]) -> list[Invoice]:
+    """`invoice_refresh_refunded` for many invoices: one query for their payments, one
+    update of those that changed (returned)."""
+    if not invoices:
+        return []
+    refunded = _refunded([invoice.pk for invoice in invoices])
+    changed = [invoice for invoice in invoices if refunded[invoice.pk] != invoice.amount_refunded]
+    now = timezone.now()
+    for invoice in changed:
+        invoice.amount_refunded, invoice.updated_at = refunded[invoice.pk], now
+    Invoice.objects.bulk_update(changed, ["amount_refunded", "updated_at"])
+    return changed
+
+
+def _refunded(invoice_ids: list[int]) -> dict[int, Decimal]:
+    """What was given back per invoice, from its payments (summed in Python: SQLite sums
+    decimals as floats)."""
+    refunded = dict.fromkeys(invoice_ids, Decimal(0))
+    for invoice_id, amount in Payment.objects.filter(invoice_id__in=invoice_ids).values_list("invoice_id", "amount_refunded"):
+        refunded[invoice_id] += amount
+    return refunded
 
 
 # --- payments -----------------------------------------------------------------------
@@ -197,20 +234,37 @@ def _snapshot(obj, fields) -> tuple:
 
 def payment_apply_intent(*, invoice: Invoice, intent: dict) -> tuple[Payment | None, bool]:
     """Record (or update) the invoice's payment for a PaymentIntent retrieved with its
-    latest charge and that charge's balance transaction: amount, currency, method, card
-    brand and last4, fee and net, when, failure, refunded so far. One row per
-    PaymentIntent; a settled payment never goes back to pending or failed.
-    Returns (the payment or None if there is nothing to record yet, whether it changed)."""
+    latest charge and that charge's balance transaction (`payment_from_intent`). One row
+    per PaymentIntent. Returns (the payment or None if there is nothing to record yet,
+    whether it changed)."""
     pi_id = intent["id"]
     existing = Payment.objects.select_for_update().filter(stripe_payment_intent_id=pi_id).first()
     if existing is not None and existing.business_id != invoice.business_id:
         raise ValueError(f"PaymentIntent {pi_id} is recorded for another business.")
+    before = _snapshot(existing, _PAYMENT_FIELDS) if existing is not None else None
+    payment = payment_from_intent(invoice=invoice, intent=intent, existing=existing)
+    if payment is None:
+        return None, False
+    if before is not None and before == _snapshot(payment, _PAYMENT_FIELDS):
+        return payment, bool(payment_apply_from_stripe(payment=payment, metadata=intent.get("metadata")))
+    payment.full_clean()
+    payment.save()
+    # Mapped payment custom fields from the PaymentIntent's metadata (rules/mapping.py).
+    payment_apply_from_stripe(payment=payment, metadata=intent.get("metadata"))
+    return payment, True
+
+
+def payment_from_intent(*, invoice: Invoice, intent: dict, existing: Payment | None) -> Payment | None:
+    """The mapping behind `payment_apply_intent`, without a query: the invoice's payment
+    for the PaymentIntent (`existing` brought up to date in memory, else a new unsaved
+    row): amount, currency, method, card brand and last4, fee and net, when, failure,
+    refunded so far. A settled payment never goes back to pending or failed. None if
+    there is nothing to record yet."""
     status = _payment_status(intent, existing)
     if status is None:
-        return None, False
-    payment = existing or Payment(business=invoice.business, invoice=invoice, stripe_payment_intent_id=pi_id,
+        return None
+    payment = existing or Payment(business=invoice.business, invoice=invoice, stripe_payment_intent_id=intent["id"],
                                   livemode=_mode_of(intent, invoice.livemode))
-    before = _snapshot(payment, _PAYMENT_FIELDS) if existing is not None else None
     if payment.status in SETTLED and status not in SETTLED:
         status = payment.status
     currency = (intent.get("currency") or invoice.currency).upper()
@@ -250,13 +304,7 @@ def payment_apply_intent(*, invoice: Invoice, intent: dict) -> tuple[Payment | N
         else:
             status = PaymentStatus.PARTIALLY_REFUNDED
     payment.status = status
-    if before is not None and before == _snapshot(payment, _PAYMENT_FIELDS):
-        return payment, bool(payment_apply_from_stripe(payment=payment, metadata=intent.get("metadata")))
-    payment.full_clean()
-    payment.save()
-    # Mapped payment custom fields from the PaymentIntent's metadata (rules/mapping.py).
-    payment_apply_from_stripe(payment=payment, metadata=intent.get("metadata"))
-    return payment, True
+    return payment
 
 
 def payment_record_out_of_band(*, invoice: Invoice, amount: Decimal, paid_at: datetime | None = None,
@@ -266,21 +314,32 @@ def payment_record_out_of_band(*, invoice: Invoice, amount: Decimal, paid_at: da
     Stripe counts as paid outside it. A later reconcile sets that amount again from
     Stripe's objects (a card payment the app had missed makes it smaller), keeping what
     staff said (date, method, reference). Returns the row if it was made or changed."""
-    payment = invoice.payments.select_for_update().filter(method=PaymentMethod.OUT_OF_BAND).first()
+    existing = invoice.payments.select_for_update().filter(method=PaymentMethod.OUT_OF_BAND).first()
+    before = _snapshot(existing, _OUT_OF_BAND_FIELDS) if existing is not None else None
+    payment = payment_out_of_band(invoice=invoice, amount=amount, paid_at=paid_at, existing=existing,
+                                  out_of_band_method=out_of_band_method, reference=reference)
+    if payment is None or before == _snapshot(payment, _OUT_OF_BAND_FIELDS):
+        return None
+    payment.full_clean()
+    payment.save()
+    return payment
+
+
+def payment_out_of_band(*, invoice: Invoice, amount: Decimal, paid_at: datetime | None, existing: Payment | None,
+                        out_of_band_method: str = "", reference: str = "") -> Payment | None:
+    """The mapping behind `payment_record_out_of_band`, without a query: the invoice's
+    payment made outside Stripe (`existing` brought up to date in memory, else a new
+    unsaved row), or None when there is none and nothing was paid."""
+    payment = existing
     if payment is None:
         if amount <= 0:
             return None
         payment = Payment(business=invoice.business, invoice=invoice, currency=invoice.currency,
                           status=PaymentStatus.SUCCEEDED, method=PaymentMethod.OUT_OF_BAND, livemode=invoice.livemode)
-    before = _snapshot(payment, _OUT_OF_BAND_FIELDS) if payment.pk else None
     payment.amount = payment.net = max(amount, Decimal(0))
     payment.paid_at = paid_at or payment.paid_at or invoice.paid_at
     payment.out_of_band_method = out_of_band_method or payment.out_of_band_method
     payment.reference = reference or payment.reference
-    if before == _snapshot(payment, _OUT_OF_BAND_FIELDS):
-        return None
-    payment.full_clean()
-    payment.save()
     return payment
 
 

@@ -51,6 +51,31 @@ def test_list_unknown_cursor_is_missing(sandbox):
     assert (exc.value.code, exc.value.param) == ("resource_missing", "starting_after")
 
 
+def test_list_cursor_deleted_filtered_out_or_of_another_account(sandbox):
+    client = sandbox.client()
+    newest_first = make_customers(client, 7)[::-1]
+    client.v1.customers.delete(newest_first[3])
+    kept = [c for c in newest_first if c != newest_first[3]]
+    pages, after = [], None
+    while True:
+        page = client.v1.customers.list(params={"limit": 2, **({"starting_after": after} if after else {})})
+        pages.append([c.id for c in page.data])
+        if not page.has_more:
+            break
+        after = page.data[-1].id
+    assert pages == [kept[0:2], kept[2:4], kept[4:6]]
+    # A cursor the filter leaves out still marks its place.
+    filtered = client.v1.customers.list(params={"email": "c1@example.test", "starting_after": newest_first[0]})
+    assert [c.id for c in filtered.data] == [newest_first[5]]
+    for cursor, other in ((newest_first[3], client), (newest_first[0], sandbox.client())):
+        with pytest.raises(stripe.InvalidRequestError) as exc:
+            other.v1.customers.list(params={"starting_after": cursor})
+        assert (exc.value.code, exc.value.param) == ("resource_missing", "starting_after")
+    with pytest.raises(stripe.InvalidRequestError) as exc:  # an id of another type
+        client.v1.invoices.list(params={"starting_after": newest_first[0]})
+    assert exc.value.code == "resource_missing"
+
+
 def test_list_customers_filter_email_and_created(sandbox):
     client = sandbox.client()
     a = client.v1.customers.create(params={"email": "same@example.test"})
