@@ -185,6 +185,11 @@ def import_product(page: Page, product: dict) -> None:
         service.full_clean()
         service.save()
         outcome, reason = "created", ""
+    elif not service.description and product.get("description"):
+        # The catalog sync writes the service's description to the product (the app's
+        # version wins): an empty one would wipe what the account wrote.
+        service.description = product["description"]
+        service.save(update_fields=["description"])
     if not ServiceSync.objects.filter(connection=page.connection, service=service).exists():
         ServiceSync.objects.create(business=page.business, connection=page.connection, service=service,
                                    stripe_product_id=product["id"], state=SyncState.PENDING)
@@ -196,6 +201,10 @@ def import_price(page: Page, price: dict) -> None:
     mapped = page.known.get(product_id)
     if mapped is None or mapped.local_id is None:
         page.record("prices", price["id"], "skipped", reason="its product was not imported")
+        return
+    if price.get("type") == "recurring":
+        page.record("prices", price["id"], "skipped",
+                    reason="recurring (a subscription's price; invoices take one-time prices only)")
         return
     if price.get("unit_amount") is None:
         page.record("prices", price["id"], "skipped", reason="not a fixed unit amount (tiered or custom)")

@@ -146,8 +146,11 @@ def test_sync_after_import_makes_no_second_product_and_reuses_prices(account, bu
         product = s.get(f"/v1/products/{made[key]['id']}")
         assert product["metadata"]["crm_service_id"] == str(service.pk)
         assert product["active"]
-    # An empty service description is the app's version too: the sync clears Stripe's.
-    assert not s.get(f"/v1/products/{made['audit']['id']}")["description"]
+    # A matched service with no description takes the product's from the import, so the
+    # sync (the app's version wins) does not wipe what the account wrote.
+    audit.refresh_from_db()
+    assert audit.description == "Audit, from the Stripe dashboard"
+    assert s.get(f"/v1/products/{made['audit']['id']}")["description"] == "Audit, from the Stripe dashboard"
     assert s.get(f"/v1/products/{made['payroll']['id']}")["description"] == "Monthly payroll"
     assert s.get(f"/v1/products/{made['training']['id']}")["description"] == "Two days on site"
 
@@ -160,7 +163,7 @@ def test_sync_after_import_makes_no_second_product_and_reuses_prices(account, bu
 
 def test_sync_after_import_leaves_a_subscription_price_alone(connect_with, business_a, stripe_env):
     """A product with a subscription's (recurring) price besides its one-time price: the
-    import links both; the sync uses the one-time one and neither uses nor archives the
+    import skips the recurring one; the sync uses the one-time one and neither uses nor archives the
     recurring one (invoice items refuse recurring prices; subscriptions still use it)."""
     business_a.default_currency = "USD"
     business_a.save()
@@ -217,17 +220,17 @@ def test_no_sync_while_an_import_waits_then_the_sync_after_it(eager_celery, clie
     assert len(stripe_env.requests(method="POST", path="/v1/products")) == 1
 
 
-def test_sync_after_import_of_a_product_with_only_a_recurring_price_stops_with_a_reason(
-        connect_with, business_a, stripe_env):
-    """The import makes the service's list price from a subscription's price (the import's
-    matter); the sync makes no price and marks the service in error with the reason."""
+def test_import_skips_a_recurring_price_and_the_sync_makes_no_price_from_it(connect_with, business_a, stripe_env):
+    """A product whose only price is a subscription's: the import skips that price with
+    its reason (invoices take one-time prices only), so the service has no list price from
+    it, and the sync neither uses nor archives it."""
     made = {}
     setup = connect_with(lambda stripe_env, acct: made.update(_subscription_product(as_account(stripe_env, acct), "Hosting")))
     service = Service.objects.get(business=business_a, name="Hosting")
-
-    run = SyncRun.objects.get(business=business_a)
-    assert run.status == "partial" and run.counts.get("failed") == 1, run.counts
-    row = ServiceSync.objects.get(service=service)
-    assert row.state == SyncState.ERROR and made["monthly"]["id"] in row.last_error and "recurring" in row.last_error
-    assert _price_posts(stripe_env) == [] and not [r for r in writes(stripe_env) if r["path"] == "/v1/products"]
+    job = StripeImport.objects.get(business=business_a)
+    assert job.counts["prices"]["skipped"] == 1, job.counts
+    assert any("recurring" in reason for reason in job.counts["prices"]["reasons"]), job.counts
+    assert not ServicePrice.objects.filter(service=service).exists()
+    assert not PriceLink.objects.filter(stripe_price_id=made["monthly"]["id"]).exists()
+    assert _price_posts(stripe_env) == []
     assert setup.stripe.get(f"/v1/prices/{made['monthly']['id']}")["active"]
