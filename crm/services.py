@@ -6,8 +6,9 @@ from datetime import date
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 
+from crm.bulk import insert_many
 from crm.custom_fields import custom_values_clean
 from crm.models import (
     Business, Contact, ContactKind, CustomFieldTarget, Individual, Membership, Opportunity, Organization, Ticket,
@@ -108,12 +109,7 @@ def individuals_insert(individuals: list[Individual]) -> None:
         individual.id = individual.contact_ptr_id = parent.pk
         individual.kind = parent.kind
         individual.created_at, individual.updated_at = parent.created_at, parent.updated_at
-        individual._state.adding, individual._state.db = False, parent._state.db
-    meta, qn = Individual._meta, connection.ops.quote_name
-    columns = [meta.get_field(name).column for name in ("contact_ptr", "email", "organization")]
-    with connection.cursor() as cursor:
-        cursor.executemany(f"INSERT INTO {qn(meta.db_table)} ({', '.join(map(qn, columns))}) VALUES (%s, %s, %s)",
-                           [(i.pk, i.email, i.organization_id) for i in individuals])
+    insert_many(individuals)
 
 
 @transaction.atomic

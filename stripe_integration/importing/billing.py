@@ -18,6 +18,7 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 
+from crm.bulk import insert_many
 from crm.models import CustomFieldTarget
 from finance.models import (
     CollectionMethod, Invoice, InvoiceLine, InvoicePushStatus, InvoicePushStep, InvoiceStatus, LineType, Payment,
@@ -167,12 +168,11 @@ def import_invoices(page: Page, stripe_invoices: list[dict]) -> None:
             page.record("invoices", sid, "skipped", reason=f"invalid: {why}")
             continue
         made.append((invoice, stripe_invoice, status, note))
-    Invoice.objects.bulk_create([m[0] for m in made])
+    insert_many([m[0] for m in made], key="stripe_invoice_id")
     lines = {m[1]["id"]: _all_lines(page, m[1]) for m in made}
     services = _services(page, [d for found in lines.values() for d in found])
-    InvoiceLine.objects.bulk_create([_line(invoice, i, d, services)
-                                     for invoice, stripe_invoice, _, _ in made
-                                     for i, d in enumerate(lines[stripe_invoice["id"]])])
+    insert_many([_line(invoice, i, d, services)
+                 for invoice, stripe_invoice, _, _ in made for i, d in enumerate(lines[stripe_invoice["id"]])])
     out_of_band = []
     for invoice, stripe_invoice, status, note in made:
         if status == "paid" and stripe_invoice.get("paid_out_of_band"):
@@ -180,7 +180,7 @@ def import_invoices(page: Page, stripe_invoices: list[dict]) -> None:
             amount = payments.money_of(stripe_invoice.get("amount_paid"), invoice.currency)
             out_of_band.append(payments.payment_out_of_band(invoice=invoice, amount=amount, paid_at=paid_at, existing=None))
         page.record("invoices", stripe_invoice["id"], "created", local_id=invoice.pk, reason=note)
-    Payment.objects.bulk_create([p for p in out_of_band if p is not None])
+    insert_many([p for p in out_of_band if p is not None])
 
 
 def _invoice(page: Page, stripe_invoice: dict, number: str, contact_id: int) -> Invoice:
@@ -249,7 +249,7 @@ def import_payments(page: Page, intents: list[dict]) -> None:
             page.record("payments", intent["id"], "skipped", reason=f"invalid: {why}")
             continue
         made.append((payment, intent))
-    Payment.objects.bulk_create([p for p, _ in made])
+    insert_many([p for p, _ in made], key="stripe_payment_intent_id")
     for payment, intent in made:
         if mappings:  # mapped payment custom fields from the PaymentIntent's metadata
             payment_apply_from_stripe(payment=payment, metadata=intent.get("metadata"))

@@ -18,6 +18,7 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from crm.bulk import insert_many
 from crm.models import Contact, Individual, Organization
 from crm.services import individual_create, individual_new, individuals_insert, organization_create
 from finance.money import from_minor, normalize_currency
@@ -142,7 +143,7 @@ def import_customers(page: Page, customers: list[dict]) -> None:
                                           stripe_customer_id=cid, origin=CustomerOrigin.IMPORTED,
                                           synced_at=timezone.now()))
         page.record("customers", cid, outcome, local_id=contact_id, reason=reason)
-    CustomerLink.objects.bulk_create(new_links)
+    insert_many(new_links)
 
 
 # --- products and prices ----------------------------------------------------------------

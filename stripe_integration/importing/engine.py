@@ -19,6 +19,8 @@ from datetime import datetime, timedelta, timezone as dt_timezone
 from django.db import transaction
 from django.utils import timezone
 
+from crm.bulk import insert_many
+
 from ..gateway.client import Gateway, GatewayError
 from ..models import IMPORT_PHASES, ConnectionStatus, ImportedObject, ImportRules, ImportStatus, StripeImport
 from . import billing, catalog
@@ -91,7 +93,7 @@ def _page(job: StripeImport, rules: ImportRules, kind: str, objects: list[dict],
             fresh[obj["id"]] = obj
     if fresh:
         phase.handle(page, list(fresh.values()))
-    ImportedObject.objects.bulk_create(page.new)
+    insert_many(page.new)
     return page
 
 
