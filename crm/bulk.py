@@ -11,12 +11,12 @@ receivers for them rather than skip them silently.
 from __future__ import annotations
 
 from django.db import connections, router, transaction
-from django.db.models import signals
+from django.db.models import Field, signals
 from django.db.models.fields import AutoFieldMixin
 
 
 def insert_many(objs: list, *, key: str | None = None) -> None:
-    """Insert the unsaved instances `objs` (all of one concrete model) in one statement.
+    """Insert the unsaved instances `objs` (all of one concrete model): one INSERT, executemany.
 
     The model's own table only: a multi-table child is accepted when its parent rows are
     written (its parent link set), so only its own columns are inserted. An auto primary
@@ -41,10 +41,14 @@ def insert_many(objs: list, *, key: str | None = None) -> None:
     fields = [f for f in meta.local_concrete_fields if not (auto_pk and f.primary_key) and not f.generated]
     alias = router.db_for_write(model)
     connection = connections[alias]
+    # Field.pre_save is the attribute itself; only the fields that override it are asked.
+    steps = [(f.get_db_prep_save, f.attname, None if type(f).pre_save is Field.pre_save else f.pre_save)
+             for f in fields]
     rows = []
     for obj in objs:
         obj._prepare_related_fields_for_save(operation_name="insert_many")  # as bulk_create: fk ids of saved parents
-        rows.append([f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields])
+        rows.append([prep(getattr(obj, attname) if pre_save is None else pre_save(obj, True), connection)
+                     for prep, attname, pre_save in steps])
     qn = connection.ops.quote_name
     sql = (f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
            f"VALUES ({', '.join(['%s'] * len(fields))})")

@@ -87,7 +87,7 @@ _CHECKED = {
               "hosted_invoice_url", "invoice_pdf_url", "subtotal", "total", "amount_paid", "amount_remaining"),
     Payment: ("currency", "stripe_payment_intent_id", "stripe_charge_id", "amount", "fee", "net", "amount_refunded"),
 }
-_UNCHECKED = {model: [f.name for f in model._meta.concrete_fields if f.name not in checked]
+_UNCHECKED = {model: {f.name for f in model._meta.concrete_fields if f.name not in checked}
               for model, checked in _CHECKED.items()}
 
 
