@@ -98,7 +98,8 @@ def individual_new(*, business: Business, name: str, email: str = "", **address:
 @transaction.atomic
 def individuals_insert(individuals: list[Individual]) -> None:
     """Write individuals from `individual_new` in one insert per table (Django's
-    bulk_create does not write multi-table rows: the contacts first, for their ids)."""
+    bulk_create does not write multi-table rows): the contacts first with bulk_create,
+    for their ids, then the individuals' own rows (`crm.bulk.insert_many`)."""
     if not individuals:
         return
     parent_fields = [f for f in Contact._meta.concrete_fields if not f.primary_key and f.name != "kind"]
