@@ -19,6 +19,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import threading
+import time
+
 import pytest
 from django.core.servers.basehttp import ThreadedWSGIServer
 from django.db import connections
@@ -45,16 +48,55 @@ class _ServerThread(LiveServerThread):
     server_class = _Server
 
 
+class _SharedConnectionTurns:
+    """Takes turns on the in-memory SQLite connection the server thread shares with the
+    test's thread (one connection: one transaction at a time). Each statement of either
+    thread holds the lock (an execute wrapper), and the server holds it for a whole
+    request, which it starts only while the test's thread is in no transaction: a webhook
+    delivered while the test pushes an invoice waits for the push's transaction to end
+    instead of opening its own inside it ("cannot start a transaction within a transaction")."""
+
+    def __init__(self, conns):
+        self.conns = list(conns)
+        self.lock = threading.RLock()
+
+    def __call__(self, execute, sql, params, many, context):
+        with self.lock:
+            return execute(sql, params, many, context)
+
+    def handler(self, static_handler):
+        def make(app):
+            inner = static_handler(app)
+
+            def serve(environ, start_response):
+                while True:
+                    self.lock.acquire()
+                    if not any(conn.in_atomic_block for conn in self.conns):
+                        break
+                    self.lock.release()
+                    time.sleep(0.002)
+                try:
+                    return inner(environ, start_response)
+                finally:
+                    self.lock.release()
+            return serve
+        return make
+
+
 def serve_app(thread_class):
     """The app on a free loopback port in `thread_class`'s server, sharing the test's
-    in-memory SQLite connection; yields its base URL (a generator for fixtures)."""
+    in-memory SQLite connection (taking turns on it: `_SharedConnectionTurns`); yields
+    its base URL (a generator for fixtures)."""
     from django.contrib.staticfiles.handlers import StaticFilesHandler
 
     override = {conn.alias: conn for conn in connections.all() if conn.vendor == "sqlite" and conn.is_in_memory_db()}
-    thread = thread_class("127.0.0.1", StaticFilesHandler, connections_override=override)
+    turns = _SharedConnectionTurns(override.values())
+    thread = thread_class("127.0.0.1", turns.handler(StaticFilesHandler) if override else StaticFilesHandler,
+                          connections_override=override)
     thread.daemon = True
     for conn in override.values():
         conn.inc_thread_sharing()
+        conn.execute_wrappers.append(turns)
     thread.start()
     thread.is_ready.wait()
     if thread.error:
@@ -62,6 +104,7 @@ def serve_app(thread_class):
     yield f"http://127.0.0.1:{thread.port}"
     thread.terminate()
     for conn in override.values():
+        conn.execute_wrappers.remove(turns)
         conn.dec_thread_sharing()
 
 
