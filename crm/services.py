@@ -75,21 +75,27 @@ def individual_create(
     phone: str = "", address_line1: str = "", address_line2: str = "", city: str = "",
     postal_code: str = "", state: str = "", country: str = "", custom_fields: dict | None = None,
 ) -> Individual:
-    individual = Individual(
-        business=business, name=name.strip(), email=email.strip(), organization=organization,
-        custom_fields=_custom(business, custom_fields),
-        **_address(phone=phone, address_line1=address_line1, address_line2=address_line2, city=city,
-                   postal_code=postal_code, state=state, country=_upper(country)),
-    )
-    return _clean_and_save(individual)
+    return _clean_and_save(_individual(
+        business=business, name=name, email=email, organization=organization,
+        custom_fields=_custom(business, custom_fields), phone=phone, address_line1=address_line1,
+        address_line2=address_line2, city=city, postal_code=postal_code, state=state, country=country,
+    ))
+
+
+def _individual(*, business: Business, name: str, email: str, organization: Organization | None,
+                custom_fields: dict, **address: str) -> Individual:
+    """An unsaved individual from form-like input (names and address trimmed, country upper)."""
+    return Individual(business=business, name=name.strip(), email=email.strip(), organization=organization,
+                      custom_fields=custom_fields,
+                      **_address(**{**address, "country": _upper(address.get("country"))}))
 
 
 def individual_new(*, business: Business, name: str, email: str = "", **address: str) -> Individual:
     """An unsaved individual without organization or custom fields, checked as
     `individual_create` checks one (ValidationError if it is refused), for
     `individuals_insert`: the Stripe import makes a page of them at once."""
-    individual = Individual(business=business, name=name.strip(), email=email.strip(), custom_fields={},
-                            **_address(**{**address, "country": _upper(address.get("country"))}))
+    individual = _individual(business=business, name=name, email=email, organization=None, custom_fields={},
+                             **address)
     individual.clean_fields(exclude=["business", "organization", "contact_ptr"])  # set by us, not input
     individual.clean()
     return individual
