@@ -66,7 +66,7 @@ def _request_id(exc: Any) -> str | None:
 
 
 def _response_request_id(result: Any) -> str | None:
-    if isinstance(result, stripe.StripeResponse):  # a raw request's answer (`_call_raw`)
+    if isinstance(result, stripe.StripeResponse):  # a raw request's answer (`_get_raw`)
         return result.request_id
     return getattr(getattr(result, "last_response", None), "request_id", None)
 

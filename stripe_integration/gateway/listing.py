@@ -21,17 +21,19 @@ class ListingMixin:
         """One page of `resource` (newest first, after `starting_after`): (objects, has_more)."""
         if resource not in LISTABLE:
             raise ValueError(f"{resource} is not listed by the import.")
-        query: dict[str, Any] = {**(params or {}), "limit": limit}
-        if starting_after:
-            query["starting_after"] = starting_after
-        page = self._get_raw("list", f"/v1/{resource}", query, account)
-        return page["data"], bool(page["has_more"])
+        return self._list_page(f"/v1/{resource}", account=account, starting_after=starting_after, limit=limit,
+                               params=params)
 
     def invoice_lines_page(self, *, account: str, invoice_id: str, starting_after: str = "",
                            limit: int = 100) -> tuple[list[dict], bool]:
         """One page of an invoice's lines (a listed invoice carries only its first 10)."""
-        query: dict[str, Any] = {"limit": limit}
+        return self._list_page(f"/v1/invoices/{quote(invoice_id, safe='')}/lines", account=account,
+                               starting_after=starting_after, limit=limit)
+
+    def _list_page(self, path: str, *, account: str, starting_after: str, limit: int,
+                   params: dict[str, Any] | None = None) -> tuple[list[dict], bool]:
+        query: dict[str, Any] = {**(params or {}), "limit": limit}
         if starting_after:
             query["starting_after"] = starting_after
-        page = self._get_raw("list", f"/v1/invoices/{quote(invoice_id, safe='')}/lines", query, account)
+        page = self._get_raw("list", path, query, account)
         return page["data"], bool(page["has_more"])
