@@ -70,14 +70,21 @@ def _contact_new(page: Page, customer: dict, by_email: dict[str, int | Individua
     return contact
 
 
+def _our_id(page: Page, metadata: dict, key: str) -> int | None:
+    """The local id our metadata's `key` names, when the metadata is this business's."""
+    value = metadata.get(key, "")
+    if isinstance(value, str) and value.isdigit() and metadata.get("crm_business_id", "") == str(page.business.pk):
+        return int(value)
+    return None
+
+
 def _contacts_by_metadata(page: Page, customers: list[dict]) -> dict[str, int]:
     """Stripe customer id -> the business's contact our metadata names (one query)."""
     named = {}
     for customer in customers:
-        metadata = customer.get("metadata") or {}
-        contact_id, business_id = metadata.get("crm_contact_id", ""), metadata.get("crm_business_id", "")
-        if isinstance(contact_id, str) and contact_id.isdigit() and business_id == str(page.business.pk):
-            named[customer["id"]] = int(contact_id)
+        contact_id = _our_id(page, customer.get("metadata") or {}, "crm_contact_id")
+        if contact_id is not None:
+            named[customer["id"]] = contact_id
     found = set(Contact.objects.filter(business=page.business, pk__in=set(named.values())).values_list("pk", flat=True))
     return {cid: pk for cid, pk in named.items() if pk in found}
 
@@ -148,9 +155,9 @@ def import_customers(page: Page, customers: list[dict]) -> None:
 
 # --- products and prices ----------------------------------------------------------------
 def _service_by_metadata(page: Page, metadata: dict) -> Service | None:
-    service_id, business_id = metadata.get("crm_service_id", ""), metadata.get("crm_business_id", "")
-    if service_id.isdigit() and business_id == str(page.business.pk):
-        return Service.objects.filter(business=page.business, pk=int(service_id)).first()
+    service_id = _our_id(page, metadata, "crm_service_id")
+    if service_id is not None:
+        return Service.objects.filter(business=page.business, pk=service_id).first()
     return None
 
 
