@@ -97,3 +97,64 @@ def test_admin_superuser_pauses_a_periodic_task(client, django_user_model):
                 {"action": "disable_tasks", "_selected_action": [task.pk]})
     task.refresh_from_db()
     assert not task.enabled
+
+
+class _Task:
+    """Stands for a Celery task in the periodic runner's schedule: counts its runs; a
+    `gate` makes a run wait until the test opens it (a long import, say)."""
+
+    def __init__(self, gate=None):
+        import threading
+
+        self.gate = gate
+        self.runs = 0
+        self.ran = threading.Event()
+
+    def apply(self, args=(), kwargs=None, throw=False):
+        self.runs += 1
+        self.ran.set()
+        if self.gate is not None:
+            assert self.gate.wait(30), "the test never opened the gate"
+
+
+def test_stripe_periodic_runs_each_task_in_its_own_lane_so_a_long_one_holds_up_no_other():
+    """Under `make run` the import sweep can run for minutes (a big account): the other
+    tasks (push sweep, webhook retries, catch-up) keep their schedules meanwhile, and the
+    long task is not started a second time while it still runs."""
+    import threading
+    from io import StringIO
+
+    from stripe_integration.management.commands.stripe_periodic import Command, Lanes
+
+    gate = threading.Event()
+    slow, quick = _Task(gate), _Task()
+    every_tick = 0  # seconds: due at every tick
+    entries = [("slow", slow, (), {}, every_tick), ("quick", quick, (), {}, every_tick)]
+    command, lanes, last_run = Command(stdout=StringIO(), stderr=StringIO()), Lanes(), {}
+    try:
+        command.tick(entries, last_run, lanes)
+        assert slow.ran.wait(10) and quick.ran.wait(10)
+        _wait_idle(lanes, "quick")
+        quick.ran.clear()
+
+        command.tick(entries, last_run, lanes)  # slow is still running
+        assert quick.ran.wait(10)
+        _wait_idle(lanes, "quick")
+
+        assert quick.runs == 2 and slow.runs == 1 and lanes.busy("slow")
+    finally:
+        gate.set()
+        lanes.join(10)
+    assert not lanes.busy("slow")
+    command.tick(entries, last_run, lanes)  # its lane is free again
+    lanes.join(10)
+    assert slow.runs == 2 and quick.runs == 3
+
+
+def _wait_idle(lanes, name):
+    import time
+
+    deadline = time.monotonic() + 10
+    while lanes.busy(name):
+        assert time.monotonic() < deadline, f"{name} never finished"
+        time.sleep(0.01)
