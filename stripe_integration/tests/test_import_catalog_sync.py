@@ -234,3 +234,108 @@ def test_import_skips_a_recurring_price_and_the_sync_makes_no_price_from_it(conn
     assert not PriceLink.objects.filter(stripe_price_id=made["monthly"]["id"]).exists()
     assert _price_posts(stripe_env) == []
     assert setup.stripe.get(f"/v1/prices/{made['monthly']['id']}")["active"]
+
+
+def _archived(s) -> set[str]:
+    """The account's archived prices, as the sandbox holds them (GET /v1/prices)."""
+    return {p["id"] for p in s.get("/v1/prices", {"limit": 100})["data"] if not p["active"]}
+
+
+@pytest.fixture
+def two_usd_prices(connect_with, business_a):
+    """An account with a product "Consulting day": its default price USD 150, another
+    one-time USD 120 (newer: listed first), a monthly USD 50; and a product "Workshop"
+    with no default price and two one-time USD prices, 300 then 250 (listed first)."""
+    business_a.default_currency = "USD"
+    business_a.save()
+    made = {}
+
+    def products(stripe_env, acct):
+        s = as_account(stripe_env, acct)
+        made["consulting"] = s.post("/v1/products", {"name": "Consulting day",
+                                                     "default_price_data": {"currency": "usd", "unit_amount": 15000}})
+        made["default"] = made["consulting"]["default_price"]
+        made["discount"] = s.post("/v1/prices", {"product": made["consulting"]["id"], "currency": "usd",
+                                                 "unit_amount": 12000})["id"]
+        made["monthly"] = s.post("/v1/prices", {"product": made["consulting"]["id"], "currency": "usd",
+                                                "unit_amount": 5000, "recurring": {"interval": "month"}})["id"]
+        made["workshop"] = s.post("/v1/products", {"name": "Workshop"})
+        made["workshop_300"] = s.post("/v1/prices", {"product": made["workshop"]["id"], "currency": "usd",
+                                                     "unit_amount": 30000})["id"]
+        made["workshop_250"] = s.post("/v1/prices", {"product": made["workshop"]["id"], "currency": "usd",
+                                                     "unit_amount": 25000})["id"]
+        s.post("/v1/customers", {"email": "someone@example.test", "name": "Someone"})
+
+    setup = connect_with(products)
+    job = StripeImport.objects.get(business=business_a)
+    assert job.status == ImportStatus.COMPLETE, job.error
+    return setup, made
+
+
+def _active(s, price_id) -> bool:
+    return s.get(f"/v1/prices/{price_id}")["active"]
+
+
+def test_another_one_time_price_in_the_same_currency_is_left_untouched(two_usd_prices, business_a, stripe_env):
+    """Gap of issue 15: the import took the first USD price listed and linked the other, and
+    the sync then archived the other in the business's account. Now the service takes the
+    product's default price (else the first listed), the other is skipped with its reason
+    and never linked, and no sync archives it; once the service's amount changes, only
+    the price it took over is archived, and the one the sync made in its place the next time."""
+    setup, made = two_usd_prices
+    conn, s = setup.connection, setup.stripe
+    consulting = Service.objects.get(business=business_a, name="Consulting day")
+    workshop = Service.objects.get(business=business_a, name="Workshop")
+    job = StripeImport.objects.get(business=business_a)
+    reasons = job.counts["prices"]["reasons"]
+    assert reasons.get("skipped: another one-time price in USD for this product: left untouched") == 2, reasons
+    assert job.counts["prices"]["created"] == 2, job.counts["prices"]
+    assert ServicePrice.objects.get(service=consulting).amount == Decimal("150.00")  # the default price's
+    assert ServicePrice.objects.get(service=workshop).amount == Decimal("250.00")  # the first listed
+    assert not PriceLink.objects.filter(stripe_price_id__in=[made["discount"], made["workshop_300"]]).exists()
+
+    run = SyncRun.objects.get(business=business_a)
+    assert run.status == "succeeded", (run.error, run.counts)
+    assert _archived(s) == set() and _price_posts(stripe_env) == []
+    for key in ("default", "discount", "monthly", "workshop_300", "workshop_250"):
+        assert _active(s, made[key]), key
+    assert catalog.price_id_for(connection=conn, service=consulting, currency="USD",
+                                amount=Decimal("150")) == made["default"]
+    assert catalog.price_id_for(connection=conn, service=consulting, currency="USD", amount=Decimal("120")) is None
+
+    stripe_env.mark()
+    assert _run(business_a, conn).status == "succeeded"
+    assert writes(stripe_env) == []
+
+    # The service's amount changes twice: the price it took over is archived, then the
+    # one the sync made; the account's other prices stay active throughout.
+    ServicePrice.objects.filter(service=consulting).update(amount=Decimal("160.00"))
+    assert _run(business_a, conn).status == "succeeded"
+    assert _archived(s) == {made["default"]}
+    made_by_sync = catalog.price_id_for(connection=conn, service=consulting, currency="USD", amount=Decimal("160"))
+    assert made_by_sync not in made.values()
+    ServicePrice.objects.filter(service=consulting).update(amount=Decimal("170.00"))
+    assert _run(business_a, conn).status == "succeeded"
+    assert _archived(s) == {made["default"], made_by_sync}
+    for key in ("discount", "monthly", "workshop_300", "workshop_250"):
+        assert _active(s, made[key]), key
+    stripe_env.mark()
+    _run(business_a, conn)
+    assert writes(stripe_env) == []
+
+
+def test_the_sync_leaves_an_account_price_an_older_import_linked(two_usd_prices, business_a, stripe_env):
+    """A link an older import made for the account's other price (before the import
+    linked only the price a service takes over) is not the sync's to archive either."""
+    setup, made = two_usd_prices
+    conn, s = setup.connection, setup.stripe
+    consulting = Service.objects.get(business=business_a, name="Consulting day")
+    PriceLink.objects.create(business=business_a, connection=conn, service=consulting, currency="USD",
+                             amount_minor=12000, stripe_price_id=made["discount"], active=True)
+    ServiceSync.objects.filter(service=consulting).update(fingerprint="")  # as after that import: not synced yet
+    assert _run(business_a, conn).status == "succeeded"
+    assert _archived(s) == set()
+    assert catalog.price_id_for(connection=conn, service=consulting, currency="USD", amount=Decimal("120")) is None
+    stripe_env.mark()
+    _run(business_a, conn)
+    assert writes(stripe_env) == []
