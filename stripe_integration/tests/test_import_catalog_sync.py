@@ -339,3 +339,30 @@ def test_the_sync_leaves_an_account_price_an_older_import_linked(two_usd_prices,
     stripe_env.mark()
     _run(business_a, conn)
     assert writes(stripe_env) == []
+
+
+def test_a_service_edited_while_the_import_waits_takes_the_product_the_import_finds(
+        eager_celery, client, finance_a, business_a, stripe_env, settings, history_email):
+    """A service saved while the import waits has a pending sync row with no product yet:
+    the account's product that our metadata names for it becomes its product (not a
+    second one made by the sync), with its default price."""
+    business_a.default_currency = "USD"
+    business_a.save()
+    account = account_with_history(stripe_env, history_email, seed_with=None)
+    setup = connect_offline(client=client, user=finance_a, business=business_a, stripe_env=stripe_env, settings=settings)
+    import_start(connection=setup.connection, user=finance_a)
+    audit = _service(business_a, "AUDIT", usd="12.50")
+    assert ServiceSync.objects.get(service=audit).stripe_product_id == ""
+    product = as_account(stripe_env, account).post("/v1/products", {
+        "name": "Audit", "metadata": {"crm_service_id": str(audit.pk), "crm_business_id": str(business_a.pk)},
+        "default_price_data": {"currency": "usd", "unit_amount": 1250}})
+    stripe_env.mark()
+
+    imports_sweep_task.apply(throw=True)
+
+    row = ServiceSync.objects.get(service=audit)
+    assert (row.state, row.stripe_product_id) == (SyncState.SYNCED, product["id"]), row.last_error
+    assert stripe_env.requests(method="POST", path="/v1/products") == []
+    assert _price_posts(stripe_env) == []
+    assert catalog.price_id_for(connection=setup.connection, service=audit, currency="USD",
+                                amount=Decimal("12.50")) == product["default_price"]
