@@ -366,3 +366,96 @@ def test_a_service_edited_while_the_import_waits_takes_the_product_the_import_fi
     assert _price_posts(stripe_env) == []
     assert catalog.price_id_for(connection=setup.connection, service=audit, currency="USD",
                                 amount=Decimal("12.50")) == product["default_price"]
+
+
+@pytest.fixture
+def import_stopped(eager_celery, client, finance_a, business_a, stripe_env, settings, history_email):
+    """Service AUDIT (USD 12.50); an account with a product of its own and a customer
+    connects, and its import stops on an error (Stripe answers 500 to the price listing)."""
+    settings.STRIPE_MAX_RETRIES = 0
+    business_a.default_currency = "USD"
+    business_a.save()
+    audit = _service(business_a, "AUDIT", usd="12.50")
+    made = {}
+
+    def products(stripe_env, acct):
+        s = as_account(stripe_env, acct)
+        made["training"] = s.post("/v1/products", {"name": "Training day",
+                                                   "default_price_data": {"currency": "eur", "unit_amount": 5000}})
+        s.post("/v1/customers", {"email": "someone@example.test", "name": "Someone"})
+
+    account_with_history(stripe_env, history_email, seed_with=products)
+    stripe_env.fault("^GET /v1/prices", kind="500")
+    setup = connect_offline(client=client, user=finance_a, business=business_a, stripe_env=stripe_env, settings=settings)
+    imports_sweep_task.apply(throw=True)
+    stripe_env.clear_faults()
+    job = StripeImport.objects.get(business=business_a)
+    assert job.status == ImportStatus.ERROR, job.status
+    return setup, job, audit, made
+
+
+def _held_runs(business):
+    from stripe_integration.models import IntegrationRun
+
+    return list(IntegrationRun.objects.filter(business=business, kind="catalog_sync", status="waiting"))
+
+
+def test_an_import_stopped_on_an_error_says_the_catalog_sync_waits_for_it(import_stopped, client, business_a,
+                                                                          stripe_env):
+    """No silent wait: a waiting catalog-sync run and the Stripe page say why nothing is
+    synced and what to do; edits stay pending; "Sync catalog now" is offered as "before
+    the import", with its risk, and the waiting run becomes that sync's run."""
+    from django.urls import reverse
+
+    setup, job, audit, made = import_stopped
+    assert not SyncRun.objects.filter(business=business_a).exists()
+    [held] = _held_runs(business_a)
+    assert held.subject == f"import:{job.pk}"
+    assert "waits for the import from Stripe, which stopped on an error" in held.message
+    assert "Resume the import" in held.message and job.error in held.message
+    assert "waits for the import" in client.get(reverse("stripe_integration:run_list")).content.decode()
+
+    page = client.get(reverse("stripe_integration:settings")).content.decode()
+    assert 'data-catalog-held="error"' in page and "Resume the import" in page
+    assert "made as a second product in Stripe" in page
+    assert 'name="before_import" value="yes"' in page and "Sync catalog now, before the import" in page
+
+    # An edit stays pending (no Stripe call); the plain "Sync catalog now" is refused with why.
+    stripe_env.mark()
+    audit.prices.update(amount=Decimal("13.00"))
+    from services.services import service_prices_changed
+    service_prices_changed(service=audit)
+    assert ServiceSync.objects.get(service=audit).state == SyncState.PENDING
+    resp = client.post(reverse("stripe_integration:catalog_sync"), follow=True)
+    assert "waits for the import from Stripe" in resp.content.decode()
+    assert not SyncRun.objects.filter(business=business_a).exists() and writes(stripe_env) == []
+    assert len(_held_runs(business_a)) == 1
+
+    # Chosen knowingly: the sync runs, as the run that waited.
+    client.post(reverse("stripe_integration:catalog_sync"), {"before_import": "yes"})
+    run = SyncRun.objects.get(business=business_a)
+    assert run.status == "succeeded", (run.error, run.counts)
+    held.refresh_from_db()
+    assert (held.status, held.subject) == ("complete", f"sync_run:{run.pk}")
+    assert _held_runs(business_a) == []
+    assert ServiceSync.objects.get(service=audit).state == SyncState.SYNCED
+    # From then on, edits sync as they are saved (the person chose not to wait).
+    service_prices_changed(service=audit)
+    assert 'data-catalog-held' not in client.get(reverse("stripe_integration:settings")).content.decode()
+
+
+def test_the_resumed_import_completes_and_the_waiting_sync_runs(import_stopped, client, finance_a, business_a,
+                                                                stripe_env):
+    setup, job, audit, made = import_stopped
+    [held] = _held_runs(business_a)
+    import_start(connection=setup.connection, user=finance_a)
+    imports_sweep_task.apply(throw=True)
+    job.refresh_from_db()
+    assert job.status == ImportStatus.COMPLETE, job.error
+    run = SyncRun.objects.get(business=business_a)
+    assert run.status == "succeeded", (run.error, run.counts)
+    held.refresh_from_db()
+    assert (held.status, held.subject) == ("complete", f"sync_run:{run.pk}")
+    training = Service.objects.get(business=business_a, name="Training day")
+    assert ServiceSync.objects.get(service=training).stripe_product_id == made["training"]["id"]
+    assert ServiceSync.objects.get(service=audit).state == SyncState.SYNCED
