@@ -137,13 +137,21 @@ def report_sync(model_admin, request, services, *, force: bool):
         model_admin.message_user(request, "Nothing to sync: the business is not connected to Stripe, or the "
                                           "selected services were never in Stripe and are inactive.", messages.WARNING)
         return
-    rows = ServiceSync.objects.filter(service__in=queued, connection__status="connected").select_related("service")
+    rows = ServiceSync.objects.filter(service__in=queued, connection__status="connected").select_related(
+        "service", "connection")
     by_state = {}
     for row in rows:
         by_state.setdefault(row.state, []).append(row)
     for state, level in ((SyncState.SYNCED, messages.SUCCESS), (SyncState.PENDING, messages.INFO)):
         if by_state.get(state):
             model_admin.message_user(request, f"{len(by_state[state])} service(s) {state}.", level)
+    # Pending because an import holds the catalog sync: say so, and what to do.
+    connections = {row.connection_id: row.connection for row in by_state.get(SyncState.PENDING, [])}
+    holding = [catalog.import_holding_sync(connection) for connection in connections.values()]
+    for job in (job for job in holding if job is not None):
+        model_admin.message_user(
+            request, catalog.IMPORT_STOPPED_MESSAGE if job.status == "error" else
+            "An import from Stripe is running: the catalog sync starts by itself when it completes.", messages.WARNING)
     for row in by_state.get(SyncState.ERROR, []):
         model_admin.message_user(request, f"{row.service}: {row.last_error}", messages.ERROR)
     for row in by_state.get(SyncState.DRIFT, []):

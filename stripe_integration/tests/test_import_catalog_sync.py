@@ -430,6 +430,12 @@ def test_an_import_stopped_on_an_error_says_the_catalog_sync_waits_for_it(import
     assert "waits for the import from Stripe" in resp.content.decode()
     assert not SyncRun.objects.filter(business=business_a).exists() and writes(stripe_env) == []
     assert len(_held_runs(business_a)) == 1
+    # The admin's Sync to Stripe leaves it pending and says why.
+    resp = client.post(reverse("admin:services_service_changelist"),
+                       {"action": "sync_to_stripe", "_selected_action": [audit.pk]}, follow=True)
+    assert "1 service(s) pending." in resp.content.decode()
+    assert "waits for the import from Stripe, which stopped on an error" in resp.content.decode()
+    assert ServiceSync.objects.get(service=audit).state == SyncState.PENDING and writes(stripe_env) == []
 
     # Chosen knowingly: the sync runs, as the run that waited.
     client.post(reverse("stripe_integration:catalog_sync"), {"before_import": "yes"})
