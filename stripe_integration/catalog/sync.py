@@ -8,8 +8,10 @@ The rules (issue 5, Stripe's docs on products and prices):
   and the sync then adopts the one that exists.
 - Stripe prices are immutable: a changed amount makes a new Price (or re-activates the one
   made for that amount before), moves the lookup key (`transfer_lookup_key`) and the
-  product's default price to it, and archives the old one. Nothing is deleted; `PriceLink`
-  keeps every price the service had, so past invoices keep theirs.
+  product's default price to it, and archives the old one: only a price made for the
+  service or one of the account's it took over (`ServiceSyncer._replaceable`), never the
+  account's other prices, which may be in use outside the app. Nothing is deleted;
+  `PriceLink` keeps every price the service had, so past invoices keep theirs.
 - A deactivated service archives its product (`active=false`); reactivating restores it.
 - Nothing is sent twice: every write carries an idempotency key made of the object, the
   sync row's version and a digest of the parameters, and a write is only made for a field

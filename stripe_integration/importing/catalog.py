@@ -5,7 +5,10 @@ writes), then the e-mail (an individual's e-mail or an organization's billing e-
 else a new contact: the customer's e-mail as its main contact, and the e-mails found in
 the business's chosen metadata keys (`cc`, `to`) as extra contacts (individuals of a new
 organization). Products: our metadata (`crm_service_id`, catalog/engine.py), then a price
-lookup key (ours, or a service code), else a new service.
+lookup key (ours, or a service code), else a new service. Prices: per currency, the service
+takes one active one-time price of its product (the default price, else the first listed
+at its list amount); the account's other prices are skipped with the reason and never
+linked, so the catalog sync never archives them (`import_price`).
 """
 from __future__ import annotations
 
