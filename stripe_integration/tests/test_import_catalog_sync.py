@@ -465,3 +465,33 @@ def test_the_resumed_import_completes_and_the_waiting_sync_runs(import_stopped, 
     training = Service.objects.get(business=business_a, name="Training day")
     assert ServiceSync.objects.get(service=training).stripe_product_id == made["training"]["id"]
     assert ServiceSync.objects.get(service=audit).state == SyncState.SYNCED
+
+
+def test_a_second_product_naming_a_synced_service_is_left_alone_with_its_prices(
+        eager_celery, client, finance_a, business_a, stripe_env, settings, history_email):
+    """The service is synced to its own product already; another product of the account
+    names it in its metadata (a copy made by hand): the import says so, skips its prices
+    (no list price from them, no link), and the sync touches neither."""
+    business_a.default_currency = "USD"
+    business_a.save()
+    audit = _service(business_a, "AUDIT", usd="12.50")
+    account = account_with_history(stripe_env, history_email, seed_with=None)
+    setup = connect_offline(client=client, user=finance_a, business=business_a, stripe_env=stripe_env, settings=settings)
+    ours = ServiceSync.objects.get(service=audit)
+    assert ours.state == SyncState.SYNCED  # no history: the catalog synced on connect
+    copy = as_account(stripe_env, account).post("/v1/products", {
+        "name": "Audit (copy)", "metadata": {"crm_service_id": str(audit.pk), "crm_business_id": str(business_a.pk)},
+        "default_price_data": {"currency": "eur", "unit_amount": 1100}})
+    stripe_env.mark()
+    import_start(connection=setup.connection, user=finance_a)
+    imports_sweep_task.apply(throw=True)
+
+    job = StripeImport.objects.get(business=business_a)
+    assert job.status == ImportStatus.COMPLETE, job.error
+    assert any(f"the service is synced to {ours.stripe_product_id}" in r for r in job.counts["products"]["reasons"])
+    assert job.counts["prices"]["skipped"] == 1, job.counts["prices"]
+    assert not ServicePrice.objects.filter(service=audit, currency="EUR").exists()
+    assert not PriceLink.objects.filter(stripe_price_id=copy["default_price"]).exists()
+    assert ServiceSync.objects.get(service=audit).stripe_product_id == ours.stripe_product_id
+    assert writes(stripe_env) == []  # the sync after the import had nothing to change
+    assert _archived(setup.stripe) == set()
