@@ -126,6 +126,8 @@ def test_sync_after_import_makes_no_second_product_and_reuses_prices(account, bu
     assert training_prices[made["training"]["default_price"]]["active"]
     assert training_prices[made["training_old_price"]["id"]]["active"] is False
     assert ServicePrice.objects.get(service=training).amount == Decimal("50.00")
+    reasons = StripeImport.objects.get(business=business_a).counts["prices"]["reasons"]
+    assert reasons.get("skipped: archived in Stripe: left as it is") == 1, reasons
 
     # PAYROLL: USD 100 in the app, 90 in Stripe: a new price (never the old one's amount
     # changed), the account's own lookup key moved to it, the old one archived.
@@ -495,3 +497,30 @@ def test_a_second_product_naming_a_synced_service_is_left_alone_with_its_prices(
     assert ServiceSync.objects.get(service=audit).stripe_product_id == ours.stripe_product_id
     assert writes(stripe_env) == []  # the sync after the import had nothing to change
     assert _archived(setup.stripe) == set()
+
+
+def test_a_product_without_default_price_gives_its_service_the_price_at_its_list_amount(connect_with, business_a,
+                                                                                       stripe_env):
+    """The service CONSULT (USD 200) is named by a product with no default price and two
+    USD prices, 200 then 150 (listed first): the service takes the 200 (its list amount)
+    whatever the order, the 150 is skipped, and the sync makes no price and archives none."""
+    business_a.default_currency = "USD"
+    business_a.save()
+    consult = _service(business_a, "CONSULT", usd="200.00")
+    made = {}
+
+    def products(stripe_env, acct):
+        s = as_account(stripe_env, acct)
+        made["product"] = s.post("/v1/products", {"name": "Consulting", "metadata": {
+            "crm_service_id": str(consult.pk), "crm_business_id": str(business_a.pk)}})
+        for amount in (20000, 15000):
+            made[amount] = s.post("/v1/prices", {"product": made["product"]["id"], "currency": "usd",
+                                                 "unit_amount": amount})["id"]
+        s.post("/v1/customers", {"email": "someone@example.test", "name": "Someone"})
+
+    setup = connect_with(products)
+    job = StripeImport.objects.get(business=business_a)
+    assert job.counts["prices"]["reasons"] == {"skipped: not the service's USD list price: left untouched": 1}, job.counts
+    assert catalog.price_id_for(connection=setup.connection, service=consult, currency="USD",
+                                amount=Decimal("200")) == made[20000]
+    assert _price_posts(stripe_env) == [] and _archived(setup.stripe) == set()
