@@ -22,7 +22,7 @@ from ..models import (
     CustomerLink, CustomerState, IntegrationSettings, PriceLink, ServiceSync, StripeConnection, SyncRun, SyncState,
 )
 from ..connect.oauth import connection_get_active
-from ..runs.disable import integration_require_enabled
+from ..runs.disable import integration_enabled_only, integration_skipped_messages
 
 STATE_COLOURS = {"synced": "#1a7f37", "pending": "#9a6700", "error": "#cf222e", "drift": "#cf222e", "deleted": "#cf222e"}
 
@@ -129,20 +129,29 @@ class ServiceSyncAdmin(ReadOnlyScopedAdmin):
 def report_sync(model_admin, request, services, *, force: bool):
     """Queue each service's sync and say what became of it (with eager Celery it has run
     by now; with a worker the rows show "pending" until it has)."""
-    for business_id in {s.business_id for s in services}:
-        integration_require_enabled(business=business_id)
+    services, skipped = integration_enabled_only(services, business_id_of=lambda s: s.business_id)
+    for line in integration_skipped_messages(skipped, "service(s)"):
+        model_admin.message_user(request, line, messages.WARNING)
     queued = [s for s in services if catalog.service_sync_request(service=s, force=force) is not None]
     if not queued:
         model_admin.message_user(request, "Nothing to sync: the business is not connected to Stripe, or the "
                                           "selected services were never in Stripe and are inactive.", messages.WARNING)
         return
-    rows = ServiceSync.objects.filter(service__in=queued, connection__status="connected").select_related("service")
+    rows = ServiceSync.objects.filter(service__in=queued, connection__status="connected").select_related(
+        "service", "connection")
     by_state = {}
     for row in rows:
         by_state.setdefault(row.state, []).append(row)
     for state, level in ((SyncState.SYNCED, messages.SUCCESS), (SyncState.PENDING, messages.INFO)):
         if by_state.get(state):
             model_admin.message_user(request, f"{len(by_state[state])} service(s) {state}.", level)
+    # Pending because an import holds the catalog sync: say so, and what to do.
+    connections = {row.connection_id: row.connection for row in by_state.get(SyncState.PENDING, [])}
+    holding = [catalog.import_holding_sync(connection) for connection in connections.values()]
+    for job in (job for job in holding if job is not None):
+        model_admin.message_user(
+            request, catalog.IMPORT_STOPPED_MESSAGE if job.status == "error" else
+            "An import from Stripe is running: the catalog sync starts by itself when it completes.", messages.WARNING)
     for row in by_state.get(SyncState.ERROR, []):
         model_admin.message_user(request, f"{row.service}: {row.last_error}", messages.ERROR)
     for row in by_state.get(SyncState.DRIFT, []):
@@ -253,9 +262,11 @@ class CustomerLinkAdmin(BusinessScopedAdminMixin, admin.ModelAdmin):
 
     @admin.action(permissions=["sync"], description="Push the contacts' details to Stripe (retry)")
     def push_contact_details(self, request, queryset):
-        done, links = 0, list(queryset.select_related("connection", "contact"))
-        for business_id in {link.business_id for link in links}:
-            integration_require_enabled(business=business_id)
+        done = 0
+        links, skipped = integration_enabled_only(queryset.select_related("connection", "contact"),
+                                                  business_id_of=lambda link: link.business_id)
+        for line in integration_skipped_messages(skipped, "customer(s)"):
+            self.message_user(request, line, messages.WARNING)
         for link in links:
             if link.state == CustomerState.DELETED:
                 self.message_user(request, f"{link.contact}: {link.stripe_customer_id} was deleted in Stripe; "

@@ -297,6 +297,7 @@ class ServiceSyncer:
     # -- writing the differences --
     def _write(self, desired: Mapping[str, int]):
         service = self.service
+        replaceable = self._replaceable()
         current_links: dict[str, PriceLink] = {}
         for currency, amount in sorted(desired.items()):
             key = self._lookup_key(currency)
@@ -343,7 +344,8 @@ class ServiceSyncer:
             if link.stripe_price_id in current_ids:
                 continue
             now = self.track["prices"].get(link.stripe_price_id)
-            if now is not None and now["active"]:
+            if now is not None and now["active"] and (link.stripe_price_id in replaceable
+                                                      or link.stripe_price_id in self.created_price_ids):
                 params = {"active": False}
                 price = self.gw.price_update(account=self.account, price_id=link.stripe_price_id, params=params,
                                              idempotency_key=self._key(f"price-archive-{link.stripe_price_id}", params))
@@ -352,6 +354,22 @@ class ServiceSyncer:
                 self._track_price(price)
             if link.active:
                 self._update_link(link, active=False, lookup_key=(now or {}).get("lookup_key", link.lookup_key))
+
+    def _replaceable(self) -> set[str]:
+        """The linked prices this sync may archive once the service no longer uses them,
+        as Stripe held them before its writes: the prices made for this service (our
+        metadata), the product's default price and those holding the service's lookup key
+        in their currency (the prices the service was using, its own or the account's it
+        took over). Any other price is the account's: it may be in use outside the app
+        (payment links, its other tools), so it is left active, whatever an older import
+        linked (the import now links only the price a service takes over)."""
+        ours = (str(self.service.pk), str(self.service.business_id))
+        made = {p.id for p in self.remote_prices
+                if (p.metadata.get("crm_service_id"), p.metadata.get("crm_business_id")) == ours}
+        default = (self.track["product"] or {}).get("default_price") or ""
+        keyed = {price_id for price_id, state in self.track["prices"].items()
+                 if state["lookup_key"] and state["lookup_key"] == self._lookup_key(state["currency"])}
+        return made | keyed | ({default} if default else set())
 
     def _check_amount_free(self, currency: str, amount: int) -> None:
         """A recurring price linked (by an import) at this amount holds the service's link

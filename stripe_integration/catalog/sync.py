@@ -8,8 +8,10 @@ The rules (issue 5, Stripe's docs on products and prices):
   and the sync then adopts the one that exists.
 - Stripe prices are immutable: a changed amount makes a new Price (or re-activates the one
   made for that amount before), moves the lookup key (`transfer_lookup_key`) and the
-  product's default price to it, and archives the old one. Nothing is deleted; `PriceLink`
-  keeps every price the service had, so past invoices keep theirs.
+  product's default price to it, and archives the old one: only a price made for the
+  service or one of the account's it took over (`ServiceSyncer._replaceable`), never the
+  account's other prices, which may be in use outside the app. Nothing is deleted;
+  `PriceLink` keeps every price the service had, so past invoices keep theirs.
 - A deactivated service archives its product (`active=false`); reactivating restores it.
 - Nothing is sent twice: every write carries an idempotency key made of the object, the
   sync row's version and a digest of the parameters, and a write is only made for a field
@@ -19,6 +21,8 @@ The rules (issue 5, Stripe's docs on products and prices):
   linked are reused (a one-time price of the wanted amount), the account's own lookup key
   stays the service's and moves with the price, recurring prices are neither used nor
   archived. No sync runs while an import waits or runs; one is queued when it completes.
+  An import that stops on an error holds the sync too (a waiting catalog-sync run and the
+  Stripe page say so) until it completes or a person syncs before it, told the risk.
 - Drift: a field that Stripe holds with a value that is neither what the app last synced
   nor what it wants now was changed by hand. The service is marked DRIFT with the details
   and the sync does not overwrite it; a person chooses (admin: "Push the app's version").
@@ -157,8 +161,8 @@ def _service_sync_request(*, connection: StripeConnection, service: Service, for
         row.state = SyncState.PENDING
         # Only the state: a worker may be saving this row's Stripe state right now.
         clean_and_save(row, update_fields=["state", "updated_at"])
-    if import_in_progress(connection):
-        return row  # the sync queued when the import completes covers the pending row
+    if import_holding_sync(connection) is not None:
+        return row  # the sync queued when the import completes (or Sync catalog now) covers it
     from ..tasks import enqueue_on_commit
     from .tasks import service_sync_task  # tasks import this module
 
@@ -167,16 +171,34 @@ def _service_sync_request(*, connection: StripeConnection, service: Service, for
 
 
 # --- the whole catalog ------------------------------------------------------------------
-def catalog_sync_start(*, business: Business, user=None, livemode: bool | None = None) -> SyncRun:
+IMPORT_STOPPED_MESSAGE = (
+    "The catalog sync waits for the import from Stripe, which stopped on an error: until it completes, a "
+    "service it has not matched yet to one of the account's products would be made a second product. Resume the "
+    "import (Stripe page, Import from Stripe): the catalog sync starts by itself when it completes. Or choose "
+    "\u201cSync catalog now, before the import\u201d on the Stripe page, accepting that risk.")
+
+
+def catalog_sync_start(*, business: Business, user=None, livemode: bool | None = None,
+                       before_import: bool = False) -> SyncRun:
     """Queue a whole-catalog sync of one connection (the settings page's "Sync catalog now",
-    per mode)."""
+    per mode). Refused while an import waits or runs, and while one that stopped on an
+    error holds the catalog (`import_holding_sync`) unless `before_import` (a person chose
+    to sync before it, having been told what that risks). A catalog-sync run recorded as
+    waiting for that import becomes this sync's run."""
     connection = connection_get_active(business=business, livemode=livemode)
     if connection is None:
         raise CatalogSyncError("This business is not connected to Stripe.")
     if import_in_progress(connection):
         raise CatalogSyncError("An import from Stripe is running: the catalog sync starts by itself when it completes.")
+    if not before_import and import_holding_sync(connection) is not None:
+        raise CatalogSyncError(IMPORT_STOPPED_MESSAGE)
     run = catalog_sync_create_run(business=business, connection=connection, user=user)
-    run_wait(business, RunKind.CATALOG_SYNC, livemode=connection.livemode, subject=f"sync_run:{run.pk}")
+    held = _runs_waiting_for_import(connection).first()
+    if held is not None:
+        held.subject, held.message = f"sync_run:{run.pk}", ""
+        held.save(update_fields=["subject", "message", "updated_at"])
+    else:
+        run_wait(business, RunKind.CATALOG_SYNC, livemode=connection.livemode, subject=f"sync_run:{run.pk}")
     from ..tasks import enqueue_on_commit
     from .tasks import catalog_sync_task
 
@@ -192,6 +214,51 @@ def import_in_progress(connection: StripeConnection) -> bool:
 
     return StripeImport.objects.filter(connection=connection,
                                        status__in=(ImportStatus.WAITING, ImportStatus.RUNNING)).exists()
+
+
+def import_holding_sync(connection: StripeConnection):
+    """The import the connection's catalog sync waits for, else None: one waiting or
+    running, or the latest import when it stopped on an error and no catalog sync was
+    started since (a person may choose to sync before it: `catalog_sync_start(...,
+    before_import=True)`; edits then sync as they are saved)."""
+    from ..models import ImportStatus, StripeImport
+
+    latest = StripeImport.objects.filter(connection=connection).order_by("-created_at", "-pk").first()
+    if latest is None or latest.status == ImportStatus.COMPLETE:
+        return None
+    if latest.status == ImportStatus.ERROR and SyncRun.objects.filter(
+            connection=connection, kind=SyncRunKind.CATALOG, created_at__gte=latest.updated_at).exists():
+        return None
+    return latest
+
+
+def _runs_waiting_for_import(connection: StripeConnection):
+    from ..models import IntegrationRun
+
+    return IntegrationRun.objects.filter(business_id=connection.business_id, kind=RunKind.CATALOG_SYNC,
+                                         livemode=connection.livemode, status=RunStatus.WAITING,
+                                         subject__startswith="import:").order_by("-pk")
+
+
+def catalog_sync_after_import_error(*, import_id: int):
+    """After an import stopped on an error: no catalog sync is queued (the first one waits
+    for the import), so say so where finance looks: a catalog-sync run `waiting`, about
+    the import, whose message says why and what to do (one per connection; it becomes the
+    sync's run once one starts). Returns that run, or None when nothing waits (the
+    connection is gone, or a catalog sync was started since)."""
+    from ..models import StripeImport
+
+    job = StripeImport.objects.select_related("connection").get(pk=import_id)
+    if not job.connection.is_active or import_holding_sync(job.connection) is None:
+        return None
+    message = f"{IMPORT_STOPPED_MESSAGE} (Import #{job.pk}: {job.error or 'stopped on an error'})"
+    held = _runs_waiting_for_import(job.connection).first()
+    if held is None:
+        held = run_wait(job.business_id, RunKind.CATALOG_SYNC, livemode=job.connection.livemode,
+                        subject=f"import:{job.pk}")
+    held.subject, held.message = f"import:{job.pk}", message
+    held.save(update_fields=["subject", "message", "updated_at"])
+    return held
 
 
 def catalog_sync_after_import(*, import_id: int) -> SyncRun | None:

@@ -46,6 +46,7 @@ def render_settings(request, business, *, settings_form=None):
     connected = [o for o in overviews if o.state in ("connected", "error")]
     shown = next((o for o in connected if o.livemode == current), connected[0] if connected else overviews[0])
     multi = len(overviews) > 1
+    connection = services.connection_get_active(business=business, livemode=shown.livemode if multi else None)
     context = {
         "overview": shown,
         "overviews": overviews,
@@ -54,6 +55,8 @@ def render_settings(request, business, *, settings_form=None):
         "charges_left_out_warning": CHARGES_LEFT_OUT_WARNING,
         "catalog_run": catalog.sync_run_latest(business=business, livemode=shown.livemode if multi else None),
         "catalog_summary": catalog.catalog_summary(business=business, livemode=shown.livemode if multi else None),
+        # The import the catalog sync waits for (running, waiting, or stopped on an error).
+        "catalog_held_by": catalog.import_holding_sync(connection) if connection is not None else None,
     }
     return render(request, "stripe_integration/settings.html", context)
 
@@ -182,7 +185,8 @@ class CatalogSyncView(FinanceView):
     def post(self, request):
         integration_require_enabled(business=self.business)
         try:
-            run = catalog.catalog_sync_start(business=self.business, user=request.user, livemode=_mode_param(request))
+            run = catalog.catalog_sync_start(business=self.business, user=request.user, livemode=_mode_param(request),
+                                             before_import=request.POST.get("before_import") == "yes")
         except catalog.CatalogSyncError as exc:
             messages.error(request, exc.message)
         else:

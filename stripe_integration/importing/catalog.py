@@ -5,7 +5,10 @@ writes), then the e-mail (an individual's e-mail or an organization's billing e-
 else a new contact: the customer's e-mail as its main contact, and the e-mails found in
 the business's chosen metadata keys (`cc`, `to`) as extra contacts (individuals of a new
 organization). Products: our metadata (`crm_service_id`, catalog/engine.py), then a price
-lookup key (ours, or a service code), else a new service.
+lookup key (ours, or a service code), else a new service. Prices: per currency, the service
+takes one active one-time price of its product (the default price, else the first listed
+at its list amount); the account's other prices are skipped with the reason and never
+linked, so the catalog sync never archives them (`import_price`).
 """
 from __future__ import annotations
 
@@ -14,7 +17,6 @@ import re
 from django.core.validators import validate_email
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -177,7 +179,31 @@ def _free_code(page: Page, wanted: str) -> str:
     return f"{code[:30]}-{page.job.pk}-{Service.objects.filter(business=page.business).count()}"[:50]
 
 
+def _one_time_amount(price: dict) -> int | None:
+    """The unit amount of an active one-time price with a fixed amount; None for any
+    other price (recurring, tiered or custom, archived)."""
+    if price.get("type") == "recurring" or price.get("recurring") or price.get("unit_amount") is None:
+        return None
+    return int(price["unit_amount"]) if price.get("active", True) else None
+
+
+def _service_price_take(page: Page, service_id: int, price: dict) -> None:
+    """`price` (active, one-time, fixed amount) becomes the service's price in its
+    currency: linked (the catalog sync reuses it, and may archive it once the service's
+    amount moves away from it), and the service's list price when it has none there."""
+    currency = normalize_currency(price["currency"]).upper()
+    PriceLink.objects.create(business=page.business, connection=page.connection, service_id=service_id,
+                             currency=currency, amount_minor=int(price["unit_amount"]), stripe_price_id=price["id"],
+                             active=True, lookup_key=(price.get("lookup_key") or "")[:200])
+    if not ServicePrice.objects.filter(service_id=service_id, currency=currency).exists():
+        ServicePrice.objects.create(business=page.business, service_id=service_id, currency=currency,
+                                    amount=from_minor(int(price["unit_amount"]), currency))
+
+
 def import_product(page: Page, product: dict) -> None:
+    """A product becomes a service (matched or new) with a `ServiceSync` to it, and its
+    default price, when active, one-time and of a fixed amount, the service's price in its
+    currency (recorded as the product's `ref`: the price phase counts it created)."""
     sync = ServiceSync.objects.filter(connection=page.connection, stripe_product_id=product["id"]).first()
     if sync is not None:
         page.record("products", product["id"], "matched", local_id=sync.service_id, reason="already synced")
@@ -198,17 +224,46 @@ def import_product(page: Page, product: dict) -> None:
         # version wins): an empty one would wipe what the account wrote.
         service.description = product["description"]
         service.save(update_fields=["description"])
-    if not ServiceSync.objects.filter(connection=page.connection, service=service).exists():
-        ServiceSync.objects.create(business=page.business, connection=page.connection, service=service,
-                                   stripe_product_id=product["id"], state=SyncState.PENDING)
-    page.record("products", product["id"], outcome, local_id=service.pk, reason=reason)
+    row = ServiceSync.objects.filter(connection=page.connection, service=service).first()
+    if row is None:
+        row = ServiceSync.objects.create(business=page.business, connection=page.connection, service=service,
+                                         stripe_product_id=product["id"], state=SyncState.PENDING)
+    elif not row.stripe_product_id:
+        # Pending since an edit made while the import waited: never in Stripe yet, so
+        # this product becomes its product (the sync would otherwise make a second one).
+        row.stripe_product_id = product["id"]
+        row.save(update_fields=["stripe_product_id", "updated_at"])
+    elif row.stripe_product_id != product["id"]:
+        reason += f" (the service is synced to {row.stripe_product_id}: this product and its prices are left untouched)"
+    ref = ""
+    if row.stripe_product_id == product["id"] and default_price.get("id") and _one_time_amount(default_price) is not None:
+        currency = normalize_currency(default_price["currency"]).upper()
+        if not PriceLink.objects.filter(connection=page.connection, service=service, currency=currency).exists():
+            _service_price_take(page, service.pk, default_price)
+            ref = default_price["id"]
+    page.record("products", product["id"], outcome, local_id=service.pk, reason=reason, ref=ref)
 
 
 def import_price(page: Page, price: dict) -> None:
+    """A price of an imported product. The service takes, per currency, one active
+    one-time price of its product: the product's default price (taken with the product),
+    else the first listed whose amount is the service's list price there (any amount when
+    it has none). Every other price of the account is recorded, skipped with its reason,
+    and never linked: the catalog sync neither uses nor archives a price it has no link
+    for (the business may sell with it: payment links, its other tools). A skipped price
+    still names the service (`local_id`), for the imported invoices' lines."""
     product_id = price["product"]["id"] if isinstance(price.get("product"), dict) else price.get("product")
     mapped = page.known.get(product_id)
     if mapped is None or mapped.local_id is None:
         page.record("prices", price["id"], "skipped", reason="its product was not imported")
+        return
+    service_id = mapped.local_id
+    link = PriceLink.objects.filter(connection=page.connection, stripe_price_id=price["id"]).first()
+    if link is not None:
+        if price["id"] == mapped.ref:  # linked as the product's default price, by this import
+            page.record("prices", price["id"], "created", local_id=service_id)
+        else:
+            page.record("prices", price["id"], "matched", local_id=service_id, reason="price link exists")
         return
     if price.get("type") == "recurring":
         page.record("prices", price["id"], "skipped",
@@ -218,17 +273,22 @@ def import_price(page: Page, price: dict) -> None:
         page.record("prices", price["id"], "skipped", reason="not a fixed unit amount (tiered or custom)")
         return
     currency = normalize_currency(price["currency"]).upper()
-    amount = from_minor(int(price["unit_amount"]), currency)
-    service_id = mapped.local_id
-    link = PriceLink.objects.filter(Q(stripe_price_id=price["id"]) | Q(service_id=service_id, currency=currency,
-                                                                         amount_minor=int(price["unit_amount"])),
-                                    connection=page.connection).first()
-    outcome = "matched" if link is not None else "created"
-    if link is None:
-        PriceLink.objects.create(business=page.business, connection=page.connection, service_id=service_id,
-                                 currency=currency, amount_minor=int(price["unit_amount"]),
-                                 stripe_price_id=price["id"], active=bool(price.get("active", True)),
-                                 lookup_key=(price.get("lookup_key") or "")[:200])
-    if price.get("active", True) and not ServicePrice.objects.filter(service_id=service_id, currency=currency).exists():
-        ServicePrice.objects.create(business=page.business, service_id=service_id, currency=currency, amount=amount)
-    page.record("prices", price["id"], outcome, local_id=service_id, reason="" if outcome == "created" else "price link exists")
+    if not price.get("active", True):
+        page.record("prices", price["id"], "skipped", local_id=service_id, reason="archived in Stripe: left as it is")
+        return
+    if ServiceSync.objects.filter(connection=page.connection, service_id=service_id).exclude(
+            stripe_product_id=product_id).exists():
+        page.record("prices", price["id"], "skipped", local_id=service_id,
+                    reason="its product is not the one the service is synced to: left untouched")
+        return
+    if PriceLink.objects.filter(connection=page.connection, service_id=service_id, currency=currency).exists():
+        page.record("prices", price["id"], "skipped", local_id=service_id,
+                    reason=f"another one-time price in {currency} for this product: left untouched")
+        return
+    listed = ServicePrice.objects.filter(service_id=service_id, currency=currency).first()
+    if listed is not None and listed.amount != from_minor(int(price["unit_amount"]), currency):
+        page.record("prices", price["id"], "skipped", local_id=service_id,
+                    reason=f"not the service's {currency} list price: left untouched")
+        return
+    _service_price_take(page, service_id, price)
+    page.record("prices", price["id"], "created", local_id=service_id)

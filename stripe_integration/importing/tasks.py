@@ -20,10 +20,16 @@ def stripe_import_task(import_id: int) -> dict:
     # since the claim (the integration was disabled meanwhile) waits again.
     StripeImport.objects.filter(pk=job.pk, status=ImportStatus.RUNNING, updated_at=job.updated_at).update(
         status=ImportStatus.WAITING)
-    if StripeImport.objects.filter(pk=job.pk, status=ImportStatus.COMPLETE).exists():
+    status = StripeImport.objects.filter(pk=job.pk).values_list("status", flat=True).first()
+    if status == ImportStatus.COMPLETE:
         from ..catalog.sync import catalog_sync_after_import
 
         catalog_sync_after_import(import_id=job.pk)
+    elif status == ImportStatus.ERROR:
+        # The catalog sync keeps waiting for it: a waiting run says why and what to do.
+        from ..catalog.sync import catalog_sync_after_import_error
+
+        catalog_sync_after_import_error(import_id=job.pk)
     return counts
 
 

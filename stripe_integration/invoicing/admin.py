@@ -83,9 +83,14 @@ def _businesses(ids):
 def _run_action(modeladmin, request, queryset, action):
     from stripe_integration.invoicing.push import InvoicingError
     from stripe_integration.invoicing.actions import invoice_action
+    from stripe_integration.runs.disable import integration_enabled_only, integration_skipped_messages
 
     done = 0
-    for invoice in queryset.select_related("business", "bill_to"):
+    invoices, skipped = integration_enabled_only(queryset.select_related("business", "bill_to"),
+                                                 business_id_of=lambda invoice: invoice.business_id)
+    for line in integration_skipped_messages(skipped, "invoice(s)"):
+        modeladmin.message_user(request, line, messages.WARNING)
+    for invoice in invoices:
         try:
             modeladmin.message_user(request, invoice_action(invoice=invoice, action=action, user=request.user))
             done += 1
@@ -99,10 +104,15 @@ def confirm_page(modeladmin, request, invoices, action, *, form_action, hidden, 
     happen to each invoice; its form posts the same action again with `confirmed=yes`."""
     from stripe_integration.invoicing.actions import ACTION_LABELS, invoice_actions
     from stripe_integration.invoicing.confirm import action_consequences
+    from stripe_integration.models import IntegrationSettings
 
+    disabled = set(IntegrationSettings.objects.filter(business_id__in={i.business_id for i in invoices}, disabled=True)
+                   .values_list("business_id", flat=True))
     items, skipped = [], []
     for invoice in invoices:
-        if action in invoice_actions(invoice):
+        if invoice.business_id in disabled:
+            skipped.append(f"{invoice.number} (the Stripe integration of {invoice.business.name} is disabled or paused)")
+        elif action in invoice_actions(invoice):
             items.append((invoice, action_consequences(invoice, action)))
         else:
             skipped.append(invoice.number)

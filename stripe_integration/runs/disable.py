@@ -50,6 +50,41 @@ def integration_require_enabled(*, business) -> None:
         raise IntegrationDisabled()
 
 
+def integration_enabled_only(items, *, business_id_of) -> tuple[list, dict[int, int]]:
+    """For a bulk action a person starts over items of one or several businesses (the
+    admin's Sync to Stripe, Push contact details, invoice actions): (the items whose
+    business's integration is enabled, {business id: items left out} for the businesses
+    whose integration is disabled or paused). One query. Raises IntegrationDisabled when
+    items were given and none is left: the action would do nothing, as for one business."""
+    items = list(items)
+    ids = {business_id_of(item) for item in items}
+    disabled = set(IntegrationSettings.objects.filter(business_id__in=ids, disabled=True)
+                   .values_list("business_id", flat=True))
+    if not disabled:
+        return items, {}
+    kept = [item for item in items if business_id_of(item) not in disabled]
+    if not kept:
+        raise IntegrationDisabled()
+    skipped: dict[int, int] = {}
+    for item in items:
+        if business_id_of(item) in disabled:
+            skipped[business_id_of(item)] = skipped.get(business_id_of(item), 0) + 1
+    return kept, skipped
+
+
+def integration_skipped_messages(skipped: dict[int, int], what: str) -> list[str]:
+    """One line per business `integration_enabled_only` left out: which, how many, why."""
+    rows = (IntegrationSettings.objects.filter(business_id__in=list(skipped)).select_related("business")
+            .order_by("business__name"))
+    out = []
+    for row in rows:
+        why = f" ({row.disabled_reason[:200]})" if row.disabled_reason else ""
+        out.append(f"{row.business.name}: {skipped[row.business_id]} {what} skipped, nothing done: its Stripe "
+                   f"integration is disabled or paused{why}. Re-enable it (that business's Stripe runs page), "
+                   "then run the action again for them.")
+    return out
+
+
 def alert_recipients(*, business: Business) -> list[str]:
     """The e-mail addresses of the users chosen for the alert; without a choice, the
     business's finance and owner members (somebody must hear of it)."""
