@@ -1,16 +1,20 @@
-"""The straightforward `conform` that spec_shapes.py's compiled one must agree with.
+"""The straightforward answer shaping that the sandbox's faster one must agree with.
 
-This is spec_shapes.conform as it was before it was compiled per schema (one loop over
-an object's keys that looks every field up in the table, no caches besides the parsed
-table): test_conform_reference.py compares the two, byte for byte after json.dumps,
-over Stripe's example objects and over what the sandbox answers.
+`conform` is spec_shapes.conform as it was before it was compiled per schema (one loop
+over an object's keys that looks every field up in the table); `expand` is
+core.expand as it was before it copied only what it changes (a deep copy of the whole
+answer, then expansion in place). test_conform_reference.py compares them with the
+sandbox's, byte for byte after json.dumps, over Stripe's example objects and over what
+the sandbox stores and answers.
 """
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 
-from stripe_sandbox.schema import resource_url
+from stripe_sandbox.errors import invalid_request
+from stripe_sandbox.schema import expandable_fields, resource_url
 from stripe_sandbox.spec_shapes import INCLUDABLE, KEPT_OUTSIDE_SPEC, schemas
 
 
@@ -145,3 +149,40 @@ def conform(obj, expand=()):
     if name is None:
         return obj
     return conform_as(name, obj, resource_url(obj["object"], obj.get("id")))
+
+
+def expand(ctx, obj: dict, paths) -> dict:
+    paths = list(paths)
+    if not paths:
+        return obj
+    obj = json.loads(json.dumps(obj))
+    for path in paths:
+        parts = path.split(".")
+        if len(parts) > 4:
+            raise invalid_request(f"You cannot expand more than 4 levels of a property. Property: {path}",
+                                  param="expand")
+        _expand(ctx, obj, parts, path)
+    return obj
+
+
+def _expand(ctx, node, parts: list[str], full: str) -> None:
+    if isinstance(node, list):
+        for item in node:
+            _expand(ctx, item, parts, full)
+        return
+    if not isinstance(node, dict):
+        return
+    key, rest = parts[0], parts[1:]
+    if key not in node:
+        raise invalid_request(f"This property cannot be expanded ({full}).", param="expand")
+    value = node[key]
+    if isinstance(value, str):
+        kind = node.get("object")
+        if kind not in (None, "list") and key not in expandable_fields(kind):
+            raise invalid_request(f"This property cannot be expanded ({full}).", param="expand")
+        target = ctx.find(value)
+        if target is not None:
+            value = json.loads(json.dumps(target))
+            node[key] = value
+    if rest and value is not None:
+        _expand(ctx, value, rest, full)
