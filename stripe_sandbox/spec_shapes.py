@@ -254,7 +254,11 @@ def conform(obj, expand=()):
     includable = INCLUDABLE.get(obj.get("object"))
     if includable:
         asked = {p.split(".", 1)[0] for p in expand}
-        obj = {k: v for k, v in obj.items() if k not in includable or k in asked}
+        unasked = [k for k in includable if k in obj and k not in asked]
+        if unasked:
+            obj = obj.copy()
+            for key in unasked:
+                del obj[key]
     if obj.get("object") == "event" and isinstance(obj.get("data"), dict):
         out = conform_as("event", obj)
         out["data"] = {**out["data"], "object": conform(obj["data"].get("object"))}
