@@ -116,7 +116,9 @@ def _pick(refs: tuple[str, ...], value: dict) -> str:
     if len(refs) == 1:
         return refs[0]
     kind = value.get("object")
-    picked = _pick_by_object(refs, kind, bool(value.get("deleted")))
+    # (An `object` that is not a string names none of the schemas: not cached.)
+    picked = _pick_by_object(refs, kind, bool(value.get("deleted"))) if kind is None or isinstance(kind, str) \
+        else None
     if picked is not None:
         return picked
     # Inline alternatives without an `object`: the one whose fields fit best.
@@ -168,11 +170,11 @@ _plans: dict[tuple[str, tuple[str, ...]], tuple] = {}
 
 
 def _plan(name: str, keys: tuple[str, ...]) -> tuple:
-    """How to shape an object with `keys` (in this order) by schema `name`:
-    (how to copy the fields kept, the keys that says, non-nullable plain fields to
-    check for None, fields shaped by their own schema, required fields absent).
-    Copying: the whole dict then deleting the few keys not kept (`_COPY`, with the
-    keys to delete), or picking the kept keys one by one (`_PICK`, with those)."""
+    """How to shape an object with `keys` (in this order) by schema `name`: a tuple
+    (how to copy, the keys for it, non-nullable plain fields to check for None,
+    fields shaped by their own schema, required fields absent). Copying is the whole
+    dict then deleting the few keys not kept (`_COPY`, with the keys to delete), or
+    picking the kept keys one by one (`_PICK`, with the keys kept)."""
     props = _props(name)
     kept_outside = KEPT_OUTSIDE_SPEC.get(name, frozenset())
     known, dropped, checks, nested = [], [], [], []

@@ -86,6 +86,22 @@ def test_conform_matches_the_reference_key_by_key():
     assert list(json.loads(_conform_both(reordered)[0])) != list(shaped)
 
 
+def test_conform_matches_the_reference_when_alternatives_are_picked_per_value():
+    """A field with several possible schemas: picked by `object` and `deleted` (the
+    pick is cached), by fit without `object`, and never matched by a non-string
+    `object` (not cacheable, still answered)."""
+    for customer in ({"id": "cus_1", "object": "customer", "name": "A"},
+                     {"id": "cus_1", "object": "customer", "deleted": True},
+                     {"id": "cus_1", "name": "A"},
+                     {"id": "cus_1", "object": {"not": "a name"}}):
+        invoice = {"id": "in_1", "object": "invoice", "customer": customer}
+        ours, theirs = _conform_both(invoice)
+        assert ours == theirs, customer
+    source = {"id": "ba_1", "bank_name": "B", "routing_number": "1"}
+    assert _json(conform_as("invoice", {"default_source": source})) == \
+        _json(ref.conform_as("invoice", {"default_source": source}))
+
+
 def _history(sandbox) -> tuple[str, str]:
     """A platform key and a connected account holding every kind of object the
     sandbox makes: the conformance tour, seed_history's mixed states, bulk invoices."""
