@@ -98,11 +98,35 @@ def _props(name: str) -> dict[str, tuple[str, str, tuple[str, ...]]]:
     return {k: _parse(v) for k, v in schemas()[name]["p"].items()}
 
 
+# ------------------------------------------------------------------ shaping
+#
+# Shaping runs for every object of every answer, nested ones included (a page of 100
+# invoices is 1,650 objects, one of 100 payment intents with their charges expanded
+# 2,300), so the rules above are compiled once per schema and per key set an object
+# has (`_plan`): the sandbox's objects of one type all have the same keys in the same
+# order (`schema.shape` gives them every declared field), so a page reuses one plan per
+# schema. A plan copies the object in one C-level step and deletes the few keys the
+# spec does not name, then visits only the keys that need more: non-nullable plain
+# fields (a None there is dropped, or becomes the empty value) and fields shaped by
+# their own schema. tests/reference_conform.py has the rules as a plain loop over
+# every key; tests/test_conform_reference.py holds the two equal.
+
+
 def _pick(refs: tuple[str, ...], value: dict) -> str:
     if len(refs) == 1:
         return refs[0]
     kind = value.get("object")
-    deleted = bool(value.get("deleted"))
+    # (An `object` that is not a string names none of the schemas: not cached.)
+    picked = _pick_by_object(refs, kind, bool(value.get("deleted"))) if kind is None or isinstance(kind, str) \
+        else None
+    if picked is not None:
+        return picked
+    # Inline alternatives without an `object`: the one whose fields fit best.
+    return max(refs, key=lambda r: len(set(_props(r)) & set(value)))
+
+
+@lru_cache(maxsize=None)
+def _pick_by_object(refs: tuple[str, ...], kind, deleted: bool) -> str | None:
     table_ = schemas()
     for ref in refs:
         if table_[ref].get("o") == kind and ref.startswith("deleted_") == deleted:
@@ -110,8 +134,7 @@ def _pick(refs: tuple[str, ...], value: dict) -> str:
     for ref in refs:
         if table_[ref].get("o") == kind:
             return ref
-    # Inline alternatives without an `object`: the one whose fields fit best.
-    return max(refs, key=lambda r: len(set(_props(r)) & set(value)))
+    return None
 
 
 def _empty(kind: str, refs: tuple[str, ...], owner_url: str | None, key: str):
@@ -131,42 +154,93 @@ def _empty(kind: str, refs: tuple[str, ...], owner_url: str | None, key: str):
     return None
 
 
+# What a None in a field becomes: itself (nullable), the field's empty value
+# (required, not nullable), or nothing (the field is left out).
+_NULL, _EMPTY, _DROP = 0, 1, 2
+
+
+def _on_none(flags: str) -> int:
+    return _NULL if "n" in flags else _EMPTY if "r" in flags else _DROP
+
+
+# Plans made at most (a bound on memory should objects come with ever new key sets;
+# past it, plans are made for each object and not kept).
+_MAX_PLANS = 20_000
+_plans: dict[tuple[str, tuple[str, ...]], tuple] = {}
+
+
+def _plan(name: str, keys: tuple[str, ...]) -> tuple:
+    """How to shape an object with `keys` (in this order) by schema `name`: a tuple
+    (how to copy, the keys for it, non-nullable plain fields to check for None,
+    fields shaped by their own schema, required fields absent). Copying is the whole
+    dict then deleting the few keys not kept (`_COPY`, with the keys to delete), or
+    picking the kept keys one by one (`_PICK`, with the keys kept)."""
+    props = _props(name)
+    kept_outside = KEPT_OUTSIDE_SPEC.get(name, frozenset())
+    known, dropped, checks, nested = [], [], [], []
+    for key in keys:
+        prop = props.get(key)
+        if prop is None:
+            (known if key in kept_outside else dropped).append(key)
+            continue
+        known.append(key)
+        flags, kind, refs = prop
+        if refs:
+            nested.append((key, _on_none(flags), kind, refs))
+        elif "n" not in flags:
+            checks.append((key, _on_none(flags), kind))
+    present = set(keys)
+    missing = tuple((key, "n" in flags, kind, refs) for key, (flags, kind, refs) in props.items()
+                    if "r" in flags and key not in present)
+    # A dict copy is one C call whatever its size; a pick costs per key.
+    copy = (_COPY, tuple(dropped)) if len(dropped) <= len(known) // 2 else (_PICK, tuple(known))
+    return (*copy, tuple(checks), tuple(nested), missing)
+
+
+_COPY, _PICK = 0, 1
+
+
 def conform_as(name: str, value: dict, url: str | None = None) -> dict:
     """`value` shaped by the component schema `name` (a new dict). `url`: the
     object's own URL, from which a sub-list without one gets its `url`."""
-    props = _props(name)
-    kept = KEPT_OUTSIDE_SPEC.get(name, frozenset())
-    out = {}
-    for key, v in value.items():
-        prop = props.get(key)
-        if prop is None:
-            if key in kept:
-                out[key] = v
-            continue
-        flags, kind, refs = prop
+    keys = tuple(value)
+    plan = _plans.get((name, keys))
+    if plan is None:
+        plan = _plan(name, keys)
+        if len(_plans) < _MAX_PLANS:
+            _plans[(name, keys)] = plan
+    how, keys, checks, nested, missing = plan
+    # The kept fields with their values, in the object's order; what follows
+    # changes values in place (a dict keeps a key's place) or deletes keys.
+    if how == _COPY:
+        out = value.copy()
+        for key in keys:
+            del out[key]
+    else:
+        out = {key: value[key] for key in keys}
+    for key, on_none, kind in checks:
+        if out[key] is None:
+            if on_none == _EMPTY:
+                out[key] = _empty(kind, (), url, key)
+            else:
+                del out[key]
+    for key, on_none, kind, refs in nested:
+        v = out[key]
         if v is None:
-            if "n" in flags:
-                out[key] = None
-            elif "r" in flags:
+            if on_none == _EMPTY:
                 out[key] = _empty(kind, refs, url, key)
-            continue
-        out[key] = _value(kind, refs, v, url, key)
-    for key, (flags, kind, refs) in props.items():
-        if key not in out and "r" in flags:
-            out[key] = None if "n" in flags else _empty(kind, refs, url, key)
+            elif on_none == _DROP:
+                del out[key]
+        elif isinstance(v, dict):
+            if url and v.get("object") == "list" and not v.get("url"):
+                v = {**v, "url": f"{url}/{key}"}
+            out[key] = conform_as(refs[0] if len(refs) == 1 else _pick(refs, v), v)
+        elif isinstance(v, list):
+            out[key] = [conform_as(refs[0] if len(refs) == 1 else _pick(refs, i), i)
+                        if isinstance(i, dict) else i for i in v]
+    for key, nullable, kind, refs in missing:
+        out[key] = None if nullable else _empty(kind, refs, url, key)
     return out
-
-
-def _value(kind: str, refs: tuple[str, ...], v, url, key):
-    if not refs:
-        return v
-    if isinstance(v, dict):
-        if v.get("object") == "list" and not v.get("url") and url:
-            v = {**v, "url": f"{url}/{key}"}
-        return conform_as(_pick(refs, v), v)
-    if isinstance(v, list):
-        return [conform_as(_pick(refs, i), i) if isinstance(i, dict) else i for i in v]
-    return v
 
 
 def conform(obj, expand=()):
@@ -182,7 +256,11 @@ def conform(obj, expand=()):
     includable = INCLUDABLE.get(obj.get("object"))
     if includable:
         asked = {p.split(".", 1)[0] for p in expand}
-        obj = {k: v for k, v in obj.items() if k not in includable or k in asked}
+        unasked = [k for k in includable if k in obj and k not in asked]
+        if unasked:
+            obj = obj.copy()
+            for key in unasked:
+                del obj[key]
     if obj.get("object") == "event" and isinstance(obj.get("data"), dict):
         out = conform_as("event", obj)
         out["data"] = {**out["data"], "object": conform(obj["data"].get("object"))}

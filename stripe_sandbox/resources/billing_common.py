@@ -17,7 +17,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from ..core import Response, apply_update, copy_json
 from ..errors import StripeError, invalid_request
-from ..spec_shapes import conform
+from ..spec_shapes import conform, schema_for
 
 _MAX_EXPAND_DEPTH = 4
 
@@ -43,6 +43,17 @@ def public(obj):
     return copy_json(shallow)
 
 
+def _shaped_by_spec(obj) -> bool:
+    """Whether `conform` shapes `obj` (or every object of the list `obj`) by a spec
+    schema, which drops its internal keys."""
+    if not isinstance(obj, dict):
+        return False
+    if obj.get("object") == "list":
+        data = obj.get("data")
+        return isinstance(data, list) and all(isinstance(o, dict) and schema_for(o) is not None for o in data)
+    return schema_for(obj) is not None and obj.get("object") != "event"
+
+
 def emit(ctx, event_type: str, obj: dict, previous: dict | None = None) -> None:
     ctx.emit(event_type, public(obj), public(previous) if previous is not None else None)
 
@@ -53,6 +64,16 @@ def answer(ctx, obj: dict, params: dict, *, extra=None) -> Response:
     paths = params.get("expand") or []
     if isinstance(paths, dict):
         paths = list(paths.values())
+    if not paths and _shaped_by_spec(obj):
+        # Without expansion `public()`'s deep copy is not needed: `conform` makes a
+        # new dict of every object it shapes and leaves out the keys the spec does
+        # not name (internal keys included: no spec field starts with `_`); what
+        # it passes through as is (plain values, metadata) is only read, by the
+        # json.dumps below, before the handler returns with the store lock held.
+        out = dict(obj)
+        if extra is not None:
+            extra(out, paths)
+        return Response.json(conform(out, paths))
     out = public(obj)
     for path in paths:
         parts = path.split(".")
