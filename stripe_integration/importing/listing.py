@@ -114,7 +114,9 @@ def cut(chain: Chain, objects: list[dict]) -> int | None:
 
 
 class _Phase:
-    """One listing's chains: `live` (fetch side) and `saved` (what the writer has)."""
+    """One listing: its fetch, the chains it starts with, how many chains still have a
+    page to fetch (`active`), and `saved`: the chains as the pages handed over so far
+    leave them (the resume state), by chain number."""
 
     def __init__(self, key: str, fetch: Fetch, chains: Iterable[Chain]):
         self.key = key
@@ -164,6 +166,7 @@ class Listing:
                 for cid, chain in enumerate(fetching.start):
                     waiting.append((fetching, cid, chain))
                 fetching.active = len(fetching.start)
+                self.most_chains = max(self.most_chains, fetching.active)
 
         def collect(futures):
             nonlocal error
@@ -178,7 +181,7 @@ class Listing:
                     continue
                 self.pages += 1
                 more = has_more and bool(objects)
-                child = None
+                after, child = None, None
                 if more:
                     after = Chain(chain.gte, chain.lt, objects[-1]["id"])
                     mid = cut(chain, objects) if phase.active < self.concurrency else None
@@ -192,12 +195,16 @@ class Listing:
                     self.most_chains = max(self.most_chains, phase.active)
                 else:
                     phase.active -= 1
-                done.append((phase, cid, after if more else None, objects, has_more, child))
+                done.append((phase, cid, after, objects, has_more, child))
 
         next_phase()
-        if fetching is not None:
-            self.most_chains = max(self.most_chains, fetching.active)
         while True:
+            # Fetches that ended while the caller wrote: their chains' next pages start now.
+            collect([f for f in list(in_flight) if f.done()])
+            if fetching is not None and not fetching.active and error is None:
+                # Every chain of the phase has listed its last page: the next phase's
+                # fetches start, even while the writer still has pages of this one.
+                next_phase()
             submit()
             if done:
                 phase, cid, after, objects, has_more, child = done.popleft()
@@ -210,9 +217,6 @@ class Listing:
                 resume = [c.to_json() for _, c in sorted(phase.saved.items())] if phase.saved else None
                 yield ListedPage(phase.key, objects, has_more, resume)
                 continue
-            if fetching is not None and not fetching.active and error is None:
-                next_phase()
-                continue
             if not in_flight:
                 if error is not None:
                     raise error
@@ -221,4 +225,3 @@ class Listing:
             finished, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
             self.waited += time.perf_counter() - start
             collect(finished)
-            collect([f for f in list(in_flight) if f.done()])

@@ -25,7 +25,7 @@ class ImportStatus(models.TextChoices):
 IMPORT_TRANSITIONS = {
     ImportStatus.WAITING: {ImportStatus.RUNNING, ImportStatus.ERROR},
     ImportStatus.RUNNING: {ImportStatus.RUNNING, ImportStatus.COMPLETE, ImportStatus.ERROR},
-    ImportStatus.ERROR: {ImportStatus.RUNNING},  # resumed from its cursor
+    ImportStatus.ERROR: {ImportStatus.RUNNING},  # resumed from its saved chains
     ImportStatus.COMPLETE: set(),
 }
 
