@@ -4,14 +4,14 @@
 of issue 15 wrap it). Each phase lists one kind of Stripe object, 100 per call, through
 several cursor chains at once, each over its own `created` window (importing/listing.py:
 up to STRIPE_IMPORT_CONCURRENCY requests in flight, windows split as pages come back),
-over the objects created until the import started (`replay_from`). This thread alone
-writes: each page in one transaction together with the job's resume state (the phase and
-its unfinished chains, each with the cursor of its last page written), so an import
-killed at any point resumes every chain after the last page it committed, and objects
-it already handled are recognised by `ImportedObject` (unique per connection and Stripe
-id): a second run creates nothing. Phases stay in order: every page of one is written
-before any of the next (invoices need their customers). A last pass lists what was
-created since the import started, then the account's events since then are replayed
+over the objects created until the import started (`replay_from`). The calling thread
+alone writes: each page in one transaction together with the job's resume state (the
+phase and its unfinished chains, each with the cursor of its last page written), so an
+import killed at any point resumes every chain after the last page it committed, and
+objects it already handled are recognised by `ImportedObject` (unique per connection and
+Stripe id): a second run creates nothing. Phases stay in order: every page of one is
+written before any of the next (invoices need their customers). A last pass lists what
+was created since the import started, then the account's events since then are replayed
 through the catch-up (the webhook inbox) and the deliveries parked meanwhile retried, so
 what changed while the import listed is not lost.
 """
@@ -123,7 +123,7 @@ def _recent(job: StripeImport, rules: ImportRules, gw: Gateway) -> tuple[int, fl
 
 
 def _concurrency() -> int:
-    return max(1, int(getattr(settings, "STRIPE_IMPORT_CONCURRENCY", 8) or 1))
+    return max(1, settings.STRIPE_IMPORT_CONCURRENCY)
 
 
 def _lister(gw: Gateway, account: str, phase: Phase):

@@ -156,7 +156,8 @@ class Listing:
             while waiting and error is None and len(in_flight) + len(done) < cap:
                 phase, cid, chain = waiting.popleft()
                 request = Chain(chain.gte, chain.lt, chain.after)
-                in_flight[self._pool.submit(contextvars.copy_context().run, phase.fetch, request)] = (phase, cid, request)
+                future = self._pool.submit(contextvars.copy_context().run, phase.fetch, request)
+                in_flight[future] = (phase, cid, request)
 
         def next_phase():
             nonlocal fetching
