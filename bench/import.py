@@ -1,6 +1,7 @@
 """Import of an account's history: list calls against Stripe's live rate limit, time, queries.
 
     .venv/bin/python bench/import.py [--customers 10000] [--invoices 30000] [--small 10] [--concurrency 8]
+                                     [--latency-ms 0]
 
 What runs where: this process makes a sandbox (not serving yet) and fills two connected
 accounts, a day before the import by the sandbox's clock, straight in its state (`stripe_sandbox.bulk`, the sandbox's own handlers, no
@@ -11,7 +12,9 @@ importer's CPU), and this process runs the import of each account
 pages while up to STRIPE_IMPORT_CONCURRENCY (--concurrency) cursor chains list them,
 importing/listing.py) with the gateway's rate limiter
 at Stripe's live limit, 100 requests/s, on a throwaway in-memory SQLite database (tables
-straight from the models, as the test runner makes them).
+straight from the models, as the test runner makes them). The sandbox answers a page in
+tens of milliseconds; --latency-ms makes each of its GET /v1/ answers that much later, as
+Stripe's take 300-1000 ms, which is what the chains are for.
 
 Prints per size: list calls, the bound (list calls / 100 s: no import can be faster at
 that limit), measured time and its ratio to the bound (target <= 1.2), the split of that
@@ -66,11 +69,27 @@ def _list_only(account: str, upper: int, concurrency: int) -> tuple[int, float]:
     return pages.pages, time.perf_counter() - start
 
 
+def _slow_reads(base: str, delay_ms: float) -> None:
+    """Every GET /v1/... of the sandbox answered `delay_ms` late (its control plane's
+    "timeout" fault, below the client's timeout: a slow answer, not a failed one)."""
+    import json
+    import urllib.request
+
+    body = json.dumps({"match": "^GET /v1/", "kind": "timeout", "delay_ms": delay_ms}).encode()
+    request = urllib.request.Request(base + "/_sandbox/faults", data=body, method="POST",
+                                      headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10):
+        pass
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--customers", type=int, default=10_000)
     parser.add_argument("--invoices", type=int, default=30_000)
     parser.add_argument("--small", type=int, default=10, help="the second size is this many times smaller")
+    parser.add_argument("--latency-ms", type=float, default=0,
+                        help="the sandbox answers every GET /v1/... this much later (its 'timeout' fault with "
+                             "this delay), as Stripe's list calls take 300-1000 ms")
     parser.add_argument("--concurrency", type=int, default=None,
                         help="chains listed at once (default: the STRIPE_IMPORT_CONCURRENCY setting)")
     args = parser.parse_args()
@@ -116,6 +135,8 @@ def main():
             codes.append(issue_code(sandbox, client_id="ca_bench", email=email,
                                     platform=sandbox.store.api_keys[key]["account"]))
     child, base = sandbox_in_child(sandbox, secret_key=key, rate_per_second=LIVE_LIMIT)
+    if args.latency_ms:
+        _slow_reads(base, args.latency_ms)
 
     from crm.models import Business, Membership, Role
     from stripe_integration.connect import oauth as services
