@@ -13,44 +13,49 @@ twice or missed, however many objects share one second (a chain continuing with
 `starting_after` keeps its own bounds, so its next page holds only its window's objects
 after the cursor, whatever shares the cursor's second).
 
-Splitting (adaptive: how objects spread over time is not known beforehand). A phase
+Cutting (adaptive: how objects spread over time is not known beforehand). A phase
 starts with the chains it is given (one over its whole range on a fresh start). When a
-chain's page comes back with has_more and fewer than `concurrency` chains of the phase
-are active, the chain's remaining range [gte, last], `last` the `created` of the page's
-last object, is cut at `mid` (gte < mid <= last): the chain keeps its cursor and lists
-[mid, lt) on; a new chain lists [gte, mid) from its top. The objects of [gte, mid) are all
-older than the cursor (they were not listed yet) and the chain's own objects after the
-cursor are those of [mid, last]: an exact partition again. `mid` is the midpoint of
-[gte, last], or higher, so that the chain keeps about `KEEP_PAGES` pages at the density
-of the page just listed (`span`, the seconds its objects cover): a range with an unknown
-floor (gte 0, the epoch) is then cut near the data instead of at 1998. A range shorter
-than two spans is not cut (the chain would end in a page anyway).
+chain's page comes back with has_more while fewer than `concurrency` chains are listing,
+the chain's remaining range [gte, last], `last` the `created` of the page's last object,
+is cut into up to (free slots + 1) pieces at b1 > b2 > ... > bk, all in (gte, last]: the
+chain keeps its cursor and lists [b1, lt) on; new chains list [b2, b1), ..., [gte, bk)
+from their top. The objects of [gte, b1) are all older than the cursor (not listed yet)
+and the chain's own objects after the cursor are those of [b1, last]: an exact partition
+again. The pieces are `w` seconds wide: about `KEEP_PAGES` pages at the density of the
+page just listed (`span`, the seconds its objects cover), or an even share of the range
+if that is less, never under one span; the lowest piece takes what is left (at least a
+piece's width). So a range with an unknown floor (gte 0, the epoch) is cut near the
+data, not at 1998, and its lowest chain cuts again when its own pages come back. A range
+shorter than two spans is not cut (the chain would end in a page or so anyway).
 
 Resume. `ListedPage.resume` is the phase's resume state once that page is written: every
 unfinished chain of the phase with the cursor of its last page handed over (a chain with
-none yet starts at its top), or None when that page was the phase's last. Pages are
-handed over in the order their fetches ended, so each chain's pages come in order, and a
-page that split its chain always comes before any page of the new chain: the new chain
-enters the resume state with that page (its window is cut off the old chain's by the same
-write). Saved with each page in the page's transaction, the resume state lists exactly
-what is left of the phase; a killed import resumes every chain in it.
+none yet starts at its top), or None when that page was the phase's last. A phase's
+pages are handed over in the order their fetches ended, so each chain's pages come in
+order, and a page that cut its chain always comes before any page of the new chains:
+they enter the resume state with that page (their windows are cut off the old chain's by
+the same write). Saved with each page in the page's transaction, the resume state lists
+exactly what is left of the phase; a killed import resumes every chain in it.
 
-Phases are listed one after the other: the next phase's first fetch starts when every
-chain of the phase before has listed its last page (while the writer may still be
-writing them), and all of a phase's pages are handed over before any of the next phase.
+Phases. Every page of a phase is handed over before any of the next. Fetching, though,
+runs ahead: the next phase starts listing as soon as fewer than `concurrency` chains are
+listing (a phase's tail, or a phase of one page, leaves slots idle), its pages held until
+the phases before are handed over.
 
 Threads and memory. A pool of `concurrency` threads only calls `fetch(chain)` (HTTP
 through the gateway), never the database; each runs in a copy of the caller's context so
-request ids still reach the caller's run (request_ids). At most 2 x concurrency pages are
-fetched or in flight without having been handed over; a chain whose next page would pass
-that waits. With concurrency 1 this is one fetch thread listing the next page while the
-caller writes this one.
+request ids still reach the caller's run (request_ids). At most `concurrency` fetches are
+in flight. Pages fetched or in flight not yet handed over: at most 2 x concurrency for
+the phase being handed over, and as many again for the phases after it (a chain whose
+next page would pass that waits). With concurrency 1 this is one fetch thread listing
+the next page while the caller writes this one.
 
 Errors. The first error a fetch raises stops new fetches; the pages already fetched, and
-those of fetches still in flight that succeed, are handed over first (each with its
-resume state), then the error is raised from the iteration: the saved state then covers
-every object not written. Leaving the `with` block (done, error, or a break) waits for the
-fetches in flight, whose pages are dropped, and stops the threads.
+those of fetches still in flight that succeed, are handed over first as far as the phase
+order allows (each with its resume state), then the error is raised from the iteration:
+the saved state then covers every object not written. Leaving the `with` block (done,
+error, or a break) waits for the fetches in flight, whose pages are dropped, and stops
+the threads.
 """
 from __future__ import annotations
 
@@ -61,7 +66,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
-KEEP_PAGES = 4  # pages a chain keeps when it is cut (at the density of its last page)
+KEEP_PAGES = 4  # pages a piece holds when a chain is cut (at the density of its last page)
 
 
 @dataclass
@@ -101,32 +106,53 @@ class ListedPage:
     resume: list[dict] | None  # the phase's chains once this page is written; None: phase done
 
 
-def cut(chain: Chain, objects: list[dict]) -> int | None:
-    """Where to cut `chain`'s remaining range after this full page (see the module doc),
-    or None to leave it whole."""
+def cuts(chain: Chain, objects: list[dict], pieces: int) -> list[int]:
+    """Where to cut `chain`'s remaining range after this full page into at most `pieces`
+    (see the module doc): b1 > b2 > ... > bk, all in (gte, last], the lowest piece
+    [gte, bk) as wide as the others at least; none to leave it whole."""
     first, last = objects[0].get("created"), objects[-1].get("created")
-    if not isinstance(first, int) or not isinstance(last, int):
-        return None
+    if pieces < 2 or not isinstance(first, int) or not isinstance(last, int):
+        return []
     span = max(first - last, 1)
-    if last - chain.gte < 2 * span:
-        return None
-    return max((chain.gte + last + 1) // 2, last - KEEP_PAGES * span)
+    remaining = last - chain.gte
+    if remaining < 2 * span:
+        return []
+    width = max(span, min(KEEP_PAGES * span, remaining // pieces))
+    bounds, bound = [], last + 1 - width
+    while bound - chain.gte >= width and len(bounds) < pieces - 1:
+        bounds.append(bound)
+        bound -= width
+    return bounds
 
 
 class _Phase:
-    """One listing: its fetch, the chains it starts with, how many chains still have a
-    page to fetch (`active`), and `saved`: the chains as the pages handed over so far
-    leave them (the resume state), by chain number."""
+    """One listing: its fetch, its chains waiting for a fetch, fetched pages not handed
+    over yet (`done`), how many chains still have a page to fetch (`active`), and
+    `saved`: the chains as the pages handed over so far leave them (the resume state),
+    by chain number."""
 
     def __init__(self, key: str, fetch: Fetch, chains: Iterable[Chain]):
         self.key = key
         self.fetch = fetch
-        self.start = [Chain(c.gte, c.lt, c.after) for c in chains]
-        if not self.start:
+        start = [Chain(c.gte, c.lt, c.after) for c in chains]
+        if not start:
             raise ValueError(f"{key}: a listing needs at least one chain")
-        self.active = 0  # chains with a page still to fetch
-        self.saved: dict[int, Chain] = dict(enumerate(Chain(c.gte, c.lt, c.after) for c in self.start))
-        self.next_id = len(self.start)
+        self.waiting: deque[tuple[int, Chain]] = deque(enumerate(start))
+        self.done: deque[tuple[int, Chain | None, list[dict], bool, list]] = deque()
+        self.in_flight = 0
+        self.active = len(start)
+        self.saved: dict[int, Chain] = {cid: Chain(c.gte, c.lt, c.after) for cid, c in enumerate(start)}
+        self.next_id = len(start)
+
+    def hand_over(self) -> ListedPage:
+        cid, after, objects, has_more, children = self.done.popleft()
+        if after is None:
+            self.saved.pop(cid, None)
+        else:
+            self.saved[cid] = after
+        self.saved.update(children)
+        resume = [c.to_json() for _, c in sorted(self.saved.items())] if self.saved else None
+        return ListedPage(self.key, objects, has_more, resume)
 
 
 class Listing:
@@ -136,7 +162,7 @@ class Listing:
         self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="import-fetch")
         self.waited = 0.0  # seconds the caller spent waiting for a page
         self.pages = 0  # list calls answered
-        self.most_chains = 0  # the most chains of one phase listing at once
+        self.most_chains = 0  # the most chains listing at once
 
     def __enter__(self) -> "Listing":
         return self
@@ -145,82 +171,85 @@ class Listing:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def __iter__(self) -> Iterator[ListedPage]:
-        cap = 2 * self.concurrency
+        n, cap = self.concurrency, 2 * self.concurrency
+        started: list[_Phase] = []  # in order; the first is the one being handed over
         in_flight: dict[Future, tuple[_Phase, int, Chain]] = {}
-        waiting: deque[tuple[_Phase, int, Chain]] = deque()  # chains whose next fetch waits for room
-        done: deque[tuple[_Phase, int, Chain, list[dict], bool, tuple | None]] = deque()  # fetched, not handed
         error: BaseException | None = None
-        fetching: _Phase | None = None
+        more_listings = True
+
+        def active() -> int:
+            return sum(p.active for p in started)
+
+        def ahead() -> int:  # pages of the phases after the first, fetched or in flight
+            return sum(len(p.done) + p.in_flight for p in started[1:])
+
+        def start_phases():
+            nonlocal more_listings
+            while more_listings and error is None and (not started or (active() < n and ahead() < cap)):
+                listing = next(self._listings, None)
+                if listing is None:
+                    more_listings = False
+                else:
+                    started.append(_Phase(*listing))
 
         def submit():
-            while waiting and error is None and len(in_flight) + len(done) < cap:
-                phase, cid, chain = waiting.popleft()
-                request = Chain(chain.gte, chain.lt, chain.after)
-                future = self._pool.submit(contextvars.copy_context().run, phase.fetch, request)
-                in_flight[future] = (phase, cid, request)
-
-        def next_phase():
-            nonlocal fetching
-            listing = next(self._listings, None)
-            fetching = _Phase(*listing) if listing is not None else None
-            if fetching is not None:
-                for cid, chain in enumerate(fetching.start):
-                    waiting.append((fetching, cid, chain))
-                fetching.active = len(fetching.start)
-                self.most_chains = max(self.most_chains, fetching.active)
+            for index, phase in enumerate(started):
+                while phase.waiting and error is None and len(in_flight) < n and (
+                        phase.in_flight + len(phase.done) < cap if index == 0 else ahead() < cap):
+                    cid, chain = phase.waiting.popleft()
+                    request = Chain(chain.gte, chain.lt, chain.after)
+                    future = self._pool.submit(contextvars.copy_context().run, phase.fetch, request)
+                    in_flight[future] = (phase, cid, request)
+                    phase.in_flight += 1
 
         def collect(futures):
             nonlocal error
             for future in futures:
                 phase, cid, chain = in_flight.pop(future)
+                phase.in_flight -= 1
                 try:
                     objects, has_more = future.result()
                 except Exception as exc:  # the gateway's errors, or a bug: stop listing, raise later
                     if error is None:
                         error = exc
-                    waiting.clear()
+                    for p in started:
+                        p.waiting.clear()
                     continue
                 self.pages += 1
-                more = has_more and bool(objects)
-                after, child = None, None
-                if more:
+                after, children = None, []
+                if has_more and objects:
                     after = Chain(chain.gte, chain.lt, objects[-1]["id"])
-                    mid = cut(chain, objects) if phase.active < self.concurrency else None
-                    if mid is not None:
-                        child = (phase.next_id, Chain(chain.gte, mid))
-                        phase.next_id += 1
-                        after.gte = mid
-                        phase.active += 1
-                        waiting.append((phase, child[0], child[1]))
-                    waiting.append((phase, cid, after))
-                    self.most_chains = max(self.most_chains, phase.active)
+                    bounds = cuts(chain, objects, n - active() + 1)
+                    if bounds:
+                        after.gte = bounds[0]
+                        for high, low in zip(bounds, [*bounds[1:], chain.gte]):
+                            children.append((phase.next_id, Chain(low, high)))
+                            phase.next_id += 1
+                        phase.active += len(children)
+                    phase.waiting.append((cid, after))
+                    phase.waiting.extend(children)
                 else:
                     phase.active -= 1
-                done.append((phase, cid, after, objects, has_more, child))
+                phase.done.append((cid, after, objects, has_more, children))
+            self.most_chains = max(self.most_chains, active())
 
-        next_phase()
         while True:
             # Fetches that ended while the caller wrote: their chains' next pages start now.
             collect([f for f in list(in_flight) if f.done()])
-            if fetching is not None and not fetching.active and error is None:
-                # Every chain of the phase has listed its last page: the next phase's
-                # fetches start, even while the writer still has pages of this one.
-                next_phase()
+            start_phases()
+            self.most_chains = max(self.most_chains, active())
             submit()
-            if done:
-                phase, cid, after, objects, has_more, child = done.popleft()
-                if after is None:
-                    phase.saved.pop(cid, None)
-                else:
-                    phase.saved[cid] = after
-                if child is not None:
-                    phase.saved[child[0]] = child[1]
-                resume = [c.to_json() for _, c in sorted(phase.saved.items())] if phase.saved else None
-                yield ListedPage(phase.key, objects, has_more, resume)
+            if started and started[0].done:
+                page = started[0].hand_over()
+                if page.resume is None:
+                    started.pop(0)
+                yield page
                 continue
             if not in_flight:
                 if error is not None:
                     raise error
+                if started:  # cannot happen: the first phase always has a page to fetch or fetched
+                    raise RuntimeError(f"import listing stalled in {started[0].key}")
                 return
             start = time.perf_counter()
             finished, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)

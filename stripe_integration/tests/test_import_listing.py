@@ -14,7 +14,7 @@ import pytest
 
 from stripe_integration.gateway import request_ids
 from stripe_integration.gateway.client import StripeUnavailable
-from stripe_integration.importing.listing import Chain, Listing, cut
+from stripe_integration.importing.listing import Chain, Listing, cuts
 
 T0 = 1_760_000_000
 
@@ -141,14 +141,18 @@ def test_resumes_several_saved_chains():
     assert sorted(ids) == sorted(expected) and len(ids) == len(set(ids))
 
 
-def test_cut_keeps_a_few_pages_near_the_data_and_never_cuts_a_short_range():
+def test_cuts_near_the_data_in_even_pieces_and_never_a_short_range():
     page = [{"id": "x", "created": T0 + 10}, {"id": "y", "created": T0}]
-    assert cut(Chain(gte=0), page) == T0 - 4 * 10  # unknown floor: near the data, not at 1998
-    assert cut(Chain(gte=T0 - 30), page) == T0 - 15  # a known floor close by: the midpoint
-    assert cut(Chain(gte=T0 - 19), page) is None  # less than two spans left
+    # Unknown floor (the epoch): pieces of 4 pages at this page's density, the lowest the rest.
+    assert cuts(Chain(gte=0), page, 3) == [T0 + 1 - 40, T0 + 1 - 80]
+    assert cuts(Chain(gte=0), page, 1) == []  # no free slot: not cut
+    # A floor close by: even pieces, never under one span.
+    assert cuts(Chain(gte=T0 - 30), page, 2) == [T0 + 1 - 15]
+    assert cuts(Chain(gte=T0 - 30), page, 8) == [T0 + 1 - 10, T0 + 1 - 20]  # the lowest: 11 s
+    assert cuts(Chain(gte=T0 - 19), page, 8) == []  # less than two spans left
     crowded = [{"id": "x", "created": T0}, {"id": "y", "created": T0}]
-    assert cut(Chain(gte=T0 - 1), crowded) is None
-    assert cut(Chain(gte=T0 - 2), crowded) == T0 - 1  # gte < mid <= last: both halves non-empty ranges
+    assert cuts(Chain(gte=T0 - 1), crowded, 8) == []
+    assert cuts(Chain(gte=T0 - 2), crowded, 8) == [T0, T0 - 1]  # one second each: gte < b <= last
 
 
 def test_request_ids_reach_the_callers_context_and_threads_stop():
@@ -212,3 +216,34 @@ def test_at_most_twice_the_concurrency_pages_are_fetched_ahead_of_the_writer():
             handed += 1
             threading.Event().wait(0.005)  # a slow writer: fetches run ahead as far as allowed
             assert len(stripe.calls) - handed <= 6
+
+
+def test_the_next_phase_is_fetched_while_this_one_is_handed_over_yet_handed_over_after_it():
+    b_fetched = threading.Event()
+    a = _Stripe([T0 + s for s in range(30)], prefix="a")
+
+    def fetch_b(chain):
+        b_fetched.set()
+        return [{"id": "b_0", "created": T0}], False
+
+    keys = []
+    with Listing([("a", a.fetch, [Chain()]), ("b", fetch_b, [Chain()])], concurrency=4) as pages:
+        for page in pages:
+            if not keys:
+                # Still on phase a's first page: b (one page) is listed meanwhile on an idle slot.
+                assert b_fetched.wait(10)
+            keys.append(page.key)
+    assert keys == ["a"] * keys.count("a") + ["b"] and keys.count("a") >= 6
+    assert not _fetch_threads()
+
+
+def test_an_error_in_a_phase_hands_over_none_of_the_next_phases_pages():
+    a = _Stripe(_spread(seed=5), prefix="a", fail_call=3)
+    b = _Stripe([T0, T0 + 1], prefix="b")
+    keys = []
+    with pytest.raises(StripeUnavailable):
+        with Listing([("a", a.fetch, [Chain()]), ("b", b.fetch, [Chain()])], concurrency=4) as pages:
+            for page in pages:
+                keys.append(page.key)
+    assert set(keys) == {"a"}
+    assert not _fetch_threads()
