@@ -1,7 +1,7 @@
 """Import of an account's history: list calls against Stripe's live rate limit, time, queries.
 
     .venv/bin/python bench/import.py [--customers 10000] [--invoices 30000] [--small 10] [--concurrency 8]
-                                     [--latency-ms 0]
+                                     [--latency-ms 0] [--spread-days 0]
 
 What runs where: this process makes a sandbox (not serving yet) and fills two connected
 accounts, a day before the import by the sandbox's clock, straight in its state (`stripe_sandbox.bulk`, the sandbox's own handlers, no
@@ -14,7 +14,10 @@ importing/listing.py) with the gateway's rate limiter
 at Stripe's live limit, 100 requests/s, on a throwaway in-memory SQLite database (tables
 straight from the models, as the test runner makes them). The sandbox answers a page in
 tens of milliseconds; --latency-ms makes each of its GET /v1/ answers that much later, as
-Stripe's take 300-1000 ms, which is what the chains are for.
+Stripe's take 300-1000 ms, which is what the chains are for. Seeding makes an account's
+objects within seconds (all 2,000 customers of the default small size share one second,
+which no `created` window can split: one chain lists them); --spread-days stamps them
+over days, as a real history spreads.
 
 Prints per size: list calls, the bound (list calls / 100 s: no import can be faster at
 that limit), measured time and its ratio to the bound (target <= 1.2), the split of that
@@ -69,6 +72,24 @@ def _list_only(account: str, upper: int, concurrency: int) -> tuple[int, float]:
     return pages.pages, time.perf_counter() - start
 
 
+_LISTED = ("customer", "product", "price", "invoice", "invoice_payment", "payment_intent", "refund", "dispute",
+           "credit_note")
+
+
+def _spread(sandbox, account: str, seconds: int) -> None:
+    """Each listed kind's objects of `account` stamped `created` evenly over `seconds`
+    before the oldest of them, in the order they were made (the order Stripe lists by),
+    as an account's history spreads over time."""
+    store = sandbox.store
+    with store.lock:
+        for kind in _LISTED:
+            ids = store.ids(account, kind)
+            if ids:
+                oldest = min(store.objects[i]["created"] for i in ids)
+                for n, object_id in enumerate(ids):
+                    store.objects[object_id]["created"] = oldest - seconds + n * seconds // len(ids)
+
+
 def _slow_reads(base: str, delay_ms: float) -> None:
     """Every GET /v1/... of the sandbox answered `delay_ms` late (its control plane's
     "timeout" fault, below the client's timeout: a slow answer, not a failed one)."""
@@ -87,6 +108,10 @@ def main():
     parser.add_argument("--customers", type=int, default=10_000)
     parser.add_argument("--invoices", type=int, default=30_000)
     parser.add_argument("--small", type=int, default=10, help="the second size is this many times smaller")
+    parser.add_argument("--spread-days", type=float, default=0,
+                        help="stamp each listed kind's seeded objects evenly over this many days before the "
+                             "history (seeding makes them within seconds: hundreds share one second, which "
+                             "one chain alone can list); 0 keeps the seeded stamps")
     parser.add_argument("--latency-ms", type=float, default=0,
                         help="the sandbox answers every GET /v1/... this much later (its 'timeout' fault with "
                              "this delay), as Stripe's list calls take 300-1000 ms")
@@ -128,6 +153,8 @@ def main():
         seeded = bulk_history(sandbox, secret_key=key, email=email, customers=customers, invoices=invoices)
         print(f"seeded {customers} customers, {invoices} invoices {seeded['invoices']} "
               f"in {time.perf_counter() - start:.1f} s (straight into the sandbox's state, this process)")
+        if args.spread_days:
+            _spread(sandbox, seeded["account"], int(args.spread_days * 86400))
     sandbox.clock.advance(HISTORY_AGE)
     for index in range(len(sizes)):
         email = f"bench{index}@example.test"

@@ -15,8 +15,8 @@ after the cursor, whatever shares the cursor's second).
 
 Cutting (adaptive: how objects spread over time is not known beforehand). A phase
 starts with the chains it is given (one over its whole range on a fresh start). When a
-chain's page comes back with has_more while fewer than `concurrency` chains are listing,
-the chain's remaining range [gte, last], `last` the `created` of the page's last object,
+chain's page comes back with has_more while the phase being handed over (the only one
+cut) has fewer than `concurrency` chains, the chain's remaining range [gte, last], `last` the `created` of the page's last object,
 is cut into up to (free slots + 1) pieces at b1 > b2 > ... > bk, all in (gte, last]: the
 chain keeps its cursor and lists [b1, lt) on; new chains list [b2, b1), ..., [gte, bk)
 from their top. The objects of [gte, b1) are all older than the cursor (not listed yet)
@@ -38,9 +38,10 @@ the same write). Saved with each page in the page's transaction, the resume stat
 exactly what is left of the phase; a killed import resumes every chain in it.
 
 Phases. Every page of a phase is handed over before any of the next. Fetching, though,
-runs ahead: the next phase starts listing as soon as fewer than `concurrency` chains are
-listing (a phase's tail, or a phase of one page, leaves slots idle), its pages held until
-the phases before are handed over.
+runs ahead: the next phase starts listing, with the chains it was given, as soon as
+fewer than `concurrency` chains are listing (a phase's tail, or a phase of one page,
+leaves slots idle), its pages held until the phases before are handed over; it is cut
+once it is the phase being handed over.
 
 Threads and memory. A pool of `concurrency` threads only calls `fetch(chain)` (HTTP
 through the gateway), never the database; each runs in a copy of the caller's context so
@@ -219,7 +220,9 @@ class Listing:
                 after, children = None, []
                 if has_more and objects:
                     after = Chain(chain.gte, chain.lt, objects[-1]["id"])
-                    bounds = cuts(chain, objects, n - active() + 1)
+                    # Only the phase being handed over is cut: a phase listing ahead keeps its
+                    # chains (its pages wait anyway), leaving the slots to the first.
+                    bounds = cuts(chain, objects, n - phase.active + 1) if phase is started[0] else []
                     if bounds:
                         after.gte = bounds[0]
                         for high, low in zip(bounds, [*bounds[1:], chain.gte]):
