@@ -22,7 +22,7 @@ over days, as a real history spreads.
 Prints per size: list calls, the bound (list calls / 100 s: no import can be faster at
 that limit), measured time and its ratio to the bound (target <= 1.2), the split of that
 time between waiting for listed pages and the rest (writing pages, the lines of long
-invoices, the replay), the most chains one phase listed with at once, the time to list
+invoices, the replay), the most chains listing at once, the time to list
 the same pages alone through the same chains and through one chain a phase (no writes:
 what the fetch side costs), and
 database queries per imported object (target: the same at both sizes).
@@ -205,7 +205,8 @@ def main():
             print(f"  measured        {wall:.2f} s  = {wall / bound:.2f}x the bound (target <= 1.2x)")
             print(f"  time split      {waited:.2f} s waiting for listed pages, {wall - waited:.2f} s the rest "
                   f"(writing pages, long invoices' lines, replay)")
-            print(f"  chains          up to {fetch_wait.chains} listing one phase at once")
+            print(f"  chains          up to {fetch_wait.chains} listing at once (the phase being written and "
+                  f"phases listing ahead)")
             print(f"  DB queries      {counter.count} = {counter.count / handled:.2f} per Stripe object handled "
                   f"({handled})")
             upper = int(job.replay_from.timestamp()) + 1

@@ -163,7 +163,7 @@ class Listing:
         self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="import-fetch")
         self.waited = 0.0  # seconds the caller spent waiting for a page
         self.pages = 0  # list calls answered
-        self.most_chains = 0  # the most chains listing at once
+        self.most_chains = 0  # the most chains listing at once (all phases started)
 
     def __enter__(self) -> "Listing":
         return self
