@@ -213,7 +213,7 @@ def main():
             for concurrency in sorted({settings.STRIPE_IMPORT_CONCURRENCY, 1}, reverse=True):
                 list_calls, listing = _list_only(conn.stripe_user_id, upper, concurrency)
                 print(f"  listing alone   {list_calls} calls in {listing:.2f} s = "
-                      f"{listing * LIVE_LIMIT / list_calls:.2f}x their bound, {concurrency} chain(s) a phase at most "
+                      f"{listing * LIVE_LIMIT / list_calls:.2f}x their bound, concurrency {concurrency} "
                       f"(every phase's pages listed again, nothing written: the fetch side's floor)")
             results.append((customers, invoices, calls, bound, wall, waited, counter.count / handled))
     finally:
