@@ -247,3 +247,16 @@ def test_an_error_in_a_phase_hands_over_none_of_the_next_phases_pages():
                 keys.append(page.key)
     assert set(keys) == {"a"}
     assert not _fetch_threads()
+
+
+def test_a_phase_listing_ahead_keeps_its_chain_until_it_is_handed_over():
+    """Cutting a phase whose pages must wait only stalls chains and takes the slots from
+    the phase being handed over: it is cut once it is the first."""
+    a = _Stripe([T0 + s for s in range(40)], prefix="a")
+    b = _Stripe([T0 + s for s in range(200)], prefix="b")
+    with Listing([("a", a.fetch, [Chain()]), ("b", b.fetch, [Chain()])], concurrency=4) as pages:
+        for page in pages:
+            if page.key == "a" and page.resume is None:
+                ahead = list(b.calls)
+    assert ahead and all((c.gte, c.lt) == (0, None) for c in ahead)
+    assert len({(c.gte, c.lt) for c in b.calls}) > 1  # cut afterwards
