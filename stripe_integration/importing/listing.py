@@ -16,17 +16,19 @@ after the cursor, whatever shares the cursor's second).
 Cutting (adaptive: how objects spread over time is not known beforehand). A phase
 starts with the chains it is given (one over its whole range on a fresh start). When a
 chain's page comes back with has_more while the phase being handed over (the only one
-cut) has fewer than `concurrency` chains, the chain's remaining range [gte, last], `last` the `created` of the page's last object,
-is cut into up to (free slots + 1) pieces at b1 > b2 > ... > bk, all in (gte, last]: the
-chain keeps its cursor and lists [b1, lt) on; new chains list [b2, b1), ..., [gte, bk)
-from their top. The objects of [gte, b1) are all older than the cursor (not listed yet)
-and the chain's own objects after the cursor are those of [b1, last]: an exact partition
-again. The pieces are `w` seconds wide: about `KEEP_PAGES` pages at the density of the
-page just listed (`span`, the seconds its objects cover), or an even share of the range
-if that is less, never under one span; the lowest piece takes what is left (at least a
+cut) has fewer than `concurrency` chains, the chain's remaining range [gte, last],
+`last` the `created` of the page's last object, is cut into up to (concurrency - the
+phase's chains + 1) pieces at b1 > b2 > ... > bk, all in (gte, last]: the chain keeps
+its cursor and lists [b1, lt) on; new chains list [b2, b1), ..., [gte, bk) from their
+top. The objects of [gte, b1) are all older than the cursor (not listed yet) and the
+chain's own objects after the cursor are those of [b1, last]: an exact partition again.
+The pieces are `w` seconds wide: about `KEEP_PAGES` pages at the density of the page
+just listed (`span`, the seconds its objects cover), or an even share of the range if
+that is less, never under one span; the lowest piece takes what is left (at least a
 piece's width). So a range with an unknown floor (gte 0, the epoch) is cut near the
 data, not at 1998, and its lowest chain cuts again when its own pages come back. A range
-shorter than two spans is not cut (the chain would end in a page or so anyway).
+shorter than two spans is not cut (the chain would end in a page or so anyway). Objects
+sharing one second are listed by one chain: no window splits a second.
 
 Resume. `ListedPage.resume` is the phase's resume state once that page is written: every
 unfinished chain of the phase with the cursor of its last page handed over (a chain with
