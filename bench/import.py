@@ -1,6 +1,7 @@
 """Import of an account's history: list calls against Stripe's live rate limit, time, queries.
 
-    .venv/bin/python bench/import.py [--customers 10000] [--invoices 30000] [--small 10]
+    .venv/bin/python bench/import.py [--customers 10000] [--invoices 30000] [--small 10] [--concurrency 8]
+                                     [--latency-ms 0] [--spread-days 0]
 
 What runs where: this process makes a sandbox (not serving yet) and fills two connected
 accounts, a day before the import by the sandbox's clock, straight in its state (`stripe_sandbox.bulk`, the sandbox's own handlers, no
@@ -8,15 +9,23 @@ HTTP): the full size and one `--small` times smaller, each for its own business.
 forked child process serves that sandbox over HTTP (Stripe's servers are not the
 importer's CPU), and this process runs the import of each account
 (`importing.engine.run_import`, what the Celery task runs: its main thread writes the
-pages, one fetch thread lists the next page meanwhile) with the gateway's rate limiter
+pages while up to STRIPE_IMPORT_CONCURRENCY (--concurrency) cursor chains list them,
+importing/listing.py) with the gateway's rate limiter
 at Stripe's live limit, 100 requests/s, on a throwaway in-memory SQLite database (tables
-straight from the models, as the test runner makes them).
+straight from the models, as the test runner makes them). The sandbox answers a page in
+tens of milliseconds; --latency-ms makes each of its GET /v1/ answers that much later, as
+Stripe's take 300-1000 ms, which is what the chains are for. Seeding makes an account's
+objects within seconds (all 2,000 customers of the default small size share one second,
+which no `created` window can split: one chain lists them); --spread-days stamps them
+over days, as a real history spreads.
 
 Prints per size: list calls, the bound (list calls / 100 s: no import can be faster at
 that limit), measured time and its ratio to the bound (target <= 1.2), the split of that
 time between waiting for listed pages and the rest (writing pages, the lines of long
-invoices, the replay), the time to list the same pages alone (no writes: what the fetch
-side costs), and database queries per imported object (target: the same at both sizes).
+invoices, the replay), the most chains listing at once, the time to list
+the same pages alone through the same chains and through one chain a phase (no writes:
+what the fetch side costs), and
+database queries per imported object (target: the same at both sizes).
 Figures are printed, never asserted.
 """
 from __future__ import annotations
@@ -32,34 +41,66 @@ HISTORY_AGE = 24 * 3600  # seconds between the seeded history and the import
 
 
 class _FetchWait(logging.Handler):
-    """Keeps the engine's per-import figures (its log record's `import_fetch_wait_s`)."""
+    """Keeps the engine's per-import figures (its log record's `import_fetch_wait_s`,
+    `import_chains`)."""
 
     def __init__(self):
         super().__init__(logging.INFO)
         self.waited = None
+        self.chains = None
 
     def emit(self, record):
         if hasattr(record, "import_fetch_wait_s"):
             self.waited = record.import_fetch_wait_s
+            self.chains = record.import_chains
 
 
-def _list_only(account: str) -> tuple[int, float]:
-    """List calls and seconds to list every phase's pages once through the gateway, one
-    call after the other, writing nothing (the import's listing without its database work)."""
+def _list_only(account: str, upper: int, concurrency: int) -> tuple[int, float]:
+    """List calls and seconds to list every phase's pages once through the gateway and
+    the import's chains (importing/listing.py, phases one after the other as the import
+    lists them), writing nothing (the import's listing without its database work)."""
     from stripe_integration.gateway.client import Gateway
-    from stripe_integration.importing.engine import PHASES
+    from stripe_integration.importing.engine import PHASES, _lister
+    from stripe_integration.importing.listing import Chain, Listing
 
     gw = Gateway.from_settings()
-    calls, start = 0, time.perf_counter()
-    for phase in PHASES.values():
-        after, more = "", True
-        while more:
-            objects, more = gw.list_page(account=account, resource=phase.resource, starting_after=after,
-                                         params=phase.params)
-            calls += 1
-            more = more and bool(objects)
-            after = objects[-1]["id"] if objects else ""
-    return calls, time.perf_counter() - start
+    listings = [(kind, _lister(gw, account, phase), [Chain(lt=upper)]) for kind, phase in PHASES.items()]
+    start = time.perf_counter()
+    with Listing(listings, concurrency=concurrency) as pages:
+        for _ in pages:
+            pass
+    return pages.pages, time.perf_counter() - start
+
+
+_LISTED = ("customer", "product", "price", "invoice", "invoice_payment", "payment_intent", "refund", "dispute",
+           "credit_note")
+
+
+def _spread(sandbox, account: str, seconds: int) -> None:
+    """Each listed kind's objects of `account` stamped `created` evenly over `seconds`
+    before the oldest of them, in the order they were made (the order Stripe lists by),
+    as an account's history spreads over time."""
+    store = sandbox.store
+    with store.lock:
+        for kind in _LISTED:
+            ids = store.ids(account, kind)
+            if ids:
+                oldest = min(store.objects[i]["created"] for i in ids)
+                for n, object_id in enumerate(ids):
+                    store.objects[object_id]["created"] = oldest - seconds + n * seconds // len(ids)
+
+
+def _slow_reads(base: str, delay_ms: float) -> None:
+    """Every GET /v1/... of the sandbox answered `delay_ms` late (its control plane's
+    "timeout" fault, below the client's timeout: a slow answer, not a failed one)."""
+    import json
+    import urllib.request
+
+    body = json.dumps({"match": "^GET /v1/", "kind": "timeout", "delay_ms": delay_ms}).encode()
+    request = urllib.request.Request(base + "/_sandbox/faults", data=body, method="POST",
+                                      headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10):
+        pass
 
 
 def main():
@@ -67,6 +108,15 @@ def main():
     parser.add_argument("--customers", type=int, default=10_000)
     parser.add_argument("--invoices", type=int, default=30_000)
     parser.add_argument("--small", type=int, default=10, help="the second size is this many times smaller")
+    parser.add_argument("--spread-days", type=float, default=0,
+                        help="stamp each listed kind's seeded objects evenly over this many days before the "
+                             "history (seeding makes them within seconds: hundreds share one second, which "
+                             "one chain alone can list); 0 keeps the seeded stamps")
+    parser.add_argument("--latency-ms", type=float, default=0,
+                        help="the sandbox answers every GET /v1/... this much later (its 'timeout' fault with "
+                             "this delay), as Stripe's list calls take 300-1000 ms")
+    parser.add_argument("--concurrency", type=int, default=None,
+                        help="chains listed at once (default: the STRIPE_IMPORT_CONCURRENCY setting)")
     args = parser.parse_args()
 
     setup_in_memory()
@@ -81,6 +131,9 @@ def main():
     from django.conf import settings
     from django.contrib.auth import get_user_model
     from django.db import connection
+
+    if args.concurrency:
+        settings.STRIPE_IMPORT_CONCURRENCY = args.concurrency
 
     from stripe_sandbox import Sandbox
     from stripe_sandbox.bulk import bulk_history
@@ -100,6 +153,8 @@ def main():
         seeded = bulk_history(sandbox, secret_key=key, email=email, customers=customers, invoices=invoices)
         print(f"seeded {customers} customers, {invoices} invoices {seeded['invoices']} "
               f"in {time.perf_counter() - start:.1f} s (straight into the sandbox's state, this process)")
+        if args.spread_days:
+            _spread(sandbox, seeded["account"], int(args.spread_days * 86400))
     sandbox.clock.advance(HISTORY_AGE)
     for index in range(len(sizes)):
         email = f"bench{index}@example.test"
@@ -107,6 +162,8 @@ def main():
             codes.append(issue_code(sandbox, client_id="ca_bench", email=email,
                                     platform=sandbox.store.api_keys[key]["account"]))
     child, base = sandbox_in_child(sandbox, secret_key=key, rate_per_second=LIVE_LIMIT)
+    if args.latency_ms:
+        _slow_reads(base, args.latency_ms)
 
     from crm.models import Business, Membership, Role
     from stripe_integration.connect import oauth as services
@@ -114,7 +171,8 @@ def main():
     from stripe_integration.models import StripeImport
 
     print(f"\nimport bench: sandbox served by child process {child.pid} at {base}, "
-          f"gateway limit {LIVE_LIMIT} requests/s (Stripe live mode)")
+          f"gateway limit {LIVE_LIMIT} requests/s (Stripe live mode), "
+          f"up to {settings.STRIPE_IMPORT_CONCURRENCY} chains per phase")
     results = []
     try:
         for index, (customers, invoices) in enumerate(sizes):
@@ -147,11 +205,16 @@ def main():
             print(f"  measured        {wall:.2f} s  = {wall / bound:.2f}x the bound (target <= 1.2x)")
             print(f"  time split      {waited:.2f} s waiting for listed pages, {wall - waited:.2f} s the rest "
                   f"(writing pages, long invoices' lines, replay)")
+            print(f"  chains          up to {fetch_wait.chains} listing at once (the phase being written and "
+                  f"phases listing ahead)")
             print(f"  DB queries      {counter.count} = {counter.count / handled:.2f} per Stripe object handled "
                   f"({handled})")
-            list_calls, listing = _list_only(conn.stripe_user_id)
-            print(f"  listing alone   {list_calls} calls in {listing:.2f} s = {listing * LIVE_LIMIT / list_calls:.2f}x "
-                  f"their bound (every phase's pages listed again, nothing written: the fetch side's floor)")
+            upper = int(job.replay_from.timestamp()) + 1
+            for concurrency in sorted({settings.STRIPE_IMPORT_CONCURRENCY, 1}, reverse=True):
+                list_calls, listing = _list_only(conn.stripe_user_id, upper, concurrency)
+                print(f"  listing alone   {list_calls} calls in {listing:.2f} s = "
+                      f"{listing * LIVE_LIMIT / list_calls:.2f}x their bound, concurrency {concurrency} "
+                      f"(every phase's pages listed again, nothing written: the fetch side's floor)")
             results.append((customers, invoices, calls, bound, wall, waited, counter.count / handled))
     finally:
         child.terminate()

@@ -256,6 +256,9 @@ STRIPE_MAX_RETRIES = env.int("STRIPE_MAX_RETRIES", default=6)
 STRIPE_RETRY_BASE_DELAY = env.float("STRIPE_RETRY_BASE_DELAY", default=0.25)
 STRIPE_RETRY_MAX_DELAY = env.float("STRIPE_RETRY_MAX_DELAY", default=8.0)
 STRIPE_HTTP_TIMEOUT = env.float("STRIPE_HTTP_TIMEOUT", default=30)
+# Cursor chains the account import lists each phase with at once (requests in flight;
+# stripe_integration/importing/listing.py). The rate limiter above still bounds the rate.
+STRIPE_IMPORT_CONCURRENCY = env.int("STRIPE_IMPORT_CONCURRENCY", default=8)
 # A push not heard from for this long is taken over by the next attempt (a dead worker).
 STRIPE_PUSH_LEASE_SECONDS = env.int("STRIPE_PUSH_LEASE_SECONDS", default=300)
 

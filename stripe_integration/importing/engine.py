@@ -1,13 +1,19 @@
-"""The import job: phases, pages, cursor, counts, replay.
+"""The import job: phases, pages, resume state, counts, replay.
 
 `run_import(job)` is the one entry (the Celery task and the benchmark call it; the runs
-of issue 15 wrap it). Each phase lists one kind of Stripe object newest first, 100 per
-call; each page is written in one transaction together with the job's cursor (the last
-id done), so an import killed at any point resumes after the last page it committed,
-and objects it already handled are recognised by `ImportedObject` (unique per connection
-and Stripe id): a second run creates nothing. The last phase replays the account's events
-since the import started through the catch-up (the webhook inbox), and retries the
-deliveries parked meanwhile, so what changed while the import listed is not lost.
+of issue 15 wrap it). Each phase lists one kind of Stripe object, 100 per call, through
+several cursor chains at once, each over its own `created` window (importing/listing.py:
+up to STRIPE_IMPORT_CONCURRENCY requests in flight, windows split as pages come back),
+over the objects created until the import started (`replay_from`). The calling thread
+alone writes: each page in one transaction together with the job's resume state (the
+phase and its unfinished chains, each with the cursor of its last page written), so an
+import killed at any point resumes every chain after the last page it committed, and
+objects it already handled are recognised by `ImportedObject` (unique per connection and
+Stripe id): a second run creates nothing. Phases stay in order: every page of one is
+written before any of the next (invoices need their customers). A last pass lists what
+was created since the import started, then the account's events since then are replayed
+through the catch-up (the webhook inbox) and the deliveries parked meanwhile retried, so
+what changed while the import listed is not lost.
 """
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone as dt_timezone
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -25,7 +32,7 @@ from ..gateway.client import Gateway, GatewayError
 from ..models import IMPORT_PHASES, ConnectionStatus, ImportedObject, ImportRules, ImportStatus, StripeImport
 from . import billing, catalog
 from .outcome import Page
-from .prefetch import Prefetch
+from .listing import Chain, Listing
 
 log = logging.getLogger(__name__)
 
@@ -98,30 +105,41 @@ def _page(job: StripeImport, rules: ImportRules, kind: str, objects: list[dict],
 
 
 def _recent(job: StripeImport, rules: ImportRules, gw: Gateway) -> tuple[int, float]:
-    """What was made in Stripe since the import started, which a phase that had already
-    listed past it missed (each phase lists newest first from the moment it began): every
-    phase once more, only `created[gte]` the replay's start. Handled objects are skipped.
-    Returns the pages listed and the seconds spent waiting for them."""
+    """What was made in Stripe since the import started, which the phases did not list
+    (they list what was created up to `replay_from`'s second): every phase once more, only
+    `created[gte]` the replay's start. Handled objects are skipped; no resume state (a
+    stop here lists it all again). Returns the pages listed and the seconds spent
+    waiting for them."""
     since = int(job.replay_from.timestamp())
     account = job.connection.stripe_user_id
-    listings = [(kind, _lister(gw, account, PHASES[kind], {"created": {"gte": since}}), "")
-                for kind in IMPORT_PHASES[:-1]]
-    with Prefetch(listings) as pages:
-        for kind, objects, _ in pages:
+    listings = [(kind, _lister(gw, account, PHASES[kind]), [Chain(gte=since)]) for kind in IMPORT_PHASES[:-1]]
+    with Listing(listings, concurrency=_concurrency()) as pages:
+        for page in pages:
             with transaction.atomic():
-                _page(job, rules, kind, objects, gw, count_seen=False)
+                _page(job, rules, page.key, page.objects, gw, count_seen=False)
                 job.pages += 1
                 job.save(update_fields=["counts", "pages", "updated_at"])
     return pages.pages, pages.waited
 
 
-def _lister(gw: Gateway, account: str, phase: Phase, extra: dict | None = None):
-    """fetch(after) -> one page of the phase's listing (for Prefetch)."""
-    params = {**(phase.params or {}), **(extra or {})} or None
+def _concurrency() -> int:
+    return max(1, settings.STRIPE_IMPORT_CONCURRENCY)
 
-    def fetch(after: str) -> tuple[list[dict], bool]:
-        return gw.list_page(account=account, resource=phase.resource, starting_after=after, params=params)
+
+def _lister(gw: Gateway, account: str, phase: Phase):
+    """fetch(chain) -> one page of the phase's listing within the chain's window (for Listing)."""
+    def fetch(chain: Chain) -> tuple[list[dict], bool]:
+        params = {**(phase.params or {}), **chain.params()} or None
+        return gw.list_page(account=account, resource=phase.resource, starting_after=chain.after, params=params)
     return fetch
+
+
+def _saved_chains(job: StripeImport, upper: int) -> list[Chain]:
+    """The chains the job's phase resumes with: those saved; for a job saved before
+    chains existed, its one listing after its cursor; else the whole range."""
+    if job.chains:
+        return [Chain.from_json(c) for c in job.chains]
+    return [Chain(lt=upper, after=job.cursor)]
 
 
 def _replay(job: StripeImport) -> None:
@@ -143,7 +161,7 @@ def _stripe_now(gw: Gateway, account: str):
 
 
 def run_import(job: StripeImport, *, gw: Gateway | None = None) -> dict:
-    """Run (or resume) the import from its saved phase and cursor to the end. Returns the
+    """Run (or resume) the import from its saved phase and chains to the end. Returns the
     counts per object type. A Stripe error stops it with status error (resumable). Each
     run is recorded (runs.track_run: an import run with its counts, request ids and, on a
     Stripe error, its event); a disabled integration records a disabled run and calls
@@ -178,31 +196,39 @@ def _run_import(job: StripeImport, *, gw: Gateway | None, run) -> dict:
         replay_from = job.replay_from or _stripe_now(gw, account)
         _transition(job, ImportStatus.RUNNING, error="", started_at=job.started_at or timezone.now(),
                     replay_from=replay_from)
-        # Page N+1 is fetched (Prefetch) while page N is written; the cursor saved with a
-        # page is the id its successor was fetched after, so a stop resumes exactly there.
-        listings = [(kind, _lister(gw, account, PHASES[kind]), job.cursor if kind == job.phase else "")
+        # Each phase lists what was created up to replay_from's second included (the last
+        # pass lists from that second on: the two overlap by that second, not to miss
+        # what it holds); the resume state saved with a page is what is left of its phase
+        # once it is written (listing.ListedPage.resume), or the next phase's start after
+        # its last page.
+        upper = int(replay_from.timestamp()) + 1
+        listings = [(kind, _lister(gw, account, PHASES[kind]),
+                     _saved_chains(job, upper) if kind == job.phase else [Chain(lt=upper)])
                     for kind in IMPORT_PHASES[IMPORT_PHASES.index(job.phase):-1]]
-        with Prefetch(listings) as pages:
-            for kind, objects, has_more in pages:
+        with Listing(listings, concurrency=_concurrency()) as pages:
+            for page in pages:
                 with transaction.atomic():
-                    _page(job, rules, kind, objects, gw)
+                    _page(job, rules, page.key, page.objects, gw)
                     job.pages += 1
-                    if has_more and objects:
-                        job.cursor = objects[-1]["id"]
+                    if page.resume is None:
+                        job.phase, job.chains = IMPORT_PHASES[IMPORT_PHASES.index(page.key) + 1], []
                     else:
-                        job.phase, job.cursor = IMPORT_PHASES[IMPORT_PHASES.index(kind) + 1], ""
-                    job.save(update_fields=["counts", "pages", "cursor", "phase", "updated_at"])
+                        job.phase, job.chains = page.key, page.resume
+                    job.cursor = ""
+                    job.save(update_fields=["counts", "pages", "chains", "cursor", "phase", "updated_at"])
         recent_pages, recent_wait = _recent(job, rules, gw)
         listed, waited = pages.pages + recent_pages, pages.waited + recent_wait
-        log.info("Import %s listed %d pages, waiting %.2f s for them", job.pk, listed, waited,
-                 extra={"import_pages": listed, "import_fetch_wait_s": round(waited, 3)})
+        log.info("Import %s listed %d pages, waiting %.2f s for them, up to %d chains at once", job.pk, listed,
+                 waited, pages.most_chains,
+                 extra={"import_pages": listed, "import_fetch_wait_s": round(waited, 3),
+                        "import_chains": pages.most_chains})
         with transaction.atomic():
             _replay(job)
             _transition(job, ImportStatus.COMPLETE, finished_at=timezone.now(), summary=summary_text(job))
     except GatewayError as exc:
         log.warning("Import %s stopped in %s: %s", job.pk, job.phase, exc.user_message)
         run.fail(exc)
-        job.refresh_from_db(fields=["phase", "cursor", "counts", "pages"])
+        job.refresh_from_db(fields=["phase", "chains", "cursor", "counts", "pages"])
         _transition(job, ImportStatus.ERROR, error=f"Stopped while importing {job.phase.replace('_', ' ')}: "
                                                    f"{exc.user_message} Resume continues from there.")
     return job.counts

@@ -51,7 +51,7 @@ def import_start(*, connection: StripeConnection, user=None) -> StripeImport:
         current = (StripeImport.objects.select_for_update().filter(business=connection.business, connection=connection)
                    .exclude(status=ImportStatus.COMPLETE).first())
         # A running import that has not saved a page for a while was killed with its
-        # worker: it is resumed from its cursor like one that stopped on an error.
+        # worker: it is resumed from its saved chains like one that stopped on an error.
         stale = current is not None and current.updated_at < timezone.now() - STALE_AFTER
         if current is not None and current.status in (ImportStatus.WAITING, ImportStatus.RUNNING) and not stale:
             raise ImportError_("An import of this account is already under way.")

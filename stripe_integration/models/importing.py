@@ -1,7 +1,8 @@
 """The import of a connected account's history (issue 15, Upflow's rules).
 
-`StripeImport` is one import job: its status, the phase and Stripe cursor it has reached
-(saved with each page's writes, so a killed import resumes where it stopped), counts per
+`StripeImport` is one import job: its status, the phase it has reached and that phase's
+unfinished cursor chains (`chains`, saved with each page's writes, so a killed import
+resumes where it stopped; see importing/listing.py), counts per
 object type of what was created, matched and skipped (with the reasons), and the moment
 it started, from which the account's events are replayed at the end.
 `ImportRules` are the business's choices (Upflow's defaults). `ImportedObject` maps every
@@ -24,7 +25,7 @@ class ImportStatus(models.TextChoices):
 IMPORT_TRANSITIONS = {
     ImportStatus.WAITING: {ImportStatus.RUNNING, ImportStatus.ERROR},
     ImportStatus.RUNNING: {ImportStatus.RUNNING, ImportStatus.COMPLETE, ImportStatus.ERROR},
-    ImportStatus.ERROR: {ImportStatus.RUNNING},  # resumed from its cursor
+    ImportStatus.ERROR: {ImportStatus.RUNNING},  # resumed from its saved chains
     ImportStatus.COMPLETE: set(),
 }
 
@@ -81,7 +82,14 @@ class StripeImport(BusinessOwned):
     # listing and the webhooks): set when the import first starts, kept on resume.
     replay_from = models.DateTimeField(null=True, blank=True)
     phase = models.CharField(max_length=16, default=IMPORT_PHASES[0])
-    cursor = models.CharField(max_length=255, blank=True, help_text="The last Stripe id of the phase done (starting_after).")
+    # The phase's unfinished chains once the last written page is: [{"gte": 1700000000,
+    # "lt": 1760000000, "after": "in_..."}, ...] (importing/listing.py); empty = the phase
+    # from its start (or, for a job saved before chains, from `cursor`).
+    chains = models.JSONField(default=list, blank=True,
+                              help_text="Resume state: the phase's unfinished cursor chains (created window, cursor).")
+    cursor = models.CharField(max_length=255, blank=True,
+                              help_text="Resume state of jobs saved before chains: the last Stripe id of the phase done "
+                                        "(starting_after of its one listing). Cleared by the next page written.")
     # {"customers": {"created": 3, "matched": 1, "skipped": 0, "reasons": {"...": 1}}, ...}
     counts = models.JSONField(default=dict, blank=True)
     pages = models.PositiveIntegerField(default=0, help_text="List calls made.")
