@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -13,14 +14,31 @@ if ROOT not in sys.path:
 
 
 class QueryCounter:
-    """Counts every SQL statement (connection.queries keeps only the last 9,000)."""
+    """Counts every SQL statement (connection.queries keeps only the last 9,000) and the
+    seconds spent running them (the SQL itself, as Django's cursor runs it)."""
 
     def __init__(self):
         self.count = 0
+        self.seconds = 0.0
 
     def __call__(self, execute, sql, params, many, context):
         self.count += 1
-        return execute(sql, params, many, context)
+        start = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU seconds (user + system) process `pid` has used so far, from /proc (Linux);
+    None where /proc cannot tell."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def setup_in_memory():

@@ -25,16 +25,23 @@ time between waiting for listed pages and the rest (writing pages, the lines of 
 invoices, the replay), the most chains listing at once, the time to list
 the same pages alone through the same chains and through one chain a phase (no writes:
 what the fetch side costs), and
-database queries per imported object (target: the same at both sizes).
+database queries per imported object (target: the same at both sizes), and the CPU
+each side used: this process (the importer: its fetch threads and its writer, with the
+seconds spent running SQL) and the sandbox's child process (/proc), for the import and
+for the listing alone. The "CPU floor" adds what no importer in this set-up can skip,
+receiving the pages through stripe-python (the listing's client CPU), serving them (the
+sandbox's) and running the import's SQL, and spreads it over the machine's cores: the
+fastest any import could be here with none of its own Python.
 Figures are printed, never asserted.
 """
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import time
 
-from _inprocess import QueryCounter, new_platform_key, sandbox_in_child, setup_in_memory
+from _inprocess import QueryCounter, cpu_seconds, new_platform_key, sandbox_in_child, setup_in_memory
 
 LIVE_LIMIT = 100  # requests per second, live mode (docs.stripe.com/rate-limits)
 HISTORY_AGE = 24 * 3600  # seconds between the seeded history and the import
@@ -55,21 +62,22 @@ class _FetchWait(logging.Handler):
             self.chains = record.import_chains
 
 
-def _list_only(account: str, upper: int, concurrency: int) -> tuple[int, float]:
-    """List calls and seconds to list every phase's pages once through the gateway and
-    the import's chains (importing/listing.py, phases one after the other as the import
-    lists them), writing nothing (the import's listing without its database work)."""
+def _list_only(account: str, upper: int, concurrency: int) -> tuple[int, float, float]:
+    """List calls, seconds and this process's CPU seconds to list every phase's pages once
+    through the gateway and the import's chains (importing/listing.py, phases one after
+    the other as the import lists them), writing nothing (the import's listing without its
+    database work; the CPU is the client's: stripe-python, requests, JSON)."""
     from stripe_integration.gateway.client import Gateway
     from stripe_integration.importing.engine import PHASES, _lister
     from stripe_integration.importing.listing import Chain, Listing
 
     gw = Gateway.from_settings()
     listings = [(kind, _lister(gw, account, phase), [Chain(lt=upper)]) for kind, phase in PHASES.items()]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     with Listing(listings, concurrency=concurrency) as pages:
         for _ in pages:
             pass
-    return pages.pages, time.perf_counter() - start
+    return pages.pages, time.perf_counter() - start, time.process_time() - cpu
 
 
 _LISTED = ("customer", "product", "price", "invoice", "invoice_payment", "payment_intent", "refund", "dispute",
@@ -188,10 +196,12 @@ def main():
             job = StripeImport.objects.create(business=business, connection=conn)
             counter = QueryCounter()
             fetch_wait.waited = None
-            start = time.perf_counter()
+            served = cpu_seconds(child.pid)
+            start, cpu = time.perf_counter(), time.process_time()
             with connection.execute_wrapper(counter):
                 counts = run_import(job)
-            wall = time.perf_counter() - start
+            wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+            served = _less(cpu_seconds(child.pid), served)
             job.refresh_from_db()
             calls = job.pages + 1  # + the one events call that reads Stripe's clock
             handled = sum(c.get("created", 0) + c.get("matched", 0) + c.get("skipped", 0)
@@ -209,12 +219,25 @@ def main():
                   f"phases listing ahead)")
             print(f"  DB queries      {counter.count} = {counter.count / handled:.2f} per Stripe object handled "
                   f"({handled})")
+            print(f"  CPU             importer {cpu:.2f} s (of which running SQL {counter.seconds:.2f} s), "
+                  f"sandbox {_fmt(served)} s")
             upper = int(job.replay_from.timestamp()) + 1
+            floor = None
             for concurrency in sorted({settings.STRIPE_IMPORT_CONCURRENCY, 1}, reverse=True):
-                list_calls, listing = _list_only(conn.stripe_user_id, upper, concurrency)
+                before = cpu_seconds(child.pid)
+                list_calls, listing, client_cpu = _list_only(conn.stripe_user_id, upper, concurrency)
+                sandbox_cpu = _less(cpu_seconds(child.pid), before)
                 print(f"  listing alone   {list_calls} calls in {listing:.2f} s = "
                       f"{listing * LIVE_LIMIT / list_calls:.2f}x their bound, concurrency {concurrency} "
-                      f"(every phase's pages listed again, nothing written: the fetch side's floor)")
+                      f"(every phase's pages listed again, nothing written: the fetch side's floor); "
+                      f"CPU: client {client_cpu:.2f} s, sandbox {_fmt(sandbox_cpu)} s")
+                if floor is None and sandbox_cpu is not None:
+                    floor = client_cpu + sandbox_cpu + counter.seconds
+            if floor is not None:
+                cores = os.cpu_count() or 1
+                print(f"  CPU floor       {floor:.2f} CPU-s = receiving the pages (client) + serving them (sandbox) "
+                      f"+ running the import's SQL, none of the import's own Python; over {cores} cores at best "
+                      f"{floor / cores:.2f} s = {floor / cores / bound:.2f}x the bound")
             results.append((customers, invoices, calls, bound, wall, waited, counter.count / handled))
     finally:
         child.terminate()
@@ -224,6 +247,14 @@ def main():
     for customers, invoices, calls, bound, wall, waited, qpo in results:
         print(f"  {customers:9d} {invoices:8d} {calls:11d} {bound:8.2f} {wall:11.2f} {wall / bound:6.2f} "
               f"{waited:10.2f} {wall - waited:7.2f} {qpo:15.2f}")
+
+
+def _less(after: float | None, before: float | None) -> float | None:
+    return None if after is None or before is None else after - before
+
+
+def _fmt(seconds: float | None) -> str:
+    return "n/a" if seconds is None else f"{seconds:.2f}"
 
 
 if __name__ == "__main__":
