@@ -226,14 +226,13 @@ class Gateway(CreditNotesMixin, ListingMixin):
     def _get_raw(self, name: str, path: str, params: dict[str, Any], account: str | None = None) -> dict:
         """A GET of `path` through stripe-python's raw request (its own encoding of `params`,
         its error classes) and `_attempts` (the limiter, retries, error mapping, request
-        ids): the answer's JSON as stripe-python parsed it (dicts: OrderedDicts), with no
-        StripeObject built from it and no second parse of the body."""
+        ids): the answer's JSON as plain dicts, with no StripeObject built from it."""
         clash = set(params) & _RAW_REQUEST_OPTIONS
         if clash:  # raw_request would take them as request options, not send them
             raise ValueError(f"Parameters {sorted(clash)} cannot be sent through a raw request.")
         options = {"stripe_account": account} if account else {}
         resp = self._attempts(name, "read", self._client.raw_request, ("get", path), {**params, **options})
-        return resp.data
+        return json.loads(resp.body)
 
     def _attempts(self, name: str, kind: str, fn, args, kwargs):
         attempt = 0
