@@ -11,6 +11,7 @@ STRIPE_CONNECT_BASE (the offline sandbox sets the last two; see README).
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
