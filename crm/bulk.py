@@ -26,7 +26,6 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import connections, router, transaction
-from django.db.backends.sqlite3.operations import DatabaseOperations as SQLiteOperations
 from django.db.models import (
     BooleanField, CharField, DateField, DateTimeField, DecimalField, Field, ForeignKey, IntegerField, TextField,
     signals,
@@ -44,6 +43,11 @@ def _str_like(value) -> bool:
     """A str (or a str subclass such as a TextChoices member) that is not a lazy string:
     CharField.to_python returns it as it is."""
     return isinstance(value, str) and not isinstance(value, Promise)
+
+
+def _sqlite_operations() -> type:
+    from django.db.backends.sqlite3.operations import DatabaseOperations  # loaded with its connection
+    return DatabaseOperations
 
 
 def _preparer(field: Field, connection) -> Callable:
@@ -77,7 +81,8 @@ def _preparer(field: Field, connection) -> Callable:
         # An aware datetime is not touched before the backend's adapt (a naive one is
         # made aware, with a warning, under USE_TZ: the field's own call does that).
         adapt = aware = ops.adapt_datetimefield_value
-        if _has(type(ops), SQLiteOperations, "adapt_datetimefield_value") and settings.USE_TZ:
+        if connection.vendor == "sqlite" and _has(type(ops), _sqlite_operations(), "adapt_datetimefield_value") \
+                and settings.USE_TZ:
             zone = connection.timezone  # SQLite's adapt: make_naive in the connection's zone, then str
 
             def aware(value):
