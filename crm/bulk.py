@@ -73,7 +73,8 @@ def _preparer(field: Field, connection) -> Callable:
         for base in (CharField, TextField):
             if _has(cls, base, "get_prep_value"):  # Field.get_prep_value (lazy strings) then to_python
                 if _has(cls, base, "to_python"):  # a str or None as it is
-                    return lambda value: value if value is None or type(value) is str or _str_like(value) else slow(value)
+                    return lambda value: (value if value is None or type(value) is str or _str_like(value)
+                                          else slow(value))
                 to_python = field.to_python  # e.g. a CurrencyField's upper case
                 return lambda value: to_python(value) if value is None or _str_like(value) else slow(value)
         if _has(cls, BooleanField, "get_prep_value", "to_python"):
@@ -97,8 +98,8 @@ def _preparer(field: Field, connection) -> Callable:
     if _has(cls, DecimalField, "get_db_prep_value", "get_prep_value", "to_python"):
         adapt, digits, places = ops.adapt_decimalfield_value, field.max_digits, field.decimal_places
         # to_python gives a finite Decimal back equal digit for digit (a copy of it).
-        return lambda value: (adapt(value, digits, places) if value is None or (type(value) is Decimal and value.is_finite())
-                              else slow(value))
+        return lambda value: (adapt(value, digits, places)
+                              if value is None or (type(value) is Decimal and value.is_finite()) else slow(value))
     return slow
 
 

@@ -171,8 +171,9 @@ def test_insert_many_asks_fields_only_for_values_it_cannot_prepare_itself():
     get_db_prep_save (what made insert_many cost more than its SQL); JSON still asks it."""
     contact = IndividualFactory()
     invoice = InvoiceFactory(business=contact.business, bill_to=contact)
-    lines = [InvoiceLine(business=contact.business, invoice=invoice, position=n, description="é", quantity=Decimal("1.5"),
-                         unit_price=Decimal("2.001"), subtotal=Decimal("3"), total=Decimal("3")) for n in range(3)]
+    lines = [InvoiceLine(business=contact.business, invoice=invoice, position=n, description="é",
+                         quantity=Decimal("1.5"), unit_price=Decimal("2.001"), subtotal=Decimal("3"), total=Decimal("3"))
+             for n in range(3)]
     with mock.patch.object(Field, "get_db_prep_save", autospec=True, side_effect=Field.get_db_prep_save) as asked:
         insert_many(lines)
         assert asked.call_count == 0

@@ -103,8 +103,9 @@ def _cleaner(field) -> Callable:
     validator) without building messages. Of Django's empty values a str can only be ""
     and a Decimal none (comparing a Decimal with the others is slow)."""
     cls = type(field)
-    if (cls.clean is not Field.clean or cls.validate is not Field.validate or cls.run_validators is not Field.run_validators
-            or field.generated or list(field.empty_values) != list(EMPTY_VALUES)):
+    if (cls.clean is not Field.clean or cls.validate is not Field.validate
+            or cls.run_validators is not Field.run_validators or field.generated
+            or list(field.empty_values) != list(EMPTY_VALUES)):
         return lambda raw: _UNSURE
     to_python, validators, blank, editable = field.to_python, field.validators, field.blank, field.editable
     choices = None

@@ -268,7 +268,8 @@ def test_invalid_accepts_a_valid_row_without_clean_fields(business_a):
     cost more than its writes); a refused value still gets Django's message."""
     contact = IndividualFactory(business=business_a)
     row = Invoice(business=business_a, number="N-1", bill_to=contact, currency="usd", subtotal=Decimal("10.50"),
-                  stripe_invoice_id="in_1", collection_method="send_invoice", hosted_invoice_url="https://x.example.test/1")
+                  stripe_invoice_id="in_1", collection_method="send_invoice",
+                  hosted_invoice_url="https://x.example.test/1")
     with mock.patch.object(Invoice, "clean_fields", autospec=True, side_effect=Invoice.clean_fields) as clean_fields:
         assert billing._invalid(row) == "" and row.currency == "USD"
         assert clean_fields.call_count == 0
