@@ -169,7 +169,7 @@ def insert_many(objs: list, *, key: str | None = None) -> None:
     if key is not None:
         attname = meta.get_field(key).attname
         pks = dict(model._base_manager.using(alias).filter(**{f"{key}__in": [getattr(o, attname) for o in objs]})
-                   .values_list(key, "pk"))
+                   .order_by().values_list(key, "pk"))
         for obj in objs:
             obj.pk = pks[getattr(obj, attname)]
     if key is not None or not auto_pk:

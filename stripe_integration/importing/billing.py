@@ -176,8 +176,10 @@ def _numbers(page: Page, stripe_invoices: list[dict]) -> dict[str, str | None]:
     are taken. One query for the page."""
     wanted = {i["id"]: (i.get("number") or i["id"])[:40] for i in stripe_invoices}
     fallback = {sid: f"{number[:30]}-{sid[-8:]}" for sid, number in wanted.items()}
+    # Unordered: Invoice's default order (-created_at) made SQLite read every invoice of
+    # the business by its (business, created_at) index instead of looking the numbers up.
     taken = set(Invoice.objects.filter(business=page.business, number__in=[*wanted.values(), *fallback.values()])
-                .values_list("number", flat=True))
+                .order_by().values_list("number", flat=True))
     numbers = {}
     for sid, number in wanted.items():
         chosen = next((n for n in (number, fallback[sid]) if n not in taken), None)

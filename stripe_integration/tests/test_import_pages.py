@@ -142,6 +142,10 @@ def test_invoice_page_numbers_rules_and_bad_values(business_a):
     assert (out_of_band.method, out_of_band.amount, out_of_band.paid_at) == ("out_of_band", Decimal("100.00"), paid.paid_at)
     # A fixed number of queries for the page, whatever its size (the rules' lookup included).
     assert len(queries) <= 9, "\n".join(q["sql"][:150] for q in queries)
+    # Number clashes are looked up by the (business, number) index: an ORDER BY (the
+    # model's -created_at) made SQLite read all the business's invoices for each page.
+    clashes = [q["sql"] for q in queries if '"number" IN' in q["sql"]]
+    assert len(clashes) == 1 and "ORDER BY" not in clashes[0], clashes
 
 
 def _invoice_by_webhooks(business, stripe_invoice, contact_id):
