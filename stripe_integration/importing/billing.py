@@ -294,7 +294,10 @@ def import_payments(page: Page, intents: list[dict]) -> None:
     links = dict(ImportedObject.objects.filter(connection=page.connection, kind="invoice_payments",
                                                ref__in=[i["id"] for i in intents], local_id__isnull=False)
                  .values_list("ref", "local_id"))
-    invoices = Invoice.objects.select_for_update().filter(business=page.business, pk__in=set(links.values())).in_bulk()
+    # By pk (also the order the rows are locked in): Invoice's default order (-created_at)
+    # made SQLite read every invoice of the business by its (business, created_at) index.
+    invoices = (Invoice.objects.select_for_update().filter(business=page.business, pk__in=set(links.values()))
+                .order_by("pk").in_bulk())
     existing = {p.stripe_payment_intent_id: p for p in Payment.objects.filter(
         stripe_payment_intent_id__in=[i["id"] for i in intents if i["id"] in links])}
     mappings = mappings_for(business_id=page.business.pk, applies_to=CustomFieldTarget.PAYMENT)

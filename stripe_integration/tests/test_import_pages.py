@@ -182,6 +182,11 @@ def test_import_payments_leave_what_the_webhooks_leave(business_a, business_b):
     assert job.counts["payments"]["reasons"] == {"skipped: unapplied payment (pays no imported invoice)": 1}
     # 11: the new payments' pks are read back by their PaymentIntent id (crm.bulk.insert_many)
     assert len(queries) <= 11, "\n".join(q["sql"][:150] for q in queries)
+    # The paid invoices are locked by pk, not in the model's -created_at order (which made
+    # SQLite read all the business's invoices by (business, created_at) for each page).
+    locking = [q["sql"] for q in queries if q["sql"].startswith("SELECT") and 'FROM "finance_invoice" WHERE' in q["sql"]
+               and '"finance_invoice"."id" IN' in q["sql"]]
+    assert len(locking) == 1 and locking[0].split(" ORDER BY ")[1].startswith('"finance_invoice"."id"'), locking
 
     # The same objects through the webhooks' functions, in another business.
     contact = IndividualFactory(business=business_b, email="a@example.test")
