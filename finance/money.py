@@ -237,16 +237,33 @@ def is_valid_minor(minor: int, currency: str) -> bool:
     return minor % 10 ** (exponent(currency) - decimal_places(currency)) == 0
 
 
+# (exponent, decimal_places) per currency code as callers spell it ("usd", "USD"): the
+# imports convert tens of thousands of amounts a page in a handful of currencies. Only
+# codes that pass normalize_currency are kept (a bad one raises each time), so it holds
+# at most the supported codes in each spelling met.
+_PLACES: dict[str, tuple[int, int]] = {}
+
+
+def _places(currency: str) -> tuple[int, int]:
+    """(exponent(currency), decimal_places(currency)), remembered per code."""
+    found = _PLACES.get(currency) if type(currency) is str else None
+    if found is None:
+        found = exponent(currency), decimal_places(currency)
+        if type(currency) is str:
+            _PLACES[currency] = found
+    return found
+
+
 def from_minor(minor: int, currency: str) -> Decimal:
     """Stripe integer -> Decimal, exact. Never rounds, because amounts read back from
     Stripe (e.g. fractional ISK charged before 2023) must be recorded as they are: such
     values come back with more places than ``decimal_places`` (is_representable is False)."""
     if isinstance(minor, bool) or not isinstance(minor, int):
         raise TypeError(f"minor must be int, not {type(minor).__name__}")
-    value = Decimal(minor).scaleb(-exponent(currency), context=_CTX)
-    places = decimal_places(currency)
+    exp, places = _places(currency)
+    value = Decimal(minor).scaleb(-exp, context=_CTX)
     shown = _round(value, places)
-    return shown if shown == value else _round(value, exponent(currency))
+    return shown if shown == value else _round(value, exp)
 
 
 # --- lines and invoices ---------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Currency precision and Stripe minor units (finance.money). Pure Python: no Django needed."""
 from decimal import Decimal
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings
@@ -186,6 +187,32 @@ def test_from_minor_keeps_off_grid_values_exact():
     assert str(from_minor(150, "isk")) == "1.50"
     assert str(from_minor(1235, "kwd")) == "1.235"
     assert not is_representable(from_minor(1235, "kwd"), "kwd")
+
+
+@given(st.integers(-10**10, 10**10), currencies)
+@prop
+def test_from_minor_is_the_exact_amount_at_the_fewest_places(minor, currency):
+    """Stripe's integer scaled by the exponent, shown at the app's places when that is
+    exact, else at the exponent's (the rule whatever from_minor remembers per currency)."""
+    exact = D(minor).scaleb(-exponent(currency))
+    value = from_minor(minor, currency)
+    assert value == exact and -value.as_tuple().exponent == (
+        decimal_places(currency) if exact == quantize(exact, currency) else exponent(currency))
+
+
+def test_from_minor_remembers_a_currencys_places_not_a_bad_code():
+    """The imports convert many amounts in few currencies: a code checked once is not
+    checked again; one that fails fails every time, as before."""
+    assert from_minor(1235, "Kwd") == D("1.235")
+    with mock.patch("finance.money.normalize_currency", side_effect=AssertionError("checked again")):
+        assert str(from_minor(1230, "Kwd")) == "1.23" and str(from_minor(-5, "Kwd")) == "-0.005"
+    for _ in range(2):
+        with pytest.raises(UnsupportedCurrency):
+            from_minor(100, "xxx")
+        with pytest.raises(TypeError):
+            from_minor(100, None)
+        with pytest.raises(TypeError):
+            from_minor(100, ["usd"])
 
 
 def test_from_minor_rejects_non_int():

@@ -13,10 +13,12 @@ credit notes go through the webhooks' functions one by one.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
-from django.db.models import Q
+from django.core.validators import EMPTY_VALUES
+from django.db.models import Field, Q
 
 from crm.bulk import insert_many
 from crm.models import CustomFieldTarget
@@ -89,12 +91,80 @@ _CHECKED = {
 }
 _UNCHECKED = {model: {f.name for f in model._meta.concrete_fields if f.name not in checked}
               for model, checked in _CHECKED.items()}
+_SKIP, _UNSURE = object(), object()
+_cleaners: dict[type, list[tuple[str, Callable]]] = {}
+
+
+def _cleaner(field) -> Callable:
+    """raw value -> what `clean_fields` sets for it (`field.clean(raw)`), `_SKIP` where it
+    skips the field (blank and empty), or `_UNSURE` where Django's clean could refuse it or
+    is not followed here (then `clean_fields` itself decides). For a str, a Decimal or None
+    it runs Field.clean's steps (to_python; validate's choices, null and blank; each
+    validator) without building messages. Of Django's empty values a str can only be ""
+    and a Decimal none (comparing a Decimal with the others is slow)."""
+    cls = type(field)
+    if (cls.clean is not Field.clean or cls.validate is not Field.validate
+            or cls.run_validators is not Field.run_validators or field.generated
+            or list(field.empty_values) != list(EMPTY_VALUES)):
+        return lambda raw: _UNSURE
+    to_python, validators, blank, editable = field.to_python, field.validators, field.blank, field.editable
+    choices = None
+    if field.choices is not None:  # Field.validate's options, one level of groups
+        choices = set()
+        for key, label in field.choices:
+            if isinstance(label, (list, tuple)):
+                choices.update(k for k, _ in label)
+            else:
+                choices.add(key)
+
+    def clean(raw):
+        if type(raw) is str:
+            if blank and raw == "":
+                return _SKIP
+        elif raw is None:
+            return _SKIP if blank else _UNSURE
+        elif type(raw) is not Decimal:
+            return _UNSURE
+        try:
+            value = to_python(raw)
+            if type(value) is str:
+                empty = value == ""
+            elif type(value) is Decimal:
+                empty = False
+            else:
+                return _UNSURE
+            if editable and ((choices is not None and not empty and value not in choices) or (not blank and empty)):
+                return _UNSURE
+            if not empty:
+                for validator in validators:
+                    validator(value)
+        except ValidationError:
+            return _UNSURE
+        return value
+    return clean
 
 
 def _invalid(row) -> str:
-    """Why the row's values from Stripe are not valid ("" if they are), without a query."""
+    """Why the row's values from Stripe are not valid ("" if they are), without a query:
+    what `clean_fields` says of the checked fields, and the values it sets on them. The
+    common case (every value accepted) is decided by each field's `_cleaner`; any other
+    goes through `clean_fields`, which gives the same verdict with Django's messages."""
+    model = type(row)
+    if model not in _cleaners:
+        _cleaners[model] = [(f.attname, _cleaner(f)) for f in model._meta.fields if f.name in _CHECKED[model]]
+    cleaned = []
+    for attname, clean in _cleaners[model]:
+        value = clean(getattr(row, attname))
+        if value is _UNSURE:
+            break
+        if value is not _SKIP:
+            cleaned.append((attname, value))
+    else:
+        for attname, value in cleaned:
+            setattr(row, attname, value)
+        return ""
     try:
-        row.clean_fields(exclude=_UNCHECKED[type(row)])
+        row.clean_fields(exclude=_UNCHECKED[model])
     except ValidationError as exc:
         return "; ".join(f"{name}: {' '.join(errors)}" for name, errors in exc.message_dict.items())[:200]
     return ""
@@ -106,8 +176,10 @@ def _numbers(page: Page, stripe_invoices: list[dict]) -> dict[str, str | None]:
     are taken. One query for the page."""
     wanted = {i["id"]: (i.get("number") or i["id"])[:40] for i in stripe_invoices}
     fallback = {sid: f"{number[:30]}-{sid[-8:]}" for sid, number in wanted.items()}
+    # Unordered: Invoice's default order (-created_at) made SQLite read every invoice of
+    # the business by its (business, created_at) index instead of looking the numbers up.
     taken = set(Invoice.objects.filter(business=page.business, number__in=[*wanted.values(), *fallback.values()])
-                .values_list("number", flat=True))
+                .order_by().values_list("number", flat=True))
     numbers = {}
     for sid, number in wanted.items():
         chosen = next((n for n in (number, fallback[sid]) if n not in taken), None)
@@ -222,7 +294,10 @@ def import_payments(page: Page, intents: list[dict]) -> None:
     links = dict(ImportedObject.objects.filter(connection=page.connection, kind="invoice_payments",
                                                ref__in=[i["id"] for i in intents], local_id__isnull=False)
                  .values_list("ref", "local_id"))
-    invoices = Invoice.objects.select_for_update().filter(business=page.business, pk__in=set(links.values())).in_bulk()
+    # By pk (also the order the rows are locked in): Invoice's default order (-created_at)
+    # made SQLite read every invoice of the business by its (business, created_at) index.
+    invoices = (Invoice.objects.select_for_update().filter(business=page.business, pk__in=set(links.values()))
+                .order_by("pk").in_bulk())
     existing = {p.stripe_payment_intent_id: p for p in Payment.objects.filter(
         stripe_payment_intent_id__in=[i["id"] for i in intents if i["id"] in links])}
     mappings = mappings_for(business_id=page.business.pk, applies_to=CustomFieldTarget.PAYMENT)

@@ -33,8 +33,9 @@ class Page:
         if reason:
             key = f"{outcome}: {reason}"
             counts["reasons"][key] = counts["reasons"].get(key, 0) + 1
-        row = ImportedObject(business=self.business, connection=self.connection, kind=kind, stripe_id=stripe_id,
-                             local_id=local_id, outcome=outcome, reason=reason[:200], ref=ref)
+        # By ids: the rows are only written (crm.bulk.insert_many) and read for their own fields.
+        row = ImportedObject(business_id=self.job.business_id, connection_id=self.job.connection_id, kind=kind,
+                             stripe_id=stripe_id, local_id=local_id, outcome=outcome, reason=reason[:200], ref=ref)
         self.new.append(row)
         self.known[stripe_id] = row
 

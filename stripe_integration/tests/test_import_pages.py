@@ -3,8 +3,10 @@ skipped on one page, matches inside the page, number clashes, bad values, and th
 finance rows as the webhooks' path. Pages are handed to `engine._page` as Stripe lists
 them (plain dicts), as `run_import` does after each list call."""
 from decimal import Decimal
+from unittest import mock
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import connection as db_connection
 from django.test.utils import CaptureQueriesContext
 
@@ -140,6 +142,10 @@ def test_invoice_page_numbers_rules_and_bad_values(business_a):
     assert (out_of_band.method, out_of_band.amount, out_of_band.paid_at) == ("out_of_band", Decimal("100.00"), paid.paid_at)
     # A fixed number of queries for the page, whatever its size (the rules' lookup included).
     assert len(queries) <= 9, "\n".join(q["sql"][:150] for q in queries)
+    # Number clashes are looked up by the (business, number) index: an ORDER BY (the
+    # model's -created_at) made SQLite read all the business's invoices for each page.
+    clashes = [q["sql"] for q in queries if '"number" IN' in q["sql"]]
+    assert len(clashes) == 1 and "ORDER BY" not in clashes[0], clashes
 
 
 def _invoice_by_webhooks(business, stripe_invoice, contact_id):
@@ -176,6 +182,11 @@ def test_import_payments_leave_what_the_webhooks_leave(business_a, business_b):
     assert job.counts["payments"]["reasons"] == {"skipped: unapplied payment (pays no imported invoice)": 1}
     # 11: the new payments' pks are read back by their PaymentIntent id (crm.bulk.insert_many)
     assert len(queries) <= 11, "\n".join(q["sql"][:150] for q in queries)
+    # The paid invoices are locked by pk, not in the model's -created_at order (which made
+    # SQLite read all the business's invoices by (business, created_at) for each page).
+    locking = [q["sql"] for q in queries if q["sql"].startswith("SELECT") and 'FROM "finance_invoice" WHERE' in q["sql"]
+               and '"finance_invoice"."id" IN' in q["sql"]]
+    assert len(locking) == 1 and locking[0].split(" ORDER BY ")[1].startswith('"finance_invoice"."id"'), locking
 
     # The same objects through the webhooks' functions, in another business.
     contact = IndividualFactory(business=business_b, email="a@example.test")
@@ -210,3 +221,67 @@ def test_refund_page_finds_payments_by_charge_or_intent(business_a):
     assert sorted(payment.refunds.values_list("stripe_refund_id", "amount")) == [
         ("re_1", Decimal("15.000")), ("re_2", Decimal("10.000"))]
     assert Invoice.objects.get(stripe_invoice_id="in_r").amount_refunded == Decimal("25.00")
+
+
+def _by_clean_fields(row) -> str:
+    """The verdict `_invalid` gives, written as clean_fields alone gives it."""
+    try:
+        row.clean_fields(exclude=billing._UNCHECKED[type(row)])
+    except ValidationError as exc:
+        return "; ".join(f"{name}: {' '.join(errors)}" for name, errors in exc.message_dict.items())[:200]
+    return ""
+
+
+_BAD_OR_ODD = {  # field -> values from Stripe, each tried on an otherwise valid row
+    "currency": ["usd", " eur ", "US", "XXX", "", None, 12],
+    "collection_method": ["charge_automatically", "bogus", "", None],
+    "stripe_invoice_id": ["x" * 255, "x" * 256, "", None, "in_\x00"],
+    "stripe_payment_intent_id": ["pi_é", "x" * 256, "", None],
+    "stripe_number": ["é" * 64, "é" * 65, ""],
+    "hosted_invoice_url": ["https://ok.example.test/i/1", "not a url", "", "https://" + "a" * 600 + ".test", None],
+    "subtotal": [Decimal("1.001"), Decimal("1E+20"), Decimal("-0.00"), Decimal("NaN"), 12, "12.5", "x", None],
+    "amount": [Decimal("99999999.99"), Decimal("1E+3"), Decimal("0.1234"), None],
+}
+
+
+def test_invalid_gives_clean_fields_verdicts_and_values(business_a):
+    """Valid rows, each checked field with values Django accepts, cleans or refuses:
+    `_invalid` says what clean_fields says and leaves the row as clean_fields leaves it."""
+    contact = IndividualFactory(business=business_a)
+    invoice = Invoice.objects.create(business=business_a, number="INV-1", bill_to=contact, currency="USD")
+
+    def rows(name, value):
+        made = [Invoice(business=business_a, number="N-1", bill_to=contact, currency="USD", subtotal=Decimal("10.50"),
+                        total=Decimal("10.5"), stripe_invoice_id="in_1", hosted_invoice_url="https://x.example.test/1"),
+                Payment(business=business_a, invoice=invoice, currency="USD", amount=Decimal("10.50"),
+                        stripe_payment_intent_id="pi_1", stripe_charge_id="ch_1")]
+        for row in made:
+            if name in billing._CHECKED[type(row)]:
+                setattr(row, name, value)
+        return made
+
+    verdicts = []
+    for name, values in _BAD_OR_ODD.items():
+        for value in values:
+            for ours, theirs in zip(rows(name, value), rows(name, value)):
+                verdict = billing._invalid(ours)
+                assert verdict == _by_clean_fields(theirs), (type(ours).__name__, name, value)
+                fields = billing._CHECKED[type(ours)]
+                assert [repr(getattr(ours, f)) for f in fields] == [repr(getattr(theirs, f)) for f in fields]
+                verdicts.append(verdict)
+    assert "" in verdicts and len(set(verdicts)) > 10  # accepted and refused, for many reasons
+
+
+def test_invalid_accepts_a_valid_row_without_clean_fields(business_a):
+    """The common case is decided by the fields' own steps (what made the page's checks
+    cost more than its writes); a refused value still gets Django's message."""
+    contact = IndividualFactory(business=business_a)
+    row = Invoice(business=business_a, number="N-1", bill_to=contact, currency="usd", subtotal=Decimal("10.50"),
+                  stripe_invoice_id="in_1", collection_method="send_invoice",
+                  hosted_invoice_url="https://x.example.test/1")
+    with mock.patch.object(Invoice, "clean_fields", autospec=True, side_effect=Invoice.clean_fields) as clean_fields:
+        assert billing._invalid(row) == "" and row.currency == "USD"
+        assert clean_fields.call_count == 0
+        row.subtotal = Decimal("0.0001")
+        assert billing._invalid(row) == "subtotal: Ensure that there are no more than 3 decimal places."
+        assert clean_fields.call_count == 1
