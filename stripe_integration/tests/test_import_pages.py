@@ -107,6 +107,33 @@ def test_customer_page_mixes_new_imported_skipped_and_same_page_email_matches(bu
     assert again.counts["customers"]["created"] == 0 and Contact.objects.count() == contacts_before + 3
 
 
+def test_customer_email_match_stays_in_the_business_and_uses_the_lower_email_index(business_a, business_b):
+    """The e-mail lookup finds rows by the lower-cased e-mail's index across businesses and
+    keeps this business's: another business's contact with the same e-mail is never
+    matched, and (SQLite) no page reads every contact of the business."""
+    from crm.tests.factories import OrganizationFactory
+
+    theirs = IndividualFactory(business=business_b, email="Both@Example.test")
+    OrganizationFactory(business=business_b, billing_email="org@example.test")
+    ours_org = OrganizationFactory(business=business_a, billing_email="Org@Example.test")
+    job = _job(business_a, "acct_emails")
+    with CaptureQueriesContext(db_connection) as queries:
+        _run(job, "customers", [_customer("cus_both", "both@example.test"), _customer("cus_org", "org@example.test")])
+    mapped = dict(ImportedObject.objects.filter(connection=job.connection).values_list("stripe_id", "local_id"))
+    assert mapped["cus_both"] != theirs.pk and Individual.objects.get(pk=mapped["cus_both"]).business == business_a
+    assert mapped["cus_org"] == ours_org.pk
+    counts = job.counts["customers"]
+    assert (counts["created"], counts["matched"], counts["reasons"]) == (1, 1, {"matched: by e-mail": 1})
+    lookups = [q["sql"] for q in queries if "LOWER(" in q["sql"] and " IN (" in q["sql"]]
+    assert len(lookups) == 2, lookups
+    if db_connection.vendor == "sqlite":
+        for sql in lookups:
+            with db_connection.cursor() as cursor:
+                cursor.execute("EXPLAIN QUERY PLAN " + sql.replace("%", "%%"))
+                plan = " ".join(str(row[-1]) for row in cursor.fetchall())
+            assert "email_lower" in plan, plan
+
+
 def test_invoice_page_numbers_rules_and_bad_values(business_a):
     job = _job(business_a, "acct_inv")
     _run(job, "customers", [_customer("cus_1", "one@example.test")])
