@@ -31,7 +31,9 @@ seconds spent running SQL) and the sandbox's child process (/proc), for the impo
 for the listing alone. The "CPU floor" adds what no importer in this set-up can skip,
 receiving the pages through stripe-python (the listing's client CPU), serving them (the
 sandbox's) and running the import's SQL, and spreads it over the machine's cores: the
-fastest any import could be here with none of its own Python.
+fastest any import could be here with none of its own Python. The "importer floor" is
+the part of it that one importer process must do itself (receiving and SQL): its threads
+run Python one at a time, so no import in one process beats it.
 Figures are printed, never asserted.
 """
 from __future__ import annotations
@@ -222,7 +224,7 @@ def main():
             print(f"  CPU             importer {cpu:.2f} s (of which running SQL {counter.seconds:.2f} s), "
                   f"sandbox {_fmt(served)} s")
             upper = int(job.replay_from.timestamp()) + 1
-            floor = None
+            floor = client_floor = None
             for concurrency in sorted({settings.STRIPE_IMPORT_CONCURRENCY, 1}, reverse=True):
                 before = cpu_seconds(child.pid)
                 list_calls, listing, client_cpu = _list_only(conn.stripe_user_id, upper, concurrency)
@@ -231,8 +233,13 @@ def main():
                       f"{listing * LIVE_LIMIT / list_calls:.2f}x their bound, concurrency {concurrency} "
                       f"(every phase's pages listed again, nothing written: the fetch side's floor); "
                       f"CPU: client {client_cpu:.2f} s, sandbox {_fmt(sandbox_cpu)} s")
+                client_floor = client_cpu if client_floor is None else min(client_floor, client_cpu)
                 if floor is None and sandbox_cpu is not None:
                     floor = client_cpu + sandbox_cpu + counter.seconds
+            one_process = client_floor + counter.seconds
+            print(f"  importer floor  {one_process:.2f} CPU-s = {one_process / bound:.2f}x the bound: receiving the "
+                  f"pages (the listing's client CPU, the lower of the two) + running the import's SQL, in one process "
+                  f"whose threads run Python one at a time (the GIL)")
             if floor is not None:
                 cores = os.cpu_count() or 1
                 print(f"  CPU floor       {floor:.2f} CPU-s = receiving the pages (client) + serving them (sandbox) "
