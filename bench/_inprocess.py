@@ -32,15 +32,7 @@ class QueryCounter:
             self.seconds += time.thread_time() - start
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """CPU seconds (user + system) process `pid` has used so far, from /proc (Linux);
-    None where /proc cannot tell."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
+from stripe_sandbox.bench import cpu_seconds  # noqa: E402,F401 - the benches' one reading of /proc
 
 
 def setup_in_memory():

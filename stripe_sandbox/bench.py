@@ -29,7 +29,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _cpu_seconds(pid: int) -> float | None:
+def cpu_seconds(pid: int) -> float | None:
     """User+system CPU time of a process (Linux /proc), None elsewhere."""
     try:
         with open(f"/proc/{pid}/stat") as fh:
@@ -50,7 +50,7 @@ def start_subprocess():
         proc.terminate()
         proc.wait(timeout=10)
 
-    return base, stop, lambda: _cpu_seconds(proc.pid)
+    return base, stop, lambda: cpu_seconds(proc.pid)
 
 
 def start_in_process():
