@@ -113,17 +113,13 @@ def _recent(job: StripeImport, rules: ImportRules, gw: Gateway) -> tuple[int, fl
     since = int(job.replay_from.timestamp())
     account = job.connection.stripe_user_id
     listings = [(kind, _lister(gw, account, PHASES[kind]), [Chain(gte=since)]) for kind in IMPORT_PHASES[:-1]]
-    with Listing(listings, concurrency=_concurrency()) as pages:
+    with Listing(listings, concurrency=settings.STRIPE_IMPORT_CONCURRENCY) as pages:
         for page in pages:
             with transaction.atomic():
                 _page(job, rules, page.key, page.objects, gw, count_seen=False)
                 job.pages += 1
                 job.save(update_fields=["counts", "pages", "updated_at"])
     return pages.pages, pages.waited
-
-
-def _concurrency() -> int:
-    return max(1, settings.STRIPE_IMPORT_CONCURRENCY)
 
 
 def _lister(gw: Gateway, account: str, phase: Phase):
@@ -205,7 +201,7 @@ def _run_import(job: StripeImport, *, gw: Gateway | None, run) -> dict:
         listings = [(kind, _lister(gw, account, PHASES[kind]),
                      _saved_chains(job, upper) if kind == job.phase else [Chain(lt=upper)])
                     for kind in IMPORT_PHASES[IMPORT_PHASES.index(job.phase):-1]]
-        with Listing(listings, concurrency=_concurrency()) as pages:
+        with Listing(listings, concurrency=settings.STRIPE_IMPORT_CONCURRENCY) as pages:
             for page in pages:
                 with transaction.atomic():
                     _page(job, rules, page.key, page.objects, gw)

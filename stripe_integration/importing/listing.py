@@ -105,7 +105,6 @@ Fetch = Callable[[Chain], tuple[list[dict], bool]]
 class ListedPage:
     key: str
     objects: list[dict]
-    has_more: bool
     resume: list[dict] | None  # the phase's chains once this page is written; None: phase done
 
 
@@ -141,21 +140,21 @@ class _Phase:
         if not start:
             raise ValueError(f"{key}: a listing needs at least one chain")
         self.waiting: deque[tuple[int, Chain]] = deque(enumerate(start))
-        self.done: deque[tuple[int, Chain | None, list[dict], bool, list]] = deque()
+        self.done: deque[tuple[int, Chain | None, list[dict], list]] = deque()
         self.in_flight = 0
         self.active = len(start)
         self.saved: dict[int, Chain] = {cid: Chain(c.gte, c.lt, c.after) for cid, c in enumerate(start)}
         self.next_id = len(start)
 
     def hand_over(self) -> ListedPage:
-        cid, after, objects, has_more, children = self.done.popleft()
+        cid, after, objects, children = self.done.popleft()
         if after is None:
             self.saved.pop(cid, None)
         else:
             self.saved[cid] = after
         self.saved.update(children)
         resume = [c.to_json() for _, c in sorted(self.saved.items())] if self.saved else None
-        return ListedPage(self.key, objects, has_more, resume)
+        return ListedPage(self.key, objects, resume)
 
 
 class Listing:
@@ -235,7 +234,7 @@ class Listing:
                     phase.waiting.extend(children)
                 else:
                     phase.active -= 1
-                phase.done.append((cid, after, objects, has_more, children))
+                phase.done.append((cid, after, objects, children))
             self.most_chains = max(self.most_chains, active())
 
         while True:
