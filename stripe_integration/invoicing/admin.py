@@ -104,10 +104,9 @@ def confirm_page(modeladmin, request, invoices, action, *, form_action, hidden, 
     happen to each invoice; its form posts the same action again with `confirmed=yes`."""
     from stripe_integration.invoicing.actions import ACTION_LABELS, invoice_actions
     from stripe_integration.invoicing.confirm import action_consequences
-    from stripe_integration.models import IntegrationSettings
+    from stripe_integration.runs.disable import integrations_disabled
 
-    disabled = set(IntegrationSettings.objects.filter(business_id__in={i.business_id for i in invoices}, disabled=True)
-                   .values_list("business_id", flat=True))
+    disabled = integrations_disabled(i.business_id for i in invoices)
     items, skipped = [], []
     for invoice in invoices:
         if invoice.business_id in disabled:

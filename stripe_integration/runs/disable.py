@@ -9,6 +9,7 @@ every job checks it through `track_run` (`run.disabled`) before calling Stripe.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from datetime import timedelta
 
 from django.conf import settings
@@ -57,19 +58,19 @@ def integration_enabled_only(items, *, business_id_of) -> tuple[list, dict[int, 
     whose integration is disabled or paused). One query. Raises IntegrationDisabled when
     items were given and none is left: the action would do nothing, as for one business."""
     items = list(items)
-    ids = {business_id_of(item) for item in items}
-    disabled = set(IntegrationSettings.objects.filter(business_id__in=ids, disabled=True)
-                   .values_list("business_id", flat=True))
+    disabled = integrations_disabled(business_id_of(item) for item in items)
     if not disabled:
         return items, {}
     kept = [item for item in items if business_id_of(item) not in disabled]
     if not kept:
         raise IntegrationDisabled()
-    skipped: dict[int, int] = {}
-    for item in items:
-        if business_id_of(item) in disabled:
-            skipped[business_id_of(item)] = skipped.get(business_id_of(item), 0) + 1
-    return kept, skipped
+    return kept, dict(Counter(b for b in map(business_id_of, items) if b in disabled))
+
+
+def integrations_disabled(business_ids) -> set[int]:
+    """The ids among `business_ids` whose integration is disabled or paused (one query)."""
+    return set(IntegrationSettings.objects.filter(business_id__in=set(business_ids), disabled=True)
+               .values_list("business_id", flat=True))
 
 
 def integration_skipped_messages(skipped: dict[int, int], what: str) -> list[str]:
