@@ -183,12 +183,11 @@ def _free_code(page: Page, wanted: str) -> str:
     return f"{code[:30]}-{page.job.pk}-{Service.objects.filter(business=page.business).count()}"[:50]
 
 
-def _one_time_amount(price: dict) -> int | None:
-    """The unit amount of an active one-time price with a fixed amount; None for any
-    other price (recurring, tiered or custom, archived)."""
-    if price.get("type") == "recurring" or price.get("recurring") or price.get("unit_amount") is None:
-        return None
-    return int(price["unit_amount"]) if price.get("active", True) else None
+def _fixed_one_time(price: dict) -> bool:
+    """Whether `price` is active, one-time and of a fixed amount (not recurring, tiered or
+    custom, or archived)."""
+    return (price.get("type") != "recurring" and not price.get("recurring") and price.get("unit_amount") is not None
+            and bool(price.get("active", True)))
 
 
 def _service_price_take(page: Page, service_id: int, price: dict) -> None:
@@ -240,7 +239,7 @@ def import_product(page: Page, product: dict) -> None:
     elif row.stripe_product_id != product["id"]:
         reason += f" (the service is synced to {row.stripe_product_id}: this product and its prices are left untouched)"
     ref = ""
-    if row.stripe_product_id == product["id"] and default_price.get("id") and _one_time_amount(default_price) is not None:
+    if row.stripe_product_id == product["id"] and default_price.get("id") and _fixed_one_time(default_price):
         currency = normalize_currency(default_price["currency"]).upper()
         if not PriceLink.objects.filter(connection=page.connection, service=service, currency=currency).exists():
             _service_price_take(page, service.pk, default_price)
