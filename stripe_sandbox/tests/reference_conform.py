@@ -5,55 +5,17 @@ over an object's keys that looks every field up in the table); `expand` is
 core.expand as it was before it copied only what it changes (a deep copy of the whole
 answer, then expansion in place). test_conform_reference.py compares them with the
 sandbox's, byte for byte after json.dumps, over Stripe's example objects and over what
-the sandbox stores and answers.
+the sandbox stores and answers. The schema table's lookups (`schema_for`, `_props`),
+which the faster shaping did not change, are spec_shapes' own.
 """
 
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 
 from stripe_sandbox.errors import invalid_request
 from stripe_sandbox.schema import expandable_fields, resource_url
-from stripe_sandbox.spec_shapes import INCLUDABLE, KEPT_OUTSIDE_SPEC, schemas
-
-
-@lru_cache(maxsize=1)
-def _by_object() -> dict[str, str]:
-    """`object` value -> component schema (the resource's own schema wins over
-    nested look-alikes; deleted_* stubs are picked by `schema_for`)."""
-    out: dict[str, str] = {}
-    for name, entry in schemas().items():
-        obj = entry.get("o")
-        if obj and obj != "list" and not name.startswith("deleted_"):
-            out.setdefault(obj, name)
-    for name, entry in schemas().items():
-        if entry.get("o") == name:
-            out[name] = name
-    return out
-
-
-def schema_for(obj: dict) -> str | None:
-    """The component schema of a top-level object (by its `object` value)."""
-    kind = obj.get("object")
-    if not isinstance(kind, str):
-        return None
-    if obj.get("deleted") and f"deleted_{kind}" in schemas():
-        return f"deleted_{kind}"
-    return _by_object().get(kind)
-
-
-def _parse(spec) -> tuple[str, str, tuple[str, ...]]:
-    if isinstance(spec, str):
-        flags, refs = spec, ()
-    else:
-        flags, refs = spec[0], tuple(spec[1:])
-    return flags[:-1], flags[-1], refs
-
-
-@lru_cache(maxsize=None)
-def _props(name: str) -> dict[str, tuple[str, str, tuple[str, ...]]]:
-    return {k: _parse(v) for k, v in schemas()[name]["p"].items()}
+from stripe_sandbox.spec_shapes import INCLUDABLE, KEPT_OUTSIDE_SPEC, _props, schema_for, schemas
 
 
 def _pick(refs: tuple[str, ...], value: dict) -> str:
